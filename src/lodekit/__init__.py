@@ -1,0 +1,16 @@
+"""lodekit: long-distance equivariant (LODE) features for atomistic machine learning."""
+
+from .errors import InputError, LodekitError
+from .expansion import Expansion, LodeSphericalExpansion
+from .systems import System
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Expansion",
+    "InputError",
+    "LodeSphericalExpansion",
+    "LodekitError",
+    "System",
+    "__version__",
+]

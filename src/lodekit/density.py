@@ -1,0 +1,102 @@
+"""What is expanded: the Gaussian (SOAP) density and the smeared power law (LODE).
+
+math.md §3. For one atom of species a, exponent p and smearing sigma (Å):
+
+* p = 0: g_0(r) = (pi sigma^2)^(-3/4) exp(-r^2 / (2 sigma^2)), the L2-normalised Gaussian;
+* p >= 1: g_p(r) = gamma(p/2, r^2/(2 sigma^2)) / (Gamma(p/2) r^p), which behaves as 1/r^p far
+  away (p = 1 is the potential of a unit Gaussian charge, without 1/(4 pi eps0)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erfc, exp1, gamma, gammainc, hyp2f1
+
+__all__ = [
+    "SUPPORTED_EXPONENTS",
+    "fourier_transform",
+    "fourier_transform_at_zero",
+    "real_space",
+]
+
+#: Exponents with a closed-form Fourier transform.
+SUPPORTED_EXPONENTS = (0, 1, 2, 3, 4, 5, 6)
+
+
+def real_space(r: np.ndarray, smearing: float, exponent: int) -> np.ndarray:
+    """g_p(r), shape of ``r`` (r in Å, r >= 0)."""
+    r = np.asarray(r, dtype=np.float64)
+    s2 = smearing * smearing
+    if exponent == 0:
+        return (np.pi * s2) ** -0.75 * np.exp(-0.5 * r * r / s2)
+    a = 0.5 * exponent
+    x = 0.5 * r * r / s2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = gammainc(a, x) / r**exponent
+    # r -> 0: gamma(a, x) ~ x^a / a, so g_p(0) = (2 sigma^2)^(-p/2) / (a Gamma(a))
+    small = x < 1e-8
+    out[small] = (2 * s2) ** (-a) / (a * gamma(a)) * (1 - a * x[small] / (a + 1))
+    return out
+
+
+def _f(x: np.ndarray, exponent: int) -> np.ndarray:
+    """f_p(x) = x^((p-3)/2) Gamma((3-p)/2, x), analytically continued (math.md §3)."""
+    sx = np.sqrt(x)
+    if exponent == 1:
+        return np.exp(-x) / x
+    if exponent == 2:
+        return np.sqrt(np.pi / x) * erfc(sx)
+    if exponent == 3:
+        return exp1(x)
+    if exponent == 4:
+        return 2.0 * (np.exp(-x) - np.sqrt(np.pi * x) * erfc(sx))
+    if exponent == 5:
+        return np.exp(-x) - x * exp1(x)
+    if exponent == 6:
+        return ((2.0 - 4.0 * x) * np.exp(-x) + 4.0 * np.sqrt(np.pi) * x**1.5 * erfc(sx)) / 3.0
+    raise ValueError(f"no closed form for exponent {exponent}")
+
+
+def fourier_transform(k: np.ndarray, smearing: float, exponent: int) -> np.ndarray:
+    """ĝ_p(k) for k > 0 (1/Å^-1 norms), shape of ``k``; units Å^(3-p)."""
+    k = np.asarray(k, dtype=np.float64)
+    s2 = smearing * smearing
+    x = 0.5 * k * k * s2
+    if exponent == 0:
+        return (4.0 * np.pi * s2) ** 0.75 * np.exp(-x)
+    prefactor = np.pi**1.5 * (2.0 * s2) ** (0.5 * (3 - exponent)) / gamma(0.5 * exponent)
+    return prefactor * _f(x, exponent)
+
+
+def fourier_transform_at_zero(smearing: float, exponent: int) -> float:
+    """ĝ_p(0): finite for p = 0 and p > 3, infinite (dropped background) for 1 <= p <= 3."""
+    s2 = smearing * smearing
+    if exponent == 0:
+        return (4.0 * np.pi * s2) ** 0.75
+    if exponent <= 3:
+        return np.inf
+    return -(np.pi**1.5) * (2 * s2) ** (0.5 * (3 - exponent)) / (
+        gamma(0.5 * exponent) * 0.5 * (3 - exponent)
+    )
+
+
+def gto_moment(n: np.ndarray, width: np.ndarray, smearing: float, exponent: int) -> np.ndarray:
+    """∫_0^∞ r^(2+n) exp(-r^2/(2 s^2)) g_p(r) dr for unnormalised GTO primitives.
+
+    Closed form: writing gamma(a, x) = x^a ∫_0^1 t^(a-1) e^(-x t) dt (a = p/2) and
+    integrating over r first leaves ∫_0^1 t^(a-1) (1 + c t)^(-b) dt = 2F1(b, a; a+1; -c) / a with
+    b = (n+3)/2 and c = s^2/sigma^2; a Pfaff transformation moves the argument to
+    c/(1+c) in [0, 1), where the series is well behaved.
+    """
+    n = np.asarray(n, dtype=np.float64)
+    s2 = np.asarray(width, dtype=np.float64) ** 2
+    sig2 = smearing * smearing
+    b = 0.5 * (n + 3)
+    if exponent == 0:
+        alpha = 0.5 / s2 + 0.5 / sig2
+        return (np.pi * sig2) ** -0.75 * gamma(b) / (2 * alpha**b)
+    a = 0.5 * exponent
+    c = s2 / sig2
+    radial = 0.5 * gamma(b) * (2 * s2) ** b  # ∫ r^(2+n) exp(-r^2/(2 s^2)) dr
+    t_integral = (1 + c) ** (-b) * hyp2f1(b, 1.0, a + 1, c / (1 + c)) / a
+    return (2 * sig2) ** (-a) / gamma(a) * radial * t_integral

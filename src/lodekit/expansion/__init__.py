@@ -1,0 +1,6 @@
+"""Spherical expansions: the result container and the public calculators."""
+
+from .lode import LodeSphericalExpansion
+from .result import Expansion
+
+__all__ = ["Expansion", "LodeSphericalExpansion"]

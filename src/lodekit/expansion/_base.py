@@ -1,0 +1,140 @@
+"""Shared machinery of the public calculators: hyperparameter JSON and atom selection."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..errors import InputError, describe
+from ..systems import System, as_systems
+from .result import Expansion
+
+__all__ = ["CalculatorBase"]
+
+
+class CalculatorBase:
+    """Keyword-only hyperparameters, stored as plain attributes, with JSON round-trip.
+
+    Subclasses define ``_hyper_names`` and a ``_compute_system(system, centres)`` method
+    returning a list (per l) of arrays (n_centres, n_species, 2l+1, n_radial).
+    """
+
+    _hyper_names: tuple[str, ...] = ()
+    name = "calculator"
+
+    def get_hypers(self) -> dict:
+        """Hyperparameters as a JSON-serialisable dict (featomic 0.6 names)."""
+        return {key: getattr(self, key) for key in self._hyper_names}
+
+    def to_json(self) -> str:
+        return json.dumps({"calculator": self.name, **self.get_hypers()})
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Rebuild a calculator from :meth:`to_json` output."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"`text` is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"`text` holds {describe(data)}; expected a JSON object")
+        data = dict(data)
+        name = data.pop("calculator", cls.name)
+        if name != cls.name:
+            raise InputError(f"`text` describes calculator {name!r}, not {cls.name!r}")
+        unknown = sorted(set(data) - set(cls._hyper_names))
+        if unknown:
+            raise InputError(
+                f"`text` has unknown hyperparameter(s) {unknown}; expected {list(cls._hyper_names)}"
+            )
+        return cls(**data)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_hypers().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.get_hypers() == other.get_hypers()
+
+    __hash__ = None  # mutable-free but compared by value; not meant as dict keys
+
+    # ------------------------------------------------------------------------------------
+    def _check_system(self, system: System, index: int) -> None:
+        """Hook for calculator-specific structure requirements."""
+
+    def compute(self, structures, selected_atoms=None) -> Expansion:
+        """Expand the environments of the selected atoms.
+
+        Parameters
+        ----------
+        structures : ase.Atoms, lodekit.System, or a list of them
+        selected_atoms : None, array of int, or list of (array of int or None)
+            Centres to compute. For one structure an index array is accepted; for several,
+            one entry per structure (None for all atoms). Default: every atom.
+
+        Returns
+        -------
+        Expansion
+            Rows in order of system, then of the given atom indices.
+        """
+        systems = as_systems(structures)
+        selection = _normalise_selection(selected_atoms, systems)
+        for i, system in enumerate(systems):
+            self._check_system(system, i)
+        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        parts, samples = [], []
+        for index, (system, centres) in enumerate(zip(systems, selection)):
+            parts.append(self._compute_system(system, centres, neighbor_types))
+            samples.append(
+                np.column_stack(
+                    [np.full(len(centres), index), centres, system.numbers[centres]]
+                ).astype(np.int64)
+            )
+        values = [np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))]  # noqa: E741
+        return Expansion(
+            values=values,
+            samples=np.concatenate(samples).reshape(-1, 3),
+            neighbor_types=neighbor_types,
+            hypers=json.loads(self.to_json()),
+        )
+
+
+def _normalise_selection(selected_atoms, systems: list[System]) -> list[np.ndarray]:
+    if selected_atoms is None:
+        return [np.arange(len(s)) for s in systems]
+    if len(systems) == 1 and _is_index_array(selected_atoms):
+        selected_atoms = [selected_atoms]
+    if not isinstance(selected_atoms, (list, tuple)) or len(selected_atoms) != len(systems):
+        raise InputError(
+            f"`selected_atoms` is {describe(selected_atoms)}; expected None or one index array "
+            f"(or None) per structure ({len(systems)} structure(s))"
+        )
+    out = []
+    for i, (entry, system) in enumerate(zip(selected_atoms, systems)):
+        if entry is None:
+            out.append(np.arange(len(system)))
+            continue
+        idx = np.asarray(entry)
+        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+            raise InputError(
+                f"`selected_atoms[{i}]` is {describe(entry)}; expected a 1-d array of atom indices"
+            )
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(system)):
+            raise InputError(
+                f"`selected_atoms[{i}]` contains {int(idx.min() if idx.min() < 0 else idx.max())}"
+                f", outside 0..{len(system) - 1} (structure {i} has {len(system)} atoms)"
+            )
+        if len(np.unique(idx)) != len(idx):
+            raise InputError(f"`selected_atoms[{i}]` contains repeated atom indices")
+        out.append(idx)
+    return out
+
+
+def _is_index_array(obj) -> bool:
+    if isinstance(obj, np.ndarray):
+        return obj.ndim == 1
+    return isinstance(obj, (list, tuple)) and all(
+        isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in obj
+    )

@@ -1,0 +1,103 @@
+"""The result of a spherical expansion: dense per-l arrays plus sample metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Expansion"]
+
+SAMPLE_NAMES = ("system", "atom", "center_type")
+
+
+@dataclass(frozen=True, eq=False)
+class Expansion:
+    """Spherical-expansion coefficients of a set of atomic environments.
+
+    Attributes
+    ----------
+    values : list of ndarray
+        ``values[l]`` has shape (n_centres, n_neighbour_species, 2l + 1, n_radial), float64;
+        m runs from -l to l, the radial index n from 0 to max_radial.
+    samples : ndarray of int64, shape (n_centres, 3)
+        One row per centre: (system index, atom index within the system, centre atomic number).
+    neighbor_types : ndarray of int64, shape (n_neighbour_species,)
+        Atomic numbers of the neighbour-species channels, sorted.
+    hypers : dict
+        The calculator's hyperparameters (JSON-serialisable), with ``"calculator"`` naming it.
+    """
+
+    values: list
+    samples: np.ndarray
+    neighbor_types: np.ndarray
+    hypers: dict = field(default_factory=dict)
+
+    sample_names = SAMPLE_NAMES
+
+    @property
+    def max_angular(self) -> int:
+        return len(self.values) - 1
+
+    @property
+    def n_radial(self) -> int:
+        return self.values[0].shape[-1]
+
+    @property
+    def center_types(self) -> np.ndarray:
+        """Atomic numbers of the centres present, sorted."""
+        return np.unique(self.samples[:, 2])
+
+    def __len__(self) -> int:
+        return self.samples.shape[0]
+
+    def block(self, o3_lambda: int) -> np.ndarray:
+        """Coefficients of angular channel ``o3_lambda``, shape (n_centres, n_species, 2l+1, n)."""
+        if not 0 <= o3_lambda <= self.max_angular:
+            raise InputError(
+                f"`o3_lambda` is {o3_lambda} but must be between 0 and {self.max_angular}"
+            )
+        return self.values[o3_lambda]
+
+    def __repr__(self) -> str:
+        return (
+            f"Expansion({self.hypers.get('calculator', '?')}, {len(self)} centres, "
+            f"neighbor_types={self.neighbor_types.tolist()}, max_angular={self.max_angular}, "
+            f"n_radial={self.n_radial})"
+        )
+
+    def to_tensormap(self):
+        """The same numbers as a metatensor ``TensorMap`` in featomic's layout.
+
+        Keys (o3_lambda, o3_sigma, center_type, neighbor_type), sorted by centre type, then
+        neighbour type, then lambda; samples (system, atom); components o3_mu; properties n.
+        Requires ``metatensor-core`` (``pip install lodekit[metatensor]``).
+        """
+        try:
+            from metatensor import Labels, TensorBlock, TensorMap
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "to_tensormap() needs metatensor-core: pip install 'lodekit[metatensor]'"
+            ) from err
+
+        keys, blocks = [], []
+        properties = Labels(["n"], np.arange(self.n_radial, dtype=np.int32).reshape(-1, 1))
+        for center in self.center_types:
+            rows = np.flatnonzero(self.samples[:, 2] == center)
+            samples = Labels(["system", "atom"], self.samples[rows, :2].astype(np.int32))
+            for a, neighbor in enumerate(self.neighbor_types):
+                for l, values in enumerate(self.values):  # noqa: E741
+                    mu = np.arange(-l, l + 1, dtype=np.int32).reshape(-1, 1)
+                    blocks.append(
+                        TensorBlock(
+                            values=np.ascontiguousarray(values[rows, a]),
+                            samples=samples,
+                            components=[Labels(["o3_mu"], mu)],
+                            properties=properties,
+                        )
+                    )
+                    keys.append((l, 1, int(center), int(neighbor)))
+        names = ["o3_lambda", "o3_sigma", "center_type", "neighbor_type"]
+        return TensorMap(Labels(names, np.array(keys, dtype=np.int32)), blocks)

@@ -1,0 +1,251 @@
+"""Atomic structures: the one place where user-given geometry is validated.
+
+A :class:`System` is an immutable, validated copy of one structure: positions (Å), atomic
+numbers, cell (rows are lattice vectors, Å) and periodic boundary conditions. Everything
+downstream may trust it: finite float64 positions, known elements, a non-singular cell
+when periodic, no two atoms on top of each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from ase.data import atomic_numbers as _SYMBOL_TO_Z
+from scipy.spatial import cKDTree
+
+from .errors import InputError, describe
+
+__all__ = ["System", "as_systems"]
+
+#: Two atoms closer than this (Å, periodic images included) are "on top of each other".
+MIN_DISTANCE = 1e-4
+
+_MAX_Z = 118
+
+
+def _as_numbers(types, n_atoms: int, name: str) -> np.ndarray:
+    values = list(types) if not isinstance(types, np.ndarray) else types.tolist()
+    if len(values) != n_atoms:
+        raise InputError(
+            f"`{name}` has {len(values)} entries but there are {n_atoms} positions; "
+            "give one element per atom"
+        )
+    numbers = np.empty(n_atoms, dtype=np.int64)
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            if value not in _SYMBOL_TO_Z or _SYMBOL_TO_Z[value] == 0:
+                raise InputError(f"`{name}[{i}]` is {value!r}, which is not a known element symbol")
+            numbers[i] = _SYMBOL_TO_Z[value]
+        else:
+            try:
+                z = int(value)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"`{name}[{i}]` is {describe(value)}; expected an element symbol or "
+                    "an atomic number"
+                ) from None
+            if z != value or not 1 <= z <= _MAX_Z:
+                raise InputError(
+                    f"`{name}[{i}]` is {describe(value)}, which is not a known element: "
+                    f"atomic numbers must be integers in 1..{_MAX_Z}"
+                )
+            numbers[i] = z
+    return numbers
+
+
+def _as_pbc(pbc) -> bool:
+    flags = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+    if flags.all():
+        return True
+    if not flags.any():
+        return False
+    raise InputError(
+        f"`pbc` is {flags.tolist()}: periodicity along some axes only (slabs, wires) is not "
+        "supported yet; use pbc=True (all axes) or pbc=False (isolated molecule)"
+    )
+
+
+def _as_cell(cell, periodic: bool) -> np.ndarray:
+    if cell is None:
+        cell = np.zeros((3, 3))
+    try:
+        matrix = np.array(cell, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"`cell` is {describe(cell)}; expected a 3x3 array of floats") from None
+    if matrix.shape == (3,):
+        matrix = np.diag(matrix)
+    if matrix.shape != (3, 3):
+        raise InputError(
+            f"`cell` has shape {matrix.shape}; expected (3, 3) with lattice vectors as rows"
+        )
+    if not np.all(np.isfinite(matrix)):
+        raise InputError(f"`cell` contains NaN or infinite values: {matrix.tolist()}")
+    if periodic:
+        lengths = np.linalg.norm(matrix, axis=1)
+        volume = abs(np.linalg.det(matrix))
+        if lengths.min() == 0.0 or volume <= 1e-10 * np.prod(lengths):
+            raise InputError(
+                f"`cell` {matrix.tolist()} is singular (volume {volume:.3g} Å^3): a periodic "
+                "structure needs three linearly independent lattice vectors"
+            )
+    return matrix
+
+
+@dataclass(frozen=True, eq=False)
+class System:
+    """One validated atomic structure.
+
+    Parameters
+    ----------
+    positions : array_like, shape (n_atoms, 3)
+        Cartesian positions in Å. Periodic positions may lie outside the cell.
+    types : sequence, length n_atoms
+        Element symbols or atomic numbers.
+    cell : array_like, shape (3, 3), optional
+        Lattice vectors as rows, Å. Ignored (and may be zero) when ``pbc`` is False.
+    pbc : bool or sequence of 3 bool
+        Periodicity; all axes or none.
+
+    Attributes
+    ----------
+    positions : ndarray, shape (n_atoms, 3)
+        Float64 copy; for periodic systems wrapped into the cell (fractional coordinates in
+        [0, 1)), which leaves every lattice sum unchanged.
+    numbers : ndarray of int64, shape (n_atoms,)
+    cell : ndarray, shape (3, 3)
+    periodic : bool
+    """
+
+    positions: np.ndarray
+    numbers: np.ndarray
+    cell: np.ndarray
+    periodic: bool
+
+    def __init__(self, positions, types, cell=None, pbc=False):
+        try:
+            pos = np.array(positions, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"`positions` is {describe(positions)}; expected an (n_atoms, 3) array of floats"
+            ) from None
+        if pos.ndim != 2 or pos.shape[1] != 3:
+            raise InputError(f"`positions` has shape {pos.shape}; expected (n_atoms, 3)")
+        if pos.shape[0] == 0:
+            raise InputError("`positions` is empty; a structure needs at least one atom")
+        bad = ~np.isfinite(pos).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"`positions[{i}]` is {pos[i].tolist()}: positions must be finite "
+                f"({int(bad.sum())} atom(s) with NaN or infinite coordinates)"
+            )
+        numbers = _as_numbers(types, pos.shape[0], "types")
+        periodic = _as_pbc(pbc)
+        matrix = _as_cell(cell, periodic)
+        if periodic:
+            frac = np.linalg.solve(matrix.T, pos.T).T
+            frac -= np.floor(frac)
+            frac[frac >= 1.0] = 0.0  # floor of -tiny gives exactly 1.0
+            pos = frac @ matrix
+        else:
+            matrix = np.zeros((3, 3)) if cell is None else matrix
+        for array in (pos, numbers, matrix):
+            array.setflags(write=False)
+        object.__setattr__(self, "positions", pos)
+        object.__setattr__(self, "numbers", numbers)
+        object.__setattr__(self, "cell", matrix)
+        object.__setattr__(self, "periodic", periodic)
+        self._check_overlaps()
+
+    @classmethod
+    def from_ase(cls, atoms) -> System:
+        """Validated copy of an :class:`ase.Atoms` (the caller's object is not touched)."""
+        return cls(
+            positions=atoms.get_positions(),
+            types=atoms.get_atomic_numbers(),
+            cell=atoms.cell.array,
+            pbc=atoms.pbc,
+        )
+
+    def __len__(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def volume(self) -> float:
+        """Cell volume in Å^3 (periodic systems only)."""
+        return float(abs(np.linalg.det(self.cell)))
+
+    def _check_overlaps(self) -> None:
+        pos = self.positions
+        if len(pos) < 2 and not self.periodic:
+            return
+        if self.periodic:
+            # A periodic image can only coincide with an atom near a face of the cell: add
+            # shifted copies of the atoms within MIN_DISTANCE of a face, then search pairs.
+            inv = np.linalg.inv(self.cell)
+            frac = pos @ inv
+            heights = 1.0 / np.linalg.norm(inv, axis=0)
+            tol = MIN_DISTANCE / heights
+            near = frac < tol
+            shifts = [np.zeros(3, dtype=int)]
+            for ax in range(3):
+                shifts += [s + np.eye(3, dtype=int)[ax] for s in shifts]
+            images, owners = [pos], [np.arange(len(pos))]
+            for shift in shifts[1:]:
+                mask = np.all(near | (shift == 0), axis=1)
+                if mask.any():
+                    images.append(pos[mask] + shift @ self.cell)
+                    owners.append(np.flatnonzero(mask))
+            all_pos, all_owner = np.concatenate(images), np.concatenate(owners)
+            if heights.min() < MIN_DISTANCE:
+                raise InputError(f"`cell` {self.cell.tolist()} is too thin")
+        else:
+            all_pos, all_owner = pos, np.arange(len(pos))
+        pairs = cKDTree(all_pos).query_pairs(MIN_DISTANCE, output_type="ndarray")
+        if len(pairs):
+            i, j = sorted((int(all_owner[pairs[0, 0]]), int(all_owner[pairs[0, 1]])))
+            where = "a periodic image of itself" if i == j else f"atom {j}"
+            raise InputError(
+                f"`positions`: atom {i} lies on top of {where} (closer than {MIN_DISTANCE} Å); "
+                "atoms must be at distinct positions"
+            )
+
+
+def as_systems(structures, name: str = "structures") -> list[System]:
+    """Normalise one structure or a sequence of them to a list of :class:`System`.
+
+    Accepts :class:`System`, :class:`ase.Atoms`, or a sequence of either.
+    """
+    if isinstance(structures, System) or _is_ase(structures):
+        structures = [structures]
+    if not isinstance(structures, Sequence) or isinstance(structures, (str, bytes)):
+        raise InputError(
+            f"`{name}` is {describe(structures)}; expected an ase.Atoms, a lodekit.System, "
+            "or a list of them"
+        )
+    if len(structures) == 0:
+        raise InputError(f"`{name}` is empty; give at least one structure")
+    out = []
+    for i, item in enumerate(structures):
+        if isinstance(item, System):
+            out.append(item)
+        elif _is_ase(item):
+            try:
+                out.append(System.from_ase(item))
+            except InputError as err:
+                raise InputError(f"`{name}[{i}]`: {err}") from None
+        else:
+            raise InputError(
+                f"`{name}[{i}]` is {describe(item)}; expected an ase.Atoms or a lodekit.System"
+            )
+    return out
+
+
+def _is_ase(obj) -> bool:
+    try:
+        from ase import Atoms
+    except ImportError:  # pragma: no cover - ase is a core dependency
+        return False
+    return isinstance(obj, Atoms)
