@@ -1,7 +1,7 @@
 """lodekit: long-distance equivariant (LODE) features for atomistic machine learning."""
 
 from .errors import InputError, LodekitError
-from .expansion import Expansion, LodeSphericalExpansion
+from .expansion import Expansion, LodeSphericalExpansion, SphericalExpansion
 from .systems import System
 
 __version__ = "0.1.0.dev0"
@@ -11,6 +11,7 @@ __all__ = [
     "InputError",
     "LodeSphericalExpansion",
     "LodekitError",
+    "SphericalExpansion",
     "System",
     "__version__",
 ]

@@ -87,7 +87,7 @@ def gaussian_radial_integral(
     )
     # exp(-d^2/2 sigma^2) 1F1(a; b; z) = exp(z - d^2/2sigma^2) 1F1(b - a; b; -z) (Kummer): the
     # two exponentials would over/underflow separately for sharp Gaussians.
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         log_beta_l = np.where(l == 0, 0.0, l * np.log(beta))
     expo = log_pref + log_beta_l + z - 0.5 * d * d / sig2
     values = np.exp(expo) * hyp1f1(b - a, b, -z)

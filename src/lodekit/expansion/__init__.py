@@ -2,5 +2,6 @@
 
 from .lode import LodeSphericalExpansion
 from .result import Expansion
+from .soap import SphericalExpansion
 
-__all__ = ["Expansion", "LodeSphericalExpansion"]
+__all__ = ["Expansion", "LodeSphericalExpansion", "SphericalExpansion"]

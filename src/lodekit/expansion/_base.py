@@ -16,8 +16,10 @@ __all__ = ["CalculatorBase"]
 class CalculatorBase:
     """Keyword-only hyperparameters, stored as plain attributes, with JSON round-trip.
 
-    Subclasses define ``_hyper_names`` and a ``_compute_system(system, centres)`` method
-    returning a list (per l) of arrays (n_centres, n_species, 2l+1, n_radial).
+    Subclasses define ``_hyper_names`` and a ``_compute_system(system, centres, types)``
+    method returning a list (per l) of arrays (n_centres, n_species, 2l+1, n_radial) and a
+    boolean (n_centres, n_species) mask of the channels that received a contribution, or
+    None when all did.
     """
 
     _hyper_names: tuple[str, ...] = ()
@@ -83,9 +85,11 @@ class CalculatorBase:
         for i, system in enumerate(systems):
             self._check_system(system, i)
         neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
-        parts, samples = [], []
+        parts, masks, samples = [], [], []
         for index, (system, centres) in enumerate(zip(systems, selection)):
-            parts.append(self._compute_system(system, centres, neighbor_types))
+            values, mask = self._compute_system(system, centres, neighbor_types)
+            parts.append(values)
+            masks.append(mask)
             samples.append(
                 np.column_stack(
                     [np.full(len(centres), index), centres, system.numbers[centres]]
@@ -97,6 +101,7 @@ class CalculatorBase:
             samples=np.concatenate(samples).reshape(-1, 3),
             neighbor_types=neighbor_types,
             hypers=json.loads(self.to_json()),
+            has_neighbors=None if masks[0] is None else np.concatenate(masks),
         )
 
 

@@ -8,9 +8,17 @@ A_a = sum cos(k·r_j), B_a = sum sin(k·r_j), the centre's factor S^a_i = exp(i 
 
     Re S^a_i = cos_i A_a + sin_i B_a,      Im S^a_i = sin_i A_a - cos_i B_a,
 
-and Re[i^l S] is (Re S, -Im S, -Re S, Im S) for l mod 4 = (0, 1, 2, 3). The sum over k is then
-two dense matrix products, (centres x species, k) @ (k, lm x n), one for even and one for odd
-l, done over chunks of k-vectors so that memory stays bounded whatever the cell size.
+and Re[i^l S] is (Re S, -Im S, -Re S, Im S) for l mod 4 = (0, 1, 2, 3). Moving A and B into the
+k-dependent factor F_k = ĝ I Y (signs included) turns the whole sum into one dense product
+
+    c_even[i, a] = sum_k cos_ik (A_a F_k) + sin_ik (B_a F_k)
+    c_odd[i, a]  = sum_k sin_ik (A_a F_k) - cos_ik (B_a F_k)
+
+i.e. [cos | sin] (centres, 2 k) @ G (2 k, species x lm x n), done over chunks of k-vectors so
+that memory stays bounded whatever the cell size. exp(i k·r_j) is never evaluated with a
+transcendental call per (atom, k): with k = h b1 + k b2 + l b3 it is the product of per-axis
+powers exp(2 pi i h f_1) exp(2 pi i k f_2) exp(2 pi i l f_3) of the fractional coordinates f,
+tabulated once per atom, and for fixed (h, k) the l-values of the sphere are one contiguous run.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ _CHUNK_ELEMENTS = 1 << 21
 
 
 def half_space_kvectors(cell: np.ndarray, k_cutoff: float) -> np.ndarray:
-    """Reciprocal-lattice vectors with 0 < |k| < k_cutoff, one of each ±k pair.
+    """Miller indices of reciprocal-lattice vectors with 0 < |k| < k_cutoff, one of each ±k.
 
     Parameters
     ----------
@@ -40,7 +48,9 @@ def half_space_kvectors(cell: np.ndarray, k_cutoff: float) -> np.ndarray:
 
     Returns
     -------
-    ndarray, shape (n_k, 3), sorted by increasing |k| (1/Å).
+    ndarray of int, shape (n_k, 3)
+        Sorted lexicographically (h, then k, then l): for fixed (h, k) the l-values are one
+        contiguous run. The vectors are ``hkl @ (2 pi inv(cell).T)``.
     """
     recip = 2.0 * np.pi * np.linalg.inv(cell).T
     # |k·a_i| = 2 pi |n_i| <= |k| |a_i| bounds each integer index.
@@ -49,26 +59,49 @@ def half_space_kvectors(cell: np.ndarray, k_cutoff: float) -> np.ndarray:
     k = np.arange(-n_max[1], n_max[1] + 1)
     l = np.arange(-n_max[2], n_max[2] + 1)  # noqa: E741
     hkl = np.stack(np.meshgrid(h, k, l, indexing="ij"), axis=-1).reshape(-1, 3)
-    half = (hkl[:, 0] > 0) | ((hkl[:, 0] == 0) & ((hkl[:, 1] > 0) | ((hkl[:, 1] == 0) & (hkl[:, 2] > 0))))
-    kvec = hkl[half] @ recip
-    norm2 = np.einsum("ij,ij->i", kvec, kvec)
-    keep = norm2 < k_cutoff * k_cutoff
-    kvec, norm2 = kvec[keep], norm2[keep]
-    return kvec[np.argsort(norm2, kind="stable")]
+    h, k, l = hkl.T  # noqa: E741
+    half = (h > 0) | ((h == 0) & ((k > 0) | ((k == 0) & (l > 0))))
+    hkl = hkl[half]
+    kvec = hkl @ recip
+    keep = np.einsum("ij,ij->i", kvec, kvec) < k_cutoff * k_cutoff
+    return hkl[keep]
 
 
 def _radial_factor(
     knorm: np.ndarray, basis: GtoBasis, max_angular: int, smearing: float, exponent: int
 ) -> np.ndarray:
-    """ĝ_p(k) I_nl(k) for sorted norms, evaluated once per distinct norm; (n_k, L+1, n)."""
-    # norms that agree to 1e-14 (the same shell, summed in another order) share one value
-    breaks = np.flatnonzero(np.diff(knorm) > 1e-14 * knorm[1:]) + 1
+    """ĝ_p(k) I_nl(k), evaluated once per distinct norm; shape (n_k, L+1, n)."""
+    order = np.argsort(knorm, kind="stable")
+    sorted_norm = knorm[order]
+    # norms that agree to 1e-14 (one shell, summed in another order) share one evaluation
+    breaks = np.flatnonzero(np.diff(sorted_norm) > 1e-14 * sorted_norm[1:]) + 1
     starts = np.concatenate([[0], breaks])
-    unique = knorm[starts]
+    unique = sorted_norm[starts]
     table = kspace_radial_integral(unique, basis, max_angular)
     table *= fourier_transform(unique, smearing, exponent)[:, None, None]
-    counts = np.diff(np.concatenate([starts, [len(knorm)]]))
-    return np.repeat(table, counts, axis=0)
+    which = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(knorm)]])))
+    out = np.empty((len(knorm),) + table.shape[1:])
+    out[order] = table[which]
+    return out
+
+
+def _phase_factors(frac: np.ndarray, hkl: np.ndarray) -> np.ndarray:
+    """exp(2 pi i hkl·f_j) for every atom j and Miller triplet, shape (n_atoms, n_k)."""
+    lo, hi = hkl.min(axis=0), hkl.max(axis=0)
+    tables = [
+        np.exp(2j * np.pi * np.outer(frac[:, d], np.arange(lo[d], hi[d] + 1))) for d in range(3)
+    ]
+    out = np.empty((frac.shape[0], len(hkl)), dtype=np.complex128)
+    # runs of constant (h, k): hkl is sorted so that each run has consecutive l
+    new_run = np.flatnonzero(np.any(np.diff(hkl[:, :2], axis=0) != 0, axis=1)) + 1
+    starts = np.concatenate([[0], new_run])
+    stops = np.concatenate([new_run, [len(hkl)]])
+    t0, t1, t2 = tables
+    for start, stop in zip(starts.tolist(), stops.tolist()):
+        h, k, l0 = hkl[start] - lo
+        hk = t0[:, h] * t1[:, k]
+        np.multiply(hk[:, None], t2[:, l0 : l0 + stop - start], out=out[:, start:stop])
+    return out
 
 
 def lode_kspace_sum(
@@ -88,10 +121,15 @@ def lode_kspace_sum(
     Parameters
     ----------
     positions : ndarray, shape (n_atoms, 3)
+        Å.
     species_index : ndarray of int, shape (n_atoms,)
         Channel (0..n_species-1) of every atom.
+    n_species : int
     centres : ndarray of int, shape (n_centres,)
     cell : ndarray, shape (3, 3)
+        Lattice vectors as rows (Å).
+    basis, max_angular, smearing, exponent, k_cutoff
+        Hyperparameters (Å, 1/Å).
 
     Returns
     -------
@@ -100,41 +138,50 @@ def lode_kspace_sum(
     n_lm = (max_angular + 1) ** 2
     n_rad = basis.size
     n_centres = len(centres)
-    out = np.zeros((n_centres * n_species, n_lm, n_rad))
-    if n_centres == 0:
-        return out.reshape(n_centres, n_species, n_lm, n_rad)
-    kvec = half_space_kvectors(cell, k_cutoff)
+    n_atoms = len(positions)
+    hkl = half_space_kvectors(cell, k_cutoff)
+    if n_centres == 0 or len(hkl) == 0:
+        return np.zeros((n_centres, n_species, n_lm, n_rad))
+    recip = 2.0 * np.pi * np.linalg.inv(cell).T
+    frac = positions @ np.linalg.inv(cell)
     volume = abs(np.linalg.det(cell))
 
     l_of_lm = np.repeat(np.arange(max_angular + 1), 2 * np.arange(max_angular + 1) + 1)
-    even = np.flatnonzero(l_of_lm % 2 == 0)
-    odd = np.flatnonzero(l_of_lm % 2 == 1)
-    # Re[i^l S]: +Re, -Im, -Re, +Im for l mod 4 = 0..3; the factor 2 is the half space.
+    parity = np.concatenate([np.flatnonzero(l_of_lm % 2 == 0), np.flatnonzero(l_of_lm % 2 == 1)])
+    n_even = int(np.sum(l_of_lm % 2 == 0))
+    # Re[i^l S]: +Re, -Im, -Re, +Im for l mod 4 = 0..3; the factor 2 is for the half space.
     sign = np.array([1.0, -1.0, -1.0, 1.0])[l_of_lm % 4] * (8.0 * np.pi / volume)
+    sign = sign[parity]
+    l_sorted = l_of_lm[parity]
 
-    indicator = np.zeros((n_species, len(positions)))
-    indicator[species_index, np.arange(len(positions))] = 1.0
+    indicator = np.zeros((n_species, n_atoms))
+    indicator[species_index, np.arange(n_atoms)] = 1.0
+    all_centres = n_centres == n_atoms and np.array_equal(centres, np.arange(n_atoms))
 
-    chunk = max(64, _CHUNK_ELEMENTS // (n_centres * n_species))
-    out_even = np.zeros((n_centres * n_species, len(even) * n_rad))
-    out_odd = np.zeros((n_centres * n_species, len(odd) * n_rad))
-    for start in range(0, len(kvec), chunk):
-        k = kvec[start : start + chunk]
-        knorm = np.sqrt(np.einsum("ij,ij->i", k, k))
+    chunk = max(32, _CHUNK_ELEMENTS // max(n_atoms, n_species * n_lm * n_rad))
+    out = np.zeros((n_centres, n_species * n_lm * n_rad))
+    for start in range(0, len(hkl), chunk):
+        block = hkl[start : start + chunk]
+        kvec = block @ recip
+        knorm = np.sqrt(np.einsum("ij,ij->i", kvec, kvec))
         radial = _radial_factor(knorm, basis, max_angular, smearing, exponent)
-        ylm = real_spherical_harmonics(k, max_angular) * sign
-        factor = ylm[:, :, None] * radial[:, l_of_lm, :]  # (k, lm, n)
+        ylm = real_spherical_harmonics(kvec, max_angular)[:, parity] * sign
+        factor = ylm[:, :, None] * radial[:, l_sorted, :]  # (k, lm sorted by parity, n)
 
-        phase = positions @ k.T
-        cos, sin = np.cos(phase), np.sin(phase)
-        a_re, b_im = indicator @ cos, indicator @ sin  # (species, k)
-        cos_c, sin_c = cos[centres][:, None, :], sin[centres][:, None, :]
-        re_s = (cos_c * a_re + sin_c * b_im).reshape(n_centres * n_species, -1)
-        out_even += re_s @ factor[:, even, :].reshape(len(k), -1)
-        if len(odd):
-            im_s = (sin_c * a_re - cos_c * b_im).reshape(n_centres * n_species, -1)
-            out_odd += im_s @ factor[:, odd, :].reshape(len(k), -1)
+        phases = _phase_factors(frac, block)  # (atoms, k)
+        rho = indicator @ phases  # sum_j exp(i k·r_j) = A + i B, (species, k)
+        a_re, b_im = rho.real.T[:, :, None, None], rho.imag.T[:, :, None, None]
+        f_even, f_odd = factor[:, None, :n_even], factor[:, None, n_even:]
+        g = np.empty((len(block), 2, n_species, n_lm, n_rad))
+        g[:, 0, :, :n_even] = a_re * f_even  # multiplies cos
+        g[:, 0, :, n_even:] = -b_im * f_odd
+        g[:, 1, :, :n_even] = b_im * f_even  # multiplies sin
+        g[:, 1, :, n_even:] = a_re * f_odd
+        centre_phases = phases if all_centres else phases[centres]
+        # complex128 viewed as float64 interleaves (cos, sin) along k, matching g's axis 1
+        out += centre_phases.view(np.float64) @ g.reshape(2 * len(block), -1)
 
-    out[:, even, :] = out_even.reshape(-1, len(even), n_rad)
-    out[:, odd, :] = out_odd.reshape(-1, len(odd), n_rad)
-    return out.reshape(n_centres, n_species, n_lm, n_rad)
+    out = out.reshape(n_centres, n_species, n_lm, n_rad)
+    result = np.empty_like(out)
+    result[:, :, parity] = out
+    return result

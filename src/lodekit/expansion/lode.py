@@ -135,7 +135,7 @@ class LodeSphericalExpansion(CalculatorBase):
         coeffs[:, :, 0, :] += k_zero[None, :, :]
         own = species_index[centres]
         coeffs[np.arange(len(centres)), own, 0, :] -= (1.0 - self.center_atom_weight) * center
-        return _split_by_l(coeffs, self.max_angular)
+        return _split_by_l(coeffs, self.max_angular), None
 
 
 def _split_by_l(coeffs: np.ndarray, max_angular: int) -> list[np.ndarray]:

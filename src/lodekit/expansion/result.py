@@ -28,12 +28,18 @@ class Expansion:
         Atomic numbers of the neighbour-species channels, sorted.
     hypers : dict
         The calculator's hyperparameters (JSON-serialisable), with ``"calculator"`` naming it.
+    has_neighbors : ndarray of bool, shape (n_centres, n_neighbour_species), or None
+        For cutoff-based expansions: whether any atom of that species (the centre included,
+        if its weight is not zero) lies within the cutoff. Rows without are zero in
+        ``values`` and, as in featomic, absent from the blocks of :meth:`to_tensormap`.
+        None means every centre sees every species (LODE).
     """
 
     values: list
     samples: np.ndarray
     neighbor_types: np.ndarray
     hypers: dict = field(default_factory=dict)
+    has_neighbors: np.ndarray | None = None
 
     sample_names = SAMPLE_NAMES
 
@@ -85,9 +91,12 @@ class Expansion:
         keys, blocks = [], []
         properties = Labels(["n"], np.arange(self.n_radial, dtype=np.int32).reshape(-1, 1))
         for center in self.center_types:
-            rows = np.flatnonzero(self.samples[:, 2] == center)
-            samples = Labels(["system", "atom"], self.samples[rows, :2].astype(np.int32))
+            centre_rows = np.flatnonzero(self.samples[:, 2] == center)
             for a, neighbor in enumerate(self.neighbor_types):
+                rows = centre_rows
+                if self.has_neighbors is not None:
+                    rows = rows[self.has_neighbors[rows, a]]
+                samples = Labels(["system", "atom"], self.samples[rows, :2].astype(np.int32))
                 for l, values in enumerate(self.values):  # noqa: E741
                     mu = np.arange(-l, l + 1, dtype=np.int32).reshape(-1, 1)
                     blocks.append(

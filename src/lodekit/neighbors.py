@@ -1,0 +1,34 @@
+"""Pairs of atoms within a cutoff, periodic images included (vesin)."""
+
+from __future__ import annotations
+
+import numpy as np
+from vesin import NeighborList
+
+from .systems import System
+
+__all__ = ["neighbor_pairs"]
+
+
+def neighbor_pairs(system: System, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full list of ordered pairs (i, j) with 0 < |r_j + shift - r_i| < cutoff.
+
+    Parameters
+    ----------
+    system : System
+    cutoff : float
+        Å.
+
+    Returns
+    -------
+    i, j : ndarray of int64, shape (n_pairs,)
+    vectors : ndarray, shape (n_pairs, 3)
+        r_j + shift - r_i in Å (the image of j as seen from i). An atom's own periodic
+        images are included; the atom itself is not.
+    """
+    box = system.cell if system.periodic else np.zeros((3, 3))
+    calculator = NeighborList(cutoff=float(cutoff), full_list=True)
+    i, j, vectors = calculator.compute(
+        points=system.positions, box=box, periodic=system.periodic, quantities="ijD"
+    )
+    return i.astype(np.int64), j.astype(np.int64), np.asarray(vectors, dtype=np.float64)
