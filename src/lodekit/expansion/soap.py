@@ -19,8 +19,8 @@ __all__ = ["SphericalExpansion"]
 
 CUTOFF_FUNCTIONS = ("step", "shifted_cosine")
 
-#: Pairs handled at once; bounds the (pairs, lm, n) work array to ~60 MB at lmax 6, n 9.
-_PAIR_CHUNK = 16384
+#: Pairs handled at once: small enough that the (pairs, lm, n) work array stays in cache.
+_PAIR_CHUNK = 1024
 
 
 class SphericalExpansion(CalculatorBase):
