@@ -75,8 +75,10 @@ def fourier_transform_at_zero(smearing: float, exponent: int) -> float:
         return (4.0 * np.pi * s2) ** 0.75
     if exponent <= 3:
         return np.inf
-    return -(np.pi**1.5) * (2 * s2) ** (0.5 * (3 - exponent)) / (
-        gamma(0.5 * exponent) * 0.5 * (3 - exponent)
+    return (
+        -(np.pi**1.5)
+        * (2 * s2) ** (0.5 * (3 - exponent))
+        / (gamma(0.5 * exponent) * 0.5 * (3 - exponent))
     )
 
 

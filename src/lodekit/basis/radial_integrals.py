@@ -25,7 +25,7 @@ __all__ = ["gaussian_radial_integral", "kspace_radial_integral"]
 
 def _orders(basis: GtoBasis, max_angular: int):
     n = np.arange(basis.size, dtype=np.float64)[None, :]
-    l = np.arange(max_angular + 1, dtype=np.float64)[:, None]  # noqa: E741
+    l = np.arange(max_angular + 1, dtype=np.float64)[:, None]
     a = 0.5 * (n + l + 3)
     b = l + 1.5
     return n, l, a, b
@@ -70,7 +70,7 @@ def gaussian_radial_integral(
     ndarray, shape (n_d, max_angular + 1, n_radial), units Å^(3/2) (density L2-normalised)
     """
     d = np.asarray(d, dtype=np.float64)[:, None, None]
-    n, l, a, b = _orders(basis, max_angular)
+    _n, l, a, b = _orders(basis, max_angular)
     sig2 = smearing * smearing
     alpha = 0.5 / sig2 + 0.5 / basis.widths[None, :] ** 2
     beta = d / sig2

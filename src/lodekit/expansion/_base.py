@@ -86,7 +86,7 @@ class CalculatorBase:
             self._check_system(system, i)
         neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
         parts, masks, samples = [], [], []
-        for index, (system, centres) in enumerate(zip(systems, selection)):
+        for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
             values, mask = self._compute_system(system, centres, neighbor_types)
             parts.append(values)
             masks.append(mask)
@@ -95,7 +95,7 @@ class CalculatorBase:
                     [np.full(len(centres), index), centres, system.numbers[centres]]
                 ).astype(np.int64)
             )
-        values = [np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))]  # noqa: E741
+        values = [np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))]
         return Expansion(
             values=values,
             samples=np.concatenate(samples).reshape(-1, 3),
@@ -116,7 +116,7 @@ def _normalise_selection(selected_atoms, systems: list[System]) -> list[np.ndarr
             f"(or None) per structure ({len(systems)} structure(s))"
         )
     out = []
-    for i, (entry, system) in enumerate(zip(selected_atoms, systems)):
+    for i, (entry, system) in enumerate(zip(selected_atoms, systems, strict=True)):
         if entry is None:
             out.append(np.arange(len(system)))
             continue

@@ -57,9 +57,9 @@ def half_space_kvectors(cell: np.ndarray, k_cutoff: float) -> np.ndarray:
     n_max = np.floor(k_cutoff * np.linalg.norm(cell, axis=1) / (2.0 * np.pi)).astype(int)
     h = np.arange(0, n_max[0] + 1)
     k = np.arange(-n_max[1], n_max[1] + 1)
-    l = np.arange(-n_max[2], n_max[2] + 1)  # noqa: E741
+    l = np.arange(-n_max[2], n_max[2] + 1)
     hkl = np.stack(np.meshgrid(h, k, l, indexing="ij"), axis=-1).reshape(-1, 3)
-    h, k, l = hkl.T  # noqa: E741
+    h, k, l = hkl.T
     half = (h > 0) | ((h == 0) & ((k > 0) | ((k == 0) & (l > 0))))
     hkl = hkl[half]
     kvec = hkl @ recip
@@ -80,7 +80,7 @@ def _radial_factor(
     table = kspace_radial_integral(unique, basis, max_angular)
     table *= fourier_transform(unique, smearing, exponent)[:, None, None]
     which = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(knorm)]])))
-    out = np.empty((len(knorm),) + table.shape[1:])
+    out = np.empty((len(knorm), *table.shape[1:]))
     out[order] = table[which]
     return out
 
@@ -97,7 +97,7 @@ def _phase_factors(frac: np.ndarray, hkl: np.ndarray) -> np.ndarray:
     starts = np.concatenate([[0], new_run])
     stops = np.concatenate([new_run, [len(hkl)]])
     t0, t1, t2 = tables
-    for start, stop in zip(starts.tolist(), stops.tolist()):
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
         h, k, l0 = hkl[start] - lo
         hk = t0[:, h] * t1[:, k]
         np.multiply(hk[:, None], t2[:, l0 : l0 + stop - start], out=out[:, start:stop])

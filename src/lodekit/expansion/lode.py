@@ -140,4 +140,6 @@ class LodeSphericalExpansion(CalculatorBase):
 
 def _split_by_l(coeffs: np.ndarray, max_angular: int) -> list[np.ndarray]:
     """(n_centres, n_species, (L+1)^2, n) -> per l (n_centres, n_species, 2l+1, n)."""
-    return [np.ascontiguousarray(coeffs[:, :, l * l : (l + 1) ** 2, :]) for l in range(max_angular + 1)]  # noqa: E741
+    return [
+        np.ascontiguousarray(coeffs[:, :, l * l : (l + 1) ** 2, :]) for l in range(max_angular + 1)
+    ]

@@ -97,7 +97,7 @@ class Expansion:
                 if self.has_neighbors is not None:
                     rows = rows[self.has_neighbors[rows, a]]
                 samples = Labels(["system", "atom"], self.samples[rows, :2].astype(np.int32))
-                for l, values in enumerate(self.values):  # noqa: E741
+                for l, values in enumerate(self.values):
                     mu = np.arange(-l, l + 1, dtype=np.int32).reshape(-1, 1)
                     blocks.append(
                         TensorBlock(

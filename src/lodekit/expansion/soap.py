@@ -119,7 +119,9 @@ class SphericalExpansion(CalculatorBase):
         n_lm = (self.max_angular + 1) ** 2
         n_rad = self._basis.size
         species_index = np.searchsorted(neighbor_types, system.numbers)
-        l_of_lm = np.repeat(np.arange(self.max_angular + 1), 2 * np.arange(self.max_angular + 1) + 1)
+        l_of_lm = np.repeat(
+            np.arange(self.max_angular + 1), 2 * np.arange(self.max_angular + 1) + 1
+        )
 
         row_of_atom = np.full(len(system), -1)
         row_of_atom[centres] = np.arange(len(centres))

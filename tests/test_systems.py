@@ -1,0 +1,128 @@
+"""Structure validation: every user mistake gives an InputError naming the argument."""
+
+import ase
+import numpy as np
+import pytest
+
+import lodekit
+from lodekit import InputError, System
+
+LODE = lodekit.LodeSphericalExpansion(smearing=1.0, max_radial=2, max_angular=1, radius=3.0)
+SOAP = lodekit.SphericalExpansion(cutoff=3.0, smearing=0.5, max_radial=2, max_angular=1)
+
+
+def water_box():
+    return ase.Atoms(
+        "OHH", positions=[[1, 1, 1], [1.8, 1.5, 1], [0.3, 1.5, 1.2]], cell=np.eye(3) * 6, pbc=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(positions=[[0, 0, np.nan]], types=["H"]), r"`positions\[0\]` .* must be finite"),
+        (dict(positions=[[0, 0, np.inf]], types=["H"]), r"`positions\[0\]` .* must be finite"),
+        (dict(positions=[[0, 0]], types=["H"]), r"`positions` has shape \(1, 2\)"),
+        (dict(positions=np.zeros((0, 3)), types=[]), "`positions` is empty"),
+        (dict(positions=[[0, 0, 0]], types=["H", "H"]), "`types` has 2 entries"),
+        (dict(positions=[[0, 0, 0]], types=["Xx"]), r"`types\[0\]` is 'Xx'.*not a known element"),
+        (dict(positions=[[0, 0, 0]], types=[119]), r"`types\[0\]` is 119.*not a known element"),
+        (dict(positions=[[0, 0, 0]], types=[0]), r"`types\[0\]` is 0.*not a known element"),
+        (dict(positions=[[0, 0, 0]], types=[1.5]), r"`types\[0\]` is 1.5"),
+        (
+            dict(positions=[[0, 0, 0]], types=["H"], cell=np.ones((3, 3)), pbc=True),
+            "`cell` .* is singular",
+        ),
+        (
+            dict(positions=[[0, 0, 0]], types=["H"], cell=np.eye(2), pbc=True),
+            r"`cell` has shape \(2, 2\)",
+        ),
+        (
+            dict(positions=[[0, 0, 0]], types=["H"], cell=np.eye(3), pbc=[True, True, False]),
+            r"`pbc` is \[True, True, False\].*not supported",
+        ),
+        (
+            dict(positions=[[0, 0, 0], [1, 1, 1], [0, 0, 1e-6]], types=["H", "H", "O"]),
+            "atom 0 lies on top of atom 2",
+        ),
+        (
+            dict(
+                positions=[[0, 0, 0], [3.0, 0, 0]], types=["H", "H"], cell=np.eye(3) * 3, pbc=True
+            ),
+            "atom 0 lies on top of atom 1",
+        ),
+    ],
+)
+def test_invalid_structures(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        System(**kwargs)
+
+
+def test_overlap_through_periodic_boundary_in_triclinic_cell():
+    cell = np.array([[4.0, 0, 0], [1.5, 4.0, 0], [0.5, 0.7, 4.0]])
+    with pytest.raises(InputError, match="lies on top of atom 1"):
+        System([[0.0, 0.0, 0.0], cell[0] + cell[1] - 1e-7], ["H", "H"], cell=cell, pbc=True)
+
+
+def test_errors_from_ase_atoms_name_the_structure():
+    bad = water_box()
+    bad.positions[1] = np.nan
+    with pytest.raises(InputError, match=r"`structures\[1\]`: `positions\[1\]`"):
+        LODE.compute([water_box(), bad])
+    dummy = water_box()
+    dummy.numbers[0] = 0  # ase's "X" placeholder
+    with pytest.raises(InputError, match="not a known element"):
+        SOAP.compute(dummy)
+
+
+@pytest.mark.parametrize("bad", [None, "water.xyz", 42, [], [ase.Atoms("H"), "x"]])
+def test_compute_rejects_non_structures(bad):
+    with pytest.raises(InputError, match="structures"):
+        SOAP.compute(bad)
+
+
+def test_lode_refuses_molecules_for_now():
+    molecule = ase.Atoms("OHH", positions=[[0, 0, 0], [0.9, 0.3, 0], [-0.3, 0.9, 0]])
+    with pytest.raises(InputError, match=r"`structures\[0\]` is not periodic"):
+        LODE.compute(molecule)
+
+
+def test_caller_objects_are_not_modified_and_unwrapped_positions_work():
+    atoms = water_box()
+    atoms.positions += [13.0, -7.0, 25.0]  # far outside the cell, as in the water data
+    before = atoms.positions.copy()
+    numbers = atoms.numbers.copy()
+    wrapped = atoms.copy()
+    wrapped.wrap()
+    for calculator in (LODE, SOAP):
+        result = calculator.compute(atoms)
+        reference = calculator.compute(wrapped)
+        for a, b in zip(result.values, reference.values, strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(atoms.positions, before)
+    np.testing.assert_array_equal(atoms.numbers, numbers)
+
+
+def test_plain_arrays_and_symbols():
+    atoms = water_box()
+    system = System(atoms.positions, ["O", "H", "H"], cell=atoms.cell.array, pbc=True)
+    a, b = LODE.compute(system), LODE.compute(atoms)
+    for x, y in zip(a.values, b.values, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert system.positions.flags.writeable is False
+
+
+@pytest.mark.parametrize(
+    ("selected", "message"),
+    [
+        ([0, 3], r"`selected_atoms\[0\]` contains 3, outside 0..2"),
+        ([-1], r"`selected_atoms\[0\]` contains -1"),
+        ([0, 0], "repeated atom indices"),
+        ([[0], [1]], "one index array"),
+        ([[0.5]], "1-d array of atom indices"),
+        ("0", "expected None or one index array"),
+    ],
+)
+def test_bad_selected_atoms(selected, message):
+    with pytest.raises(InputError, match=message):
+        LODE.compute(water_box(), selected_atoms=selected)
