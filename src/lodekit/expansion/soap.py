@@ -95,6 +95,7 @@ class SphericalExpansion(CalculatorBase):
         self.spline_accuracy = spline_accuracy
         self._basis = GtoBasis(self.max_radial, self.cutoff)
         self._table = None
+        self._self_term = None
 
     def radial_integral(self, distances: np.ndarray) -> np.ndarray:
         """J_nl(d) for neighbour distances (Å), shape (n, max_angular + 1, n_radial)."""
@@ -119,9 +120,6 @@ class SphericalExpansion(CalculatorBase):
         n_lm = (self.max_angular + 1) ** 2
         n_rad = self._basis.size
         species_index = np.searchsorted(neighbor_types, system.numbers)
-        l_of_lm = np.repeat(
-            np.arange(self.max_angular + 1), 2 * np.arange(self.max_angular + 1) + 1
-        )
 
         row_of_atom = np.full(len(system), -1)
         row_of_atom[centres] = np.arange(len(centres))
@@ -142,13 +140,18 @@ class SphericalExpansion(CalculatorBase):
             radial = self.radial_integral(distances[sl])
             radial *= self._cutoff_factor(distances[sl])[:, None, None]
             ylm = real_spherical_harmonics(vectors[sl], self.max_angular)
-            contrib = ylm[:, :, None] * radial[:, l_of_lm, :]
+            contrib = np.empty((len(radial), n_lm, n_rad))
+            for l in range(self.max_angular + 1):
+                lm = slice(l * l, (l + 1) ** 2)
+                np.multiply(ylm[:, lm, None], radial[:, l, None, :], out=contrib[:, lm])
             rows, first = np.unique(target[sl], return_index=True)
             out[rows] += np.add.reduceat(contrib, first, axis=0)
         out = out.reshape(len(centres), n_species, n_lm, n_rad)
 
         # the centre itself: a Gaussian at d = 0 only has l = 0, Y_00 = 1/sqrt(4 pi)
-        self_term = self._exact_radial(np.zeros(1))[0, 0] / np.sqrt(4 * np.pi)
+        if self._self_term is None:
+            self._self_term = self._exact_radial(np.zeros(1))[0, 0] / np.sqrt(4 * np.pi)
+        self_term = self._self_term
         own = species_index[centres]
         out[np.arange(len(centres)), own, 0, :] += self.center_atom_weight * self_term
         seen = np.zeros(len(centres) * n_species, dtype=bool)

@@ -1,0 +1,123 @@
+"""Expansion archives: plain ``.npz`` arrays plus a JSON header, written atomically.
+
+Nothing is ever unpickled: archives are read with ``allow_pickle=False`` and every array is
+checked for the shape and type that the header announces, so a corrupt, truncated or
+tampered file raises :class:`ArchiveError` instead of producing wrong numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LodekitError
+from .expansion.result import Expansion
+
+__all__ = ["ArchiveError", "atomic_write", "load_expansion", "save_expansion"]
+
+FORMAT = "lodekit-expansion"
+FORMAT_VERSION = 1
+
+
+class ArchiveError(LodekitError):
+    """A file is not a valid lodekit archive (wrong format, truncated, tampered)."""
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(file_object)`` on a temporary file, then rename it over ``path``.
+
+    A crash midway leaves any previous file at ``path`` untouched.
+    """
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_expansion(path: str | os.PathLike, expansion: Expansion) -> Path:
+    """Write ``expansion`` to ``path`` (``.npz``) atomically."""
+    from . import __version__
+
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "lodekit_version": __version__,
+        "hypers": expansion.hypers,
+        "max_angular": expansion.max_angular,
+        "n_radial": expansion.n_radial,
+        "n_samples": len(expansion),
+        "units": {"positions": "angstrom"},
+    }
+    arrays = {f"values_l{l}": v for l, v in enumerate(expansion.values)}
+    arrays["samples"] = expansion.samples
+    arrays["neighbor_types"] = expansion.neighbor_types
+    if expansion.has_neighbors is not None:
+        arrays["has_neighbors"] = expansion.has_neighbors
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    return atomic_write(path, lambda stream: np.savez(stream, **arrays))
+
+
+def load_expansion(path: str | os.PathLike) -> Expansion:
+    """Read an archive written by :func:`save_expansion`."""
+    path = Path(path)
+    try:
+        # open the file ourselves: np.load leaks its handle when the zip is truncated
+        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise ArchiveError(f"`path` {str(path)!r} does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ArchiveError(f"`path` {str(path)!r} is not a readable .npz archive: {err}") from None
+    try:
+        header = json.loads(arrays.pop("header").tobytes().decode())
+    except (KeyError, ValueError, UnicodeDecodeError):
+        raise ArchiveError(f"`path` {str(path)!r} has no valid lodekit header") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ArchiveError(f"`path` {str(path)!r} is not a {FORMAT} archive")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ArchiveError(
+            f"`path` {str(path)!r} has format version {header.get('format_version')!r}; "
+            f"this lodekit reads version {FORMAT_VERSION}"
+        )
+    try:
+        n, max_l, n_rad = header["n_samples"], header["max_angular"], header["n_radial"]
+        values = [arrays.pop(f"values_l{l}") for l in range(max_l + 1)]
+        samples, types = arrays.pop("samples"), arrays.pop("neighbor_types")
+    except KeyError as err:
+        raise ArchiveError(f"`path` {str(path)!r} lacks {err}: truncated or tampered") from None
+    has_neighbors = arrays.pop("has_neighbors", None)
+    n_types = len(types)
+    expected = [(n, n_types, 2 * l + 1, n_rad) for l in range(max_l + 1)]
+    ok = (
+        [v.shape for v in values] == expected
+        and all(v.dtype == np.float64 for v in values)
+        and samples.shape == (n, 3)
+        and samples.dtype.kind == "i"
+        and types.ndim == 1
+        and (has_neighbors is None or has_neighbors.shape == (n, n_types))
+        and not arrays
+    )
+    if not ok:
+        raise ArchiveError(
+            f"`path` {str(path)!r}: arrays do not match the header (shapes or types changed)"
+        )
+    return Expansion(
+        values=values,
+        samples=samples,
+        neighbor_types=types,
+        hypers=header["hypers"],
+        has_neighbors=has_neighbors,
+    )
