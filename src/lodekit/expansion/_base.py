@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -65,7 +67,10 @@ class CalculatorBase:
     def _check_system(self, system: System, index: int) -> None:
         """Hook for calculator-specific structure requirements."""
 
-    def compute(self, structures, selected_atoms=None) -> Expansion:
+    def _prepare(self) -> None:
+        """Hook: build lazy tables before structures are dispatched to threads."""
+
+    def compute(self, structures, selected_atoms=None, *, n_threads=None) -> Expansion:
         """Expand the environments of the selected atoms.
 
         Parameters
@@ -74,6 +79,10 @@ class CalculatorBase:
         selected_atoms : None, array of int, or list of (array of int or None)
             Centres to compute. For one structure an index array is accepted; for several,
             one entry per structure (None for all atoms). Default: every atom.
+        n_threads : int, optional
+            Structures computed concurrently (threads). Default: the ``OMP_NUM_THREADS``
+            environment variable if set, else the number of usable cores. Within one
+            structure, dense products use the BLAS threads of numpy.
 
         Returns
         -------
@@ -85,11 +94,23 @@ class CalculatorBase:
         for i, system in enumerate(systems):
             self._check_system(system, i)
         neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
-        parts, masks, samples = [], [], []
-        for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
-            values, mask = self._compute_system(system, centres, neighbor_types)
-            parts.append(values)
-            masks.append(mask)
+        n_threads = _thread_count(n_threads, len(systems))
+        self._prepare()
+
+        def run(pair):
+            return self._compute_system(pair[0], pair[1], neighbor_types)
+
+        jobs = list(zip(systems, selection, strict=True))
+        if n_threads > 1:
+            # numpy, vesin and sphericart release the GIL: structures overlap well
+            with ThreadPoolExecutor(n_threads) as pool:
+                results = list(pool.map(run, jobs))
+        else:
+            results = [run(job) for job in jobs]
+        parts = [values for values, _ in results]
+        masks = [mask for _, mask in results]
+        samples = []
+        for index, (system, centres) in enumerate(jobs):
             samples.append(
                 np.column_stack(
                     [np.full(len(centres), index), centres, system.numbers[centres]]
@@ -103,6 +124,15 @@ class CalculatorBase:
             hypers=json.loads(self.to_json()),
             has_neighbors=None if masks[0] is None else np.concatenate(masks),
         )
+
+
+def _thread_count(n_threads, n_jobs: int) -> int:
+    if n_threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        n_threads = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
+    elif isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise InputError(f"`n_threads` is {describe(n_threads)} but must be a positive integer")
+    return max(1, min(n_threads, n_jobs))
 
 
 def _normalise_selection(selected_atoms, systems: list[System]) -> list[np.ndarray]:

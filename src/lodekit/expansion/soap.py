@@ -101,9 +101,15 @@ class SphericalExpansion(CalculatorBase):
         """J_nl(d) for neighbour distances (Å), shape (n, max_angular + 1, n_radial)."""
         if self.spline_accuracy is None:
             return self._exact_radial(distances)
-        if self._table is None:
-            self._table = TabulatedFunction(self._exact_radial, self.cutoff, self.spline_accuracy)
+        self._prepare()
         return self._table(distances)
+
+    def _prepare(self) -> None:
+        if self._self_term is None:
+            # the centre itself: a Gaussian at d = 0 only has l = 0, Y_00 = 1/sqrt(4 pi)
+            self._self_term = self._exact_radial(np.zeros(1))[0, 0] / np.sqrt(4 * np.pi)
+        if self.spline_accuracy is not None and self._table is None:
+            self._table = TabulatedFunction(self._exact_radial, self.cutoff, self.spline_accuracy)
 
     def _exact_radial(self, distances: np.ndarray) -> np.ndarray:
         return gaussian_radial_integral(distances, self._basis, self.max_angular, self.smearing)
@@ -148,12 +154,8 @@ class SphericalExpansion(CalculatorBase):
             out[rows] += np.add.reduceat(contrib, first, axis=0)
         out = out.reshape(len(centres), n_species, n_lm, n_rad)
 
-        # the centre itself: a Gaussian at d = 0 only has l = 0, Y_00 = 1/sqrt(4 pi)
-        if self._self_term is None:
-            self._self_term = self._exact_radial(np.zeros(1))[0, 0] / np.sqrt(4 * np.pi)
-        self_term = self._self_term
         own = species_index[centres]
-        out[np.arange(len(centres)), own, 0, :] += self.center_atom_weight * self_term
+        out[np.arange(len(centres)), own, 0, :] += self.center_atom_weight * self._self_term
         seen = np.zeros(len(centres) * n_species, dtype=bool)
         seen[target] = True
         seen = seen.reshape(len(centres), n_species)
