@@ -145,3 +145,19 @@ def test_single_atom_periodic_cell():
     # cubic symmetry around the only atom: every l = 1 and l = 2 coefficient vanishes
     np.testing.assert_allclose(expansion.values[1], 0, atol=1e-12)
     np.testing.assert_allclose(expansion.values[2], 0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "calculator",
+    [LodeSphericalExpansion(**LODE_ARGS), SphericalExpansion(**SOAP_ARGS)],
+    ids=["lode", "soap"],
+)
+def test_threads_over_structures_give_the_same_numbers(calculator):
+    rng = np.random.default_rng(9)
+    frames = [three_species_box(rng) for _ in range(3)]
+    serial = calculator.compute(frames, n_threads=1)
+    threaded = type(calculator).from_json(calculator.to_json()).compute(frames, n_threads=3)
+    for a, b in zip(serial.values, threaded.values, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="`n_threads` is 0 but must be a positive integer"):
+        calculator.compute(frames, n_threads=0)
