@@ -12,6 +12,7 @@ from ..errors import InputError
 from ..systems import System
 from ._base import CalculatorBase
 from .kspace import lode_kspace_sum
+from .result import split_by_l
 
 __all__ = ["LodeSphericalExpansion"]
 
@@ -135,11 +136,4 @@ class LodeSphericalExpansion(CalculatorBase):
         coeffs[:, :, 0, :] += k_zero[None, :, :]
         own = species_index[centres]
         coeffs[np.arange(len(centres)), own, 0, :] -= (1.0 - self.center_atom_weight) * center
-        return _split_by_l(coeffs, self.max_angular), None
-
-
-def _split_by_l(coeffs: np.ndarray, max_angular: int) -> list[np.ndarray]:
-    """(n_centres, n_species, (L+1)^2, n) -> per l (n_centres, n_species, 2l+1, n)."""
-    return [
-        np.ascontiguousarray(coeffs[:, :, l * l : (l + 1) ** 2, :]) for l in range(max_angular + 1)
-    ]
+        return split_by_l(coeffs, self.max_angular), None

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Expansion"]
+__all__ = ["Expansion", "split_by_l"]
 
 SAMPLE_NAMES = ("system", "atom", "center_type")
 
@@ -110,3 +110,10 @@ class Expansion:
                     keys.append((l, 1, int(center), int(neighbor)))
         names = ["o3_lambda", "o3_sigma", "center_type", "neighbor_type"]
         return TensorMap(Labels(names, np.array(keys, dtype=np.int32)), blocks)
+
+
+def split_by_l(coeffs: np.ndarray, max_angular: int) -> list[np.ndarray]:
+    """(n_centres, n_species, (L+1)^2, n) -> per l, (n_centres, n_species, 2l+1, n)."""
+    return [
+        np.ascontiguousarray(coeffs[:, :, l * l : (l + 1) ** 2, :]) for l in range(max_angular + 1)
+    ]

@@ -7,20 +7,17 @@ import numpy as np
 from .. import _validation as check
 from ..basis.gto import GtoBasis
 from ..basis.radial_integrals import gaussian_radial_integral
-from ..basis.spherical_harmonics import real_spherical_harmonics
 from ..basis.splines import TabulatedFunction
 from ..errors import InputError
 from ..neighbors import neighbor_pairs
 from ..systems import System
 from ._base import CalculatorBase
-from .lode import _split_by_l
+from .pairs import accumulate_pairs
+from .result import split_by_l
 
 __all__ = ["SphericalExpansion"]
 
 CUTOFF_FUNCTIONS = ("step", "shifted_cosine")
-
-#: Pairs handled at once: small enough that the (pairs, lm, n) work array stays in cache.
-_PAIR_CHUNK = 1024
 
 
 class SphericalExpansion(CalculatorBase):
@@ -130,28 +127,19 @@ class SphericalExpansion(CalculatorBase):
         row_of_atom = np.full(len(system), -1)
         row_of_atom[centres] = np.arange(len(centres))
         i, j, vectors = neighbor_pairs(system, self.cutoff)
-        keep = row_of_atom[i] >= 0
+        keep = (row_of_atom[i] >= 0) & (np.linalg.norm(vectors, axis=1) < self.cutoff)
         i, j, vectors = i[keep], j[keep], vectors[keep]
-        distances = np.linalg.norm(vectors, axis=1)
-        inside = distances < self.cutoff
-        i, j, vectors, distances = i[inside], j[inside], vectors[inside], distances[inside]
         # each pair lands in (centre row, neighbour species): one flat output row
         target = row_of_atom[i] * n_species + species_index[j]
-        order = np.argsort(target, kind="stable")
-        target, vectors, distances = target[order], vectors[order], distances[order]
 
-        out = np.zeros((len(centres) * n_species, n_lm, n_rad))
-        for start in range(0, len(target), _PAIR_CHUNK):
-            sl = slice(start, start + _PAIR_CHUNK)
-            radial = self.radial_integral(distances[sl])
-            radial *= self._cutoff_factor(distances[sl])[:, None, None]
-            ylm = real_spherical_harmonics(vectors[sl], self.max_angular)
-            contrib = np.empty((len(radial), n_lm, n_rad))
-            for l in range(self.max_angular + 1):
-                lm = slice(l * l, (l + 1) ** 2)
-                np.multiply(ylm[:, lm, None], radial[:, l, None, :], out=contrib[:, lm])
-            rows, first = np.unique(target[sl], return_index=True)
-            out[rows] += np.add.reduceat(contrib, first, axis=0)
+        def radial(distances):
+            values = self.radial_integral(distances)
+            values *= self._cutoff_factor(distances)[:, None, None]
+            return values
+
+        out = accumulate_pairs(
+            len(centres) * n_species, target, vectors, radial, self.max_angular, n_rad
+        )
         out = out.reshape(len(centres), n_species, n_lm, n_rad)
 
         own = species_index[centres]
@@ -161,4 +149,4 @@ class SphericalExpansion(CalculatorBase):
         seen = seen.reshape(len(centres), n_species)
         if self.center_atom_weight != 0.0:
             seen[np.arange(len(centres)), own] = True
-        return _split_by_l(out, self.max_angular), seen
+        return split_by_l(out, self.max_angular), seen
