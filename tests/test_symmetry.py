@@ -18,6 +18,13 @@ LODE_P3 = lodekit.LodeSphericalExpansion(
 SOAP = lodekit.SphericalExpansion(cutoff=4.0, smearing=0.4, max_radial=5, max_angular=5)
 
 CASES = {
+    "lode-molecule": (LODE, molecule),
+    "lode-p6-molecule": (
+        lodekit.LodeSphericalExpansion(
+            smearing=0.5, exponent=6, max_radial=3, max_angular=4, radius=3.0
+        ),
+        molecule,
+    ),
     "lode-periodic": (LODE, triclinic_box),
     "lode-p3-periodic": (LODE_P3, three_species_box),
     "soap-periodic": (SOAP, three_species_box),

@@ -81,12 +81,6 @@ def test_compute_rejects_non_structures(bad):
         SOAP.compute(bad)
 
 
-def test_lode_refuses_molecules_for_now():
-    molecule = ase.Atoms("OHH", positions=[[0, 0, 0], [0.9, 0.3, 0], [-0.3, 0.9, 0]])
-    with pytest.raises(InputError, match=r"`structures\[0\]` is not periodic"):
-        LODE.compute(molecule)
-
-
 def test_caller_objects_are_not_modified_and_unwrapped_positions_work():
     atoms = water_box()
     atoms.positions += [13.0, -7.0, 25.0]  # far outside the cell, as in the water data

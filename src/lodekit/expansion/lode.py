@@ -6,12 +6,19 @@ import numpy as np
 
 from .. import _validation as check
 from ..basis.gto import GtoBasis
+from ..basis.multipoles import MultipoleTail
 from ..basis.radial_integrals import kspace_radial_integral
-from ..density import SUPPORTED_EXPONENTS, fourier_transform_at_zero, gto_moment
+from ..density import (
+    SUPPORTED_EXPONENTS,
+    fourier_transform,
+    fourier_transform_at_zero,
+    gto_moment,
+)
 from ..errors import InputError
 from ..systems import System
 from ._base import CalculatorBase
 from .kspace import lode_kspace_sum
+from .realspace import RadialField, molecule_sum
 from .result import split_by_l
 
 __all__ = ["LodeSphericalExpansion"]
@@ -19,6 +26,9 @@ __all__ = ["LodeSphericalExpansion"]
 #: k_cutoff * smearing must reach this: exp(-(k_c sigma)^2 / 2) <= 0.1, i.e. the truncated
 #: Fourier sum keeps at least 90 % of the smeared density's spectral weight.
 MIN_KCUT_SMEARING = float(np.sqrt(2.0 * np.log(10.0)))
+
+#: Accuracy of the real-space tables relative to their largest value.
+TABLE_ACCURACY = 1e-13
 
 
 class LodeSphericalExpansion(CalculatorBase):
@@ -86,39 +96,76 @@ class LodeSphericalExpansion(CalculatorBase):
                 )
         self.k_cutoff = k_cutoff
         self._basis = GtoBasis(self.max_radial, self.radius)
+        self._molecule_field = None
 
     @property
     def effective_k_cutoff(self) -> float:
         """The k-space cutoff actually used (1/Å)."""
         return self.k_cutoff if self.k_cutoff is not None else 1.2 * np.pi / self.smearing
 
-    def _check_system(self, system: System, index: int) -> None:
-        if not system.periodic:
-            raise InputError(
-                f"`structures[{index}]` is not periodic (pbc=False): LODE for isolated "
-                "molecules is not implemented yet; give a periodic cell"
+    @property
+    def molecule_field(self) -> RadialField:
+        """The tabulated projection used for isolated molecules (built on first use)."""
+        if self._molecule_field is None:
+            basis, sigma, p = self._basis, self.smearing, self.exponent
+            # Past d_switch the basis functions have decayed by exp(-32) where the smeared
+            # field still differs from 1/r^p (within 8 sigma of the atom), so the multipole
+            # series there is exact to double precision.
+            d_switch = 8.0 * (basis.widths.max() + sigma)
+            tail = None
+            if p >= 1:
+                n_terms = int(np.clip((d_switch / basis.widths.max()) ** 2, 10, 150))
+                tail = MultipoleTail(basis, self.max_angular, p, n_terms)
+            self._molecule_field = RadialField(
+                basis,
+                self.max_angular,
+                lambda k: fourier_transform(k, sigma, p),
+                sharpest_width=sigma,
+                d_switch=d_switch,
+                tail=tail,
+                accuracy=TABLE_ACCURACY,
             )
+        return self._molecule_field
 
-    def _constant_terms(self, volume: float, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """k = 0 term per species (n_species, n) and centre field C_n (n,) of math.md §4.1."""
+    def _prepare(self) -> None:
+        self._centre_field()
+
+    def _centre_field(self) -> np.ndarray:
+        """C_n = sqrt(4 pi) ∫ r^2 R_n g_p dr, the isolated atom's own field (n,)."""
         basis = self._basis
         n = np.arange(basis.size)
         moments = np.exp(basis.log_norms) * gto_moment(
             n, basis.widths, self.smearing, self.exponent
         )
-        center = np.sqrt(4 * np.pi) * (basis.orthonormalization @ moments)
+        return np.sqrt(4 * np.pi) * (basis.orthonormalization @ moments)
+
+    def _k_zero_term(self, volume: float, counts: np.ndarray) -> np.ndarray:
+        """k = 0 term per species (n_species, n) of math.md §4.1 (zero for 1 <= p <= 3)."""
         g0 = fourier_transform_at_zero(self.smearing, self.exponent)
-        if np.isfinite(g0):
-            i0 = kspace_radial_integral(np.zeros(1), basis, 0)[0, 0]
-            k_zero = (4 * np.pi / volume) * g0 * i0 / np.sqrt(4 * np.pi)
-            k_zero = counts[:, None] * k_zero[None, :]
-        else:
-            k_zero = np.zeros((len(counts), basis.size))
-        return k_zero, center
+        if not np.isfinite(g0):
+            return np.zeros((len(counts), self._basis.size))
+        i0 = kspace_radial_integral(np.zeros(1), self._basis, 0)[0, 0]
+        k_zero = (4 * np.pi / volume) * g0 * i0 / np.sqrt(4 * np.pi)
+        return counts[:, None] * k_zero[None, :]
 
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         species_index = np.searchsorted(neighbor_types, system.numbers)
         n_species = len(neighbor_types)
+        own = species_index[centres]
+        if not system.periodic:
+            coeffs = molecule_sum(
+                system.positions,
+                species_index,
+                n_species,
+                centres,
+                self.molecule_field,
+                self.max_angular,
+                self._basis.size,
+            )
+            weight = self.center_atom_weight * self._centre_field()
+            coeffs[np.arange(len(centres)), own, 0, :] += weight
+            return split_by_l(coeffs, self.max_angular), None
+
         coeffs = lode_kspace_sum(
             system.positions,
             species_index,
@@ -132,8 +179,7 @@ class LodeSphericalExpansion(CalculatorBase):
             self.effective_k_cutoff,
         )
         counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
-        k_zero, center = self._constant_terms(system.volume, counts)
-        coeffs[:, :, 0, :] += k_zero[None, :, :]
-        own = species_index[centres]
-        coeffs[np.arange(len(centres)), own, 0, :] -= (1.0 - self.center_atom_weight) * center
+        coeffs[:, :, 0, :] += self._k_zero_term(system.volume, counts)[None, :, :]
+        centre = self._centre_field()
+        coeffs[np.arange(len(centres)), own, 0, :] -= (1.0 - self.center_atom_weight) * centre
         return split_by_l(coeffs, self.max_angular), None
