@@ -56,6 +56,7 @@ def save_expansion(path: str | os.PathLike, expansion: Expansion) -> Path:
         "format_version": FORMAT_VERSION,
         "lodekit_version": __version__,
         "hypers": expansion.hypers,
+        "info": expansion.info,
         "max_angular": expansion.max_angular,
         "n_radial": expansion.n_radial,
         "n_samples": len(expansion),
@@ -120,4 +121,5 @@ def load_expansion(path: str | os.PathLike) -> Expansion:
         neighbor_types=types,
         hypers=header["hypers"],
         has_neighbors=has_neighbors,
+        info=header.get("info", {}),
     )

@@ -19,9 +19,9 @@ class CalculatorBase:
     """Keyword-only hyperparameters, stored as plain attributes, with JSON round-trip.
 
     Subclasses define ``_hyper_names`` and a ``_compute_system(system, centres, types)``
-    method returning a list (per l) of arrays (n_centres, n_species, 2l+1, n_radial) and a
-    boolean (n_centres, n_species) mask of the channels that received a contribution, or
-    None when all did.
+    method returning a list (per l) of arrays (n_centres, n_species, 2l+1, n_radial), a
+    boolean (n_centres, n_species) mask of the channels that received a contribution (None
+    when all did) and a JSON-serialisable dict describing how the structure was computed.
     """
 
     _hyper_names: tuple[str, ...] = ()
@@ -107,8 +107,8 @@ class CalculatorBase:
                 results = list(pool.map(run, jobs))
         else:
             results = [run(job) for job in jobs]
-        parts = [values for values, _ in results]
-        masks = [mask for _, mask in results]
+        parts = [values for values, _, _ in results]
+        masks = [mask for _, mask, _ in results]
         samples = []
         for index, (system, centres) in enumerate(jobs):
             samples.append(
@@ -123,6 +123,7 @@ class CalculatorBase:
             neighbor_types=neighbor_types,
             hypers=json.loads(self.to_json()),
             has_neighbors=None if masks[0] is None else np.concatenate(masks),
+            info={"structures": [info for _, _, info in results]},
         )
 
 

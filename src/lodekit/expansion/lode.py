@@ -10,15 +10,18 @@ from ..basis.multipoles import MultipoleTail
 from ..basis.radial_integrals import kspace_radial_integral
 from ..density import (
     SUPPORTED_EXPONENTS,
+    fourier_difference_at_zero,
     fourier_transform,
     fourier_transform_at_zero,
+    fourier_transform_difference,
     gto_moment,
 )
 from ..errors import InputError
 from ..systems import System
 from ._base import CalculatorBase
 from .kspace import lode_kspace_sum
-from .realspace import RadialField, molecule_sum
+from .plan import PeriodicPlan, choose_split, kspace_cutoff_for, remainder_range
+from .realspace import RadialField, molecule_sum, periodic_pair_sum
 from .result import split_by_l
 
 __all__ = ["LodeSphericalExpansion"]
@@ -29,6 +32,9 @@ MIN_KCUT_SMEARING = float(np.sqrt(2.0 * np.log(10.0)))
 
 #: Accuracy of the real-space tables relative to their largest value.
 TABLE_ACCURACY = 1e-13
+
+#: Smallest ``accuracy`` accepted.
+MIN_ACCURACY = 1e-14
 
 
 class LodeSphericalExpansion(CalculatorBase):
@@ -54,7 +60,14 @@ class LodeSphericalExpansion(CalculatorBase):
     center_atom_weight : float, default 1.0
         Weight w of the centre's own field in its own channel (1 keeps it, 0 removes it).
     k_cutoff : float or None
-        Reciprocal-space cutoff, 1/Å; None means 1.2 pi / smearing (featomic's default).
+        Reciprocal-space cutoff, 1/Å; None means 1.2 pi / smearing (featomic's default), unless
+        ``accuracy`` is given. With a k_cutoff the periodic result is featomic's truncated sum.
+    accuracy : float or None
+        Instead of ``k_cutoff``: the largest error allowed, relative to the largest coefficient
+        of each structure, with respect to the converged (k_cutoff -> infinity) sum. lodekit
+        then chooses the k-space cutoff and, where it is cheaper, splits the field into a
+        smooth k-space part and a short-ranged real-space remainder (math.md §4.3); see
+        :meth:`plan`. Molecules are always computed to ~1e-13.
     """
 
     name = "lode_spherical_expansion"
@@ -66,6 +79,7 @@ class LodeSphericalExpansion(CalculatorBase):
         "radius",
         "center_atom_weight",
         "k_cutoff",
+        "accuracy",
     )
 
     def __init__(
@@ -78,6 +92,7 @@ class LodeSphericalExpansion(CalculatorBase):
         exponent=1,
         center_atom_weight=1.0,
         k_cutoff=None,
+        accuracy=None,
     ):
         self.smearing = check.positive_float("smearing", smearing)
         self.max_radial = check.int_in_range("max_radial", max_radial, 0, 30)
@@ -95,8 +110,22 @@ class LodeSphericalExpansion(CalculatorBase):
                     "the truncated Fourier sum would be wrong by more than 10 %"
                 )
         self.k_cutoff = k_cutoff
+        if accuracy is not None:
+            if k_cutoff is not None:
+                raise InputError(
+                    f"`accuracy` is {accuracy} and `k_cutoff` is {k_cutoff}: give one of them "
+                    "(accuracy lets lodekit choose the k-space cutoff)"
+                )
+            accuracy = check.positive_float("accuracy", accuracy)
+            if not MIN_ACCURACY <= accuracy <= 0.1:
+                raise InputError(
+                    f"`accuracy` is {accuracy} but must be between {MIN_ACCURACY} and 0.1: "
+                    "double precision cannot deliver relative errors below ~1e-14"
+                )
+        self.accuracy = accuracy
         self._basis = GtoBasis(self.max_radial, self.radius)
         self._molecule_field = None
+        self._remainder_fields = {}
 
     @property
     def effective_k_cutoff(self) -> float:
@@ -128,30 +157,106 @@ class LodeSphericalExpansion(CalculatorBase):
         return self._molecule_field
 
     def _prepare(self) -> None:
-        self._centre_field()
+        self._centre_field(self.smearing)
 
-    def _centre_field(self) -> np.ndarray:
-        """C_n = sqrt(4 pi) ∫ r^2 R_n g_p dr, the isolated atom's own field (n,)."""
+    def _centre_field(self, smearing: float) -> np.ndarray:
+        """C_n = sqrt(4 pi) ∫ r^2 R_n g_p dr, an isolated atom's own field (n,)."""
         basis = self._basis
         n = np.arange(basis.size)
-        moments = np.exp(basis.log_norms) * gto_moment(
-            n, basis.widths, self.smearing, self.exponent
-        )
+        moments = np.exp(basis.log_norms) * gto_moment(n, basis.widths, smearing, self.exponent)
         return np.sqrt(4 * np.pi) * (basis.orthonormalization @ moments)
 
-    def _k_zero_term(self, volume: float, counts: np.ndarray) -> np.ndarray:
-        """k = 0 term per species (n_species, n) of math.md §4.1 (zero for 1 <= p <= 3)."""
-        g0 = fourier_transform_at_zero(self.smearing, self.exponent)
-        if not np.isfinite(g0):
-            return np.zeros((len(counts), self._basis.size))
+    def _k_zero_term(self, volume: float, counts: np.ndarray, g0: float) -> np.ndarray:
+        """(4 pi / V) N_a ĝ(0) I_n0(0) / sqrt(4 pi) per species, shape (n_species, n)."""
         i0 = kspace_radial_integral(np.zeros(1), self._basis, 0)[0, 0]
         k_zero = (4 * np.pi / volume) * g0 * i0 / np.sqrt(4 * np.pi)
         return counts[:, None] * k_zero[None, :]
 
+    # ------------------------------------------------------------------ periodic planning
+    def _remainder_field(self, split: float) -> RadialField:
+        """Tabulated projection of g_p(smearing) - g_p(split), cached per split."""
+        key = round(split, 12)
+        if key not in self._remainder_fields:
+            sigma, p = self.smearing, self.exponent
+            width = self._basis.widths.max()
+            # beyond this the remainder's projection is below 1e-15 of its value at 0
+            d_max = remainder_range(split, width, 1e-16) + 2 * split
+            self._remainder_fields[key] = RadialField(
+                self._basis,
+                self.max_angular,
+                lambda k: fourier_transform_difference(k, sigma, split, p),
+                sharpest_width=sigma,
+                d_switch=d_max,
+                tail=None,
+                accuracy=TABLE_ACCURACY,
+            )
+        return self._remainder_fields[key]
+
+    def _plan_system(self, system: System, n_centres: int, n_species: int) -> PeriodicPlan:
+        if self.accuracy is None:
+            return PeriodicPlan("kspace", self.effective_k_cutoff, self.smearing, 0.0, None)
+        heights = 1.0 / np.linalg.norm(np.linalg.inv(system.cell), axis=0)
+        if self.smearing > 0.5 * heights.min():
+            raise InputError(
+                f"`smearing` is {self.smearing} but the cell is only {heights.min():.3f} Å "
+                "high: with `accuracy`, the smearing must not exceed half the shortest cell "
+                "height (an atom's density would overlap its own periodic images)"
+            )
+        width = self._basis.widths.max()
+        split, _ = choose_split(
+            self.smearing,
+            self.accuracy,
+            system.volume,
+            len(system),
+            n_centres,
+            n_species,
+            (self.max_angular + 1) ** 2 * self._basis.size,
+            width,
+            max_split=max(self.smearing, width, 0.5 * heights.min()),
+        )
+        # the k-space truncation gets half of the error budget, the real-space cut a quarter
+        k_cutoff = kspace_cutoff_for(0.5 * self.accuracy, split)
+        if split == self.smearing:
+            return PeriodicPlan("kspace", k_cutoff, split, 0.0, self.accuracy)
+        cutoff = self._remainder_cutoff(split, len(system) / system.volume)
+        return PeriodicPlan("range_separated", k_cutoff, split, cutoff, self.accuracy)
+
+    def _remainder_cutoff(self, split: float, density: float) -> float:
+        """Smallest pair distance beyond which the neglected remainder, summed over an
+        average density of neighbours, stays below a quarter of the error budget."""
+        field = self._remainder_field(split)
+        d = np.linspace(0.0, field.d_switch, 2001)
+        envelope = np.abs(field(d)).max(axis=(1, 2))
+        scale = np.abs(self._centre_field(self.smearing)).max()
+        shell = 4 * np.pi * density * d * d * envelope * (d[1] - d[0])
+        beyond = np.cumsum(shell[::-1])[::-1]  # neglected sum when cutting at d
+        ok = np.flatnonzero(beyond <= 0.25 * self.accuracy * scale)
+        return float(d[ok[0]]) if len(ok) else float(field.d_switch)
+
+    def plan(self, structures) -> list[dict]:
+        """How each periodic structure would be computed (method, cutoffs), as dicts.
+
+        Isolated molecules are listed as ``{"method": "molecule"}``.
+        """
+        from ..systems import as_systems
+
+        systems = as_systems(structures)
+        n_species = len(np.unique(np.concatenate([s.numbers for s in systems])))
+        out = []
+        for system in systems:
+            if system.periodic:
+                out.append(self._plan_system(system, len(system), n_species).as_dict())
+            else:
+                out.append({"method": "molecule", "table_accuracy": TABLE_ACCURACY})
+        return out
+
+    # ------------------------------------------------------------------ evaluation
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         species_index = np.searchsorted(neighbor_types, system.numbers)
         n_species = len(neighbor_types)
+        rows = np.arange(len(centres))
         own = species_index[centres]
+        centre_field = self._centre_field(self.smearing)
         if not system.periodic:
             coeffs = molecule_sum(
                 system.positions,
@@ -162,10 +267,12 @@ class LodeSphericalExpansion(CalculatorBase):
                 self.max_angular,
                 self._basis.size,
             )
-            weight = self.center_atom_weight * self._centre_field()
-            coeffs[np.arange(len(centres)), own, 0, :] += weight
-            return split_by_l(coeffs, self.max_angular), None
+            coeffs[rows, own, 0, :] += self.center_atom_weight * centre_field
+            info = {"method": "molecule", "table_accuracy": TABLE_ACCURACY}
+            return split_by_l(coeffs, self.max_angular), None, info
 
+        plan = self._plan_system(system, len(centres), n_species)
+        split = plan.split_smearing
         coeffs = lode_kspace_sum(
             system.positions,
             species_index,
@@ -174,12 +281,31 @@ class LodeSphericalExpansion(CalculatorBase):
             system.cell,
             self._basis,
             self.max_angular,
-            self.smearing,
+            split,
             self.exponent,
-            self.effective_k_cutoff,
+            plan.k_cutoff,
         )
         counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
-        coeffs[:, :, 0, :] += self._k_zero_term(system.volume, counts)[None, :, :]
-        centre = self._centre_field()
-        coeffs[np.arange(len(centres)), own, 0, :] -= (1.0 - self.center_atom_weight) * centre
-        return split_by_l(coeffs, self.max_angular), None
+        g0 = fourier_transform_at_zero(split, self.exponent)
+        if np.isfinite(g0):  # p = 0 and p > 3; dropped (neutralising background) otherwise
+            coeffs[:, :, 0, :] += self._k_zero_term(system.volume, counts, g0)[None]
+        if plan.method == "range_separated":
+            coeffs += periodic_pair_sum(
+                system,
+                species_index,
+                n_species,
+                centres,
+                self._remainder_field(split),
+                plan.real_space_cutoff,
+                self.max_angular,
+                self._basis.size,
+            )
+            # the remainder of the centre itself, at zero distance, in closed form
+            coeffs[rows, own, 0, :] += centre_field - self._centre_field(split)
+            if 1 <= self.exponent <= 3:
+                # the real-space sum contains the k = 0 term of the remainder, which the
+                # background convention of the k-space sum drops
+                dg0 = fourier_difference_at_zero(self.smearing, split, self.exponent)
+                coeffs[:, :, 0, :] -= self._k_zero_term(system.volume, counts, dg0)[None]
+        coeffs[rows, own, 0, :] -= (1.0 - self.center_atom_weight) * centre_field
+        return split_by_l(coeffs, self.max_angular), None, plan.as_dict()

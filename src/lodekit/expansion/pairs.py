@@ -13,6 +13,9 @@ __all__ = ["accumulate_pairs"]
 #: Pairs handled at once: small enough that the (pairs, lm, n) work array stays in cache.
 PAIR_CHUNK = 1024
 
+#: Average pairs per output row above which one matrix product per row is faster.
+DENSE_ROWS = 96
+
 
 def accumulate_pairs(
     n_rows: int,
@@ -41,9 +44,14 @@ def accumulate_pairs(
     """
     n_lm = (max_angular + 1) ** 2
     out = np.zeros((n_rows, n_lm, n_radial))
+    if len(target) == 0:
+        return out
     order = np.argsort(target, kind="stable")
     target, vectors = target[order], vectors[order]
     distances = np.linalg.norm(vectors, axis=1)
+    if len(target) >= DENSE_ROWS * len(np.unique(target)):
+        _accumulate_dense(out, target, vectors, distances, radial, max_angular, n_radial)
+        return out
     for start in range(0, len(target), PAIR_CHUNK):
         sl = slice(start, start + PAIR_CHUNK)
         values = radial(distances[sl])
@@ -55,3 +63,34 @@ def accumulate_pairs(
         rows, first = np.unique(target[sl], return_index=True)
         out[rows] += np.add.reduceat(contrib, first, axis=0)
     return out
+
+
+def _accumulate_dense(out, target, vectors, distances, radial, max_angular, n_radial):
+    """Many pairs per row: one BLAS product Y_row^T @ F_row per row.
+
+    The product also forms the unused (lm, l' != l) blocks, (L+1) times the minimal work, but
+    as a matrix product it runs far faster than the element-wise outer products.
+    """
+    n_lm = (max_angular + 1) ** 2
+    l_of_lm = np.repeat(np.arange(max_angular + 1), 2 * np.arange(max_angular + 1) + 1)
+    columns = l_of_lm[:, None] * n_radial + np.arange(n_radial)[None, :]  # (lm, n)
+    lm_index = np.arange(n_lm)[:, None]
+    bounds = np.flatnonzero(np.diff(target)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [len(target)]])
+    chunk_start = 0
+    while chunk_start < len(starts):
+        # whole rows, about PAIR_CHUNK * 8 pairs at a time
+        chunk_stop = np.searchsorted(stops, stops[chunk_start] + 8 * PAIR_CHUNK, side="right")
+        chunk_stop = max(chunk_stop, chunk_start + 1)
+        first, last = starts[chunk_start], stops[chunk_stop - 1]
+        values = radial(distances[first:last]).reshape(last - first, -1)
+        ylm = real_spherical_harmonics(vectors[first:last], max_angular)
+        for row_start, row_stop in zip(
+            starts[chunk_start:chunk_stop] - first,
+            stops[chunk_start:chunk_stop] - first,
+            strict=True,
+        ):
+            product = ylm[row_start:row_stop].T @ values[row_start:row_stop]
+            out[target[first + row_start]] += product[lm_index, columns]
+        chunk_start = chunk_stop

@@ -16,9 +16,10 @@ from ..basis.chebyshev import ChebyshevTable
 from ..basis.field_projection import FieldProjection
 from ..basis.gto import GtoBasis
 from ..basis.multipoles import MultipoleTail
+from ..neighbors import neighbor_pairs
 from .pairs import accumulate_pairs
 
-__all__ = ["RadialField", "molecule_sum"]
+__all__ = ["RadialField", "molecule_sum", "periodic_pair_sum"]
 
 #: Largest number of (centre, atom) pairs formed at once for molecules.
 _PAIRS_PER_BLOCK = 1 << 18
@@ -104,3 +105,33 @@ def molecule_sum(
         part = accumulate_pairs(n_rows, target, vectors, field, max_angular, n_radial)
         out[rows] = part.reshape(len(rows), n_species, n_lm, n_radial)
     return out
+
+
+def periodic_pair_sum(
+    system,
+    species_index: np.ndarray,
+    n_species: int,
+    centres: np.ndarray,
+    field: RadialField,
+    cutoff: float,
+    max_angular: int,
+    n_radial: int,
+) -> np.ndarray:
+    """Sum of a short-ranged field over all periodic images within ``cutoff``.
+
+    The centre's own zero-distance term is not included (the caller adds it in closed form);
+    its periodic images are.
+
+    Returns
+    -------
+    ndarray, shape (n_centres, n_species, (max_angular+1)^2, n_radial)
+    """
+    n_lm = (max_angular + 1) ** 2
+    row_of_atom = np.full(len(system), -1)
+    row_of_atom[centres] = np.arange(len(centres))
+    i, j, vectors = neighbor_pairs(system, cutoff)
+    keep = row_of_atom[i] >= 0
+    i, j, vectors = i[keep], j[keep], vectors[keep]
+    target = row_of_atom[i] * n_species + species_index[j]
+    out = accumulate_pairs(len(centres) * n_species, target, vectors, field, max_angular, n_radial)
+    return out.reshape(len(centres), n_species, n_lm, n_radial)

@@ -33,6 +33,9 @@ class Expansion:
         if its weight is not zero) lies within the cutoff. Rows without are zero in
         ``values`` and, as in featomic, absent from the blocks of :meth:`to_tensormap`.
         None means every centre sees every species (LODE).
+    info : dict
+        How the numbers were computed, per structure (``info["structures"][i]``): e.g. the
+        LODE plan (k-space cutoff, range separation) chosen for an ``accuracy``.
     """
 
     values: list
@@ -40,6 +43,7 @@ class Expansion:
     neighbor_types: np.ndarray
     hypers: dict = field(default_factory=dict)
     has_neighbors: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
 
     sample_names = SAMPLE_NAMES
 

@@ -149,4 +149,4 @@ class SphericalExpansion(CalculatorBase):
         seen = seen.reshape(len(centres), n_species)
         if self.center_atom_weight != 0.0:
             seen[np.arange(len(centres)), own] = True
-        return split_by_l(out, self.max_angular), seen
+        return split_by_l(out, self.max_angular), seen, {"cutoff": self.cutoff}
