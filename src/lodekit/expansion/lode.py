@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import _validation as check
@@ -126,6 +128,8 @@ class LodeSphericalExpansion(CalculatorBase):
         self._basis = GtoBasis(self.max_radial, self.radius)
         self._molecule_field = None
         self._remainder_fields = {}
+        # tables are built lazily, possibly from several threads (one per structure)
+        self._lock = threading.Lock()
 
     @property
     def effective_k_cutoff(self) -> float:
@@ -135,6 +139,10 @@ class LodeSphericalExpansion(CalculatorBase):
     @property
     def molecule_field(self) -> RadialField:
         """The tabulated projection used for isolated molecules (built on first use)."""
+        with self._lock:
+            return self._build_molecule_field()
+
+    def _build_molecule_field(self) -> RadialField:
         if self._molecule_field is None:
             basis, sigma, p = self._basis, self.smearing, self.exponent
             # Past d_switch the basis functions have decayed by exp(-32) where the smeared
@@ -156,9 +164,6 @@ class LodeSphericalExpansion(CalculatorBase):
             )
         return self._molecule_field
 
-    def _prepare(self) -> None:
-        self._centre_field(self.smearing)
-
     def _centre_field(self, smearing: float) -> np.ndarray:
         """C_n = sqrt(4 pi) ∫ r^2 R_n g_p dr, an isolated atom's own field (n,)."""
         basis = self._basis
@@ -176,6 +181,10 @@ class LodeSphericalExpansion(CalculatorBase):
     def _remainder_field(self, split: float) -> RadialField:
         """Tabulated projection of g_p(smearing) - g_p(split), cached per split."""
         key = round(split, 12)
+        with self._lock:
+            return self._build_remainder_field(key, split)
+
+    def _build_remainder_field(self, key: float, split: float) -> RadialField:
         if key not in self._remainder_fields:
             sigma, p = self.smearing, self.exponent
             width = self._basis.widths.max()
@@ -203,7 +212,7 @@ class LodeSphericalExpansion(CalculatorBase):
                 "height (an atom's density would overlap its own periodic images)"
             )
         width = self._basis.widths.max()
-        split, _ = choose_split(
+        split = choose_split(
             self.smearing,
             self.accuracy,
             system.volume,
@@ -234,9 +243,13 @@ class LodeSphericalExpansion(CalculatorBase):
         return float(d[ok[0]]) if len(ok) else float(field.d_switch)
 
     def plan(self, structures) -> list[dict]:
-        """How each periodic structure would be computed (method, cutoffs), as dicts.
+        """How :meth:`compute` would evaluate each structure, one dict per structure.
 
-        Isolated molecules are listed as ``{"method": "molecule"}``.
+        Periodic structures: ``method`` ("kspace" or "range_separated"), ``k_cutoff`` (1/Å),
+        ``split_smearing`` (Å, the smearing of the k-space part), ``real_space_cutoff`` (Å, 0
+        without range separation) and ``accuracy``. Isolated molecules:
+        ``{"method": "molecule", "table_accuracy": ...}``. Building the plan may tabulate the
+        remainder field (cached for later calls).
         """
         from ..systems import as_systems
 

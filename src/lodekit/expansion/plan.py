@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["PeriodicPlan", "choose_split", "kspace_cutoff_for"]
+__all__ = ["PeriodicPlan", "choose_split", "kspace_cutoff_for", "remainder_range"]
 
 # Rough costs on one core (seconds per unit), measured on the development machine with the
 # benchmarks of this repository: one (centre x species x k x coefficient) multiply-add of the
@@ -60,11 +60,11 @@ def choose_split(
     n_coefficients: int,
     basis_width: float,
     max_split: float,
-) -> tuple[float, float]:
+) -> float:
     """Pick the smearing of the k-space part that minimises the estimated cost.
 
     Candidates are smearing * 2^(j/4) up to ``max_split``, so that tables of the remainder can
-    be cached across structures. Returns (split smearing, estimated real-space cutoff).
+    be cached across structures.
     """
     best = None
     split = smearing
@@ -72,15 +72,14 @@ def choose_split(
         k_cut = kspace_cutoff_for(0.5 * accuracy, split)
         n_k = volume * k_cut**3 / (12 * np.pi**2)
         cost = n_k * (_COST_KSPACE * n_centres * n_species * n_coefficients + _COST_PHASE * n_atoms)
-        r_cut = 0.0
         if split > smearing:
             r_cut = remainder_range(split, basis_width, accuracy)
             pairs = n_centres * n_atoms / volume * 4 / 3 * np.pi * r_cut**3
             cost += _COST_PAIR * pairs * n_coefficients
         if best is None or cost < best[0]:
-            best = (cost, split, r_cut)
+            best = (cost, split)
         split *= 2**0.25
-    return best[1], best[2]
+    return best[1]
 
 
 def remainder_range(split: float, basis_width: float, accuracy: float) -> float:
