@@ -87,6 +87,38 @@ class Features:
             sample_names=("system",),
         )
 
+    def by_center_type(self, center_types=None) -> Features:
+        """One copy of the feature columns per centre species, zero except in the own one.
+
+        A linear model on the result has separate weights for every centre species (as
+        featomic's per-``center_type`` blocks). Properties gain a leading ``center_type``.
+
+        Parameters
+        ----------
+        center_types : sequence of int, optional
+            All centre species to make room for (default: those present); give the training
+            set's list when transforming new data.
+        """
+        index = list(self.sample_names).index("center_type")
+        types = np.unique(self.samples[:, index]) if center_types is None else center_types
+        types = np.asarray(types, dtype=np.int64)
+        which = np.searchsorted(types, self.samples[:, index])
+        if np.any(types[np.minimum(which, len(types) - 1)] != self.samples[:, index]):
+            raise InputError("`center_types` misses some of the centre species present")
+        out = np.zeros((len(self), *self.values.shape[1:-1], len(types) * self.n_features))
+        for t in range(len(types)):
+            rows = which == t
+            out[rows, ..., t * self.n_features : (t + 1) * self.n_features] = self.values[rows]
+        properties = np.column_stack(
+            [np.repeat(types, self.n_features), np.tile(self.properties, (len(types), 1))]
+        )
+        return replace(
+            self,
+            values=out,
+            properties=properties,
+            property_names=("center_type", *self.property_names),
+        )
+
     def select_centers(self, center_type: int) -> Features:
         """Rows whose centre has atomic number ``center_type``."""
         index = list(self.sample_names).index("center_type")

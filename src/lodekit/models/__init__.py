@@ -1,0 +1,25 @@
+"""Models on features: arrays in, arrays out (a model never sees a structure)."""
+
+from .io import ModelFileError, load_model, save_model
+from .kernel_ridge import AdditiveKernelRidge
+from .kernels import polynomial_kernel
+from .linear import StructureRidge
+from .tensors import (
+    EquivariantRidge,
+    SymmetricTensorRegression,
+    cartesian_to_spherical,
+    spherical_to_cartesian,
+)
+
+__all__ = [
+    "AdditiveKernelRidge",
+    "EquivariantRidge",
+    "ModelFileError",
+    "StructureRidge",
+    "SymmetricTensorRegression",
+    "cartesian_to_spherical",
+    "load_model",
+    "polynomial_kernel",
+    "save_model",
+    "spherical_to_cartesian",
+]

@@ -1,0 +1,79 @@
+"""Shared pieces of the models: group bookkeeping, baselines, cross-validation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["StructureScoreMixin", "aggregation_matrix", "as_groups", "check_target", "composition"]
+
+
+def check_target(y):
+    """Reject a missing target with scikit-learn's wording."""
+    if y is None:
+        raise InputError("this estimator requires y to be passed, but the target y is None")
+
+
+class StructureScoreMixin:
+    """R^2 over structures (and tensor components), with the same keyword arguments as
+    ``predict`` (scikit-learn's default ``score`` would pass them as sample weights)."""
+
+    def score(self, X, y, groups=None, **kwargs):
+        prediction = np.asarray(self.predict(X, groups=groups, **kwargs), dtype=float)
+        truth = np.asarray(y, dtype=float).reshape(prediction.shape)
+        residual = np.sum((prediction - truth) ** 2)
+        total = np.sum((truth - truth.mean(axis=0)) ** 2)
+        return float(1.0 - residual / total) if total > 0 else float(residual == 0)
+
+
+def as_groups(groups, n_rows: int, name: str = "groups") -> tuple[np.ndarray, int]:
+    """Validate the structure index of every environment; returns (groups, n_structures)."""
+    if groups is None:
+        return np.arange(n_rows), n_rows
+    groups = np.asarray(groups)
+    if groups.shape != (n_rows,) or (n_rows and not np.issubdtype(groups.dtype, np.integer)):
+        raise InputError(
+            f"`{name}` has shape {groups.shape} and dtype {groups.dtype}; expected one integer "
+            f"structure index per row of X ({n_rows} rows)"
+        )
+    if n_rows and groups.min() < 0:
+        raise InputError(f"`{name}` contains {int(groups.min())}; indices must be >= 0")
+    n = int(groups.max()) + 1 if n_rows else 0
+    return groups.astype(np.int64), n
+
+
+def aggregation_matrix(groups: np.ndarray, n_structures: int, reduce: str) -> np.ndarray:
+    """G (n_structures, n_rows) with G @ per-environment = per-structure sum or mean."""
+    g = np.zeros((n_structures, len(groups)))
+    g[groups, np.arange(len(groups))] = 1.0
+    if reduce == "mean":
+        g /= np.maximum(g.sum(axis=1, keepdims=True), 1.0)
+    return g
+
+
+def composition(species, groups: np.ndarray, n_structures: int, types: np.ndarray) -> np.ndarray:
+    """Number of environments of each species in each structure, (n_structures, n_types)."""
+    if species is None:
+        species = np.zeros(len(groups), dtype=np.int64)
+    species = np.asarray(species)
+    if species.shape != groups.shape:
+        raise InputError(
+            f"`species` has shape {species.shape}; expected one entry per row of X "
+            f"({len(groups)} rows)"
+        )
+    unknown = np.setdiff1d(species, types)
+    if len(unknown):
+        raise InputError(f"`species` contains {unknown.tolist()}, not seen during fit")
+    out = np.zeros((n_structures, len(types)))
+    np.add.at(out, (groups, np.searchsorted(types, species)), 1.0)
+    return out
+
+
+def kfold_indices(n: int, n_splits: int, seed: int):
+    order = np.random.default_rng(seed).permutation(n)
+    folds = np.array_split(order, n_splits)
+    for k in range(n_splits):
+        test = folds[k]
+        train = np.concatenate([folds[j] for j in range(n_splits) if j != k])
+        yield train, test
