@@ -226,3 +226,20 @@ def test_model_files_round_trip_and_reject_damage(tmp_path):
         load_model(tmp_path / "missing.npz")
     with pytest.raises(ModelFileError, match="does not exist"):
         load_model(tmp_path / "nothing.npz")
+
+
+def test_sizes_are_reported_before_computing():
+    from lodekit.features import power_spectrum_size
+
+    atoms = molecule(np.random.default_rng(0), 9)
+    soap = lodekit.SphericalExpansion(cutoff=3.0, smearing=0.4, max_radial=3, max_angular=2)
+    expansion = soap.compute(atoms)
+    for b, distinct in [(None, None), (None, False), (expansion, False)]:
+        predicted = power_spectrum_size(expansion, b, distinct_pairs=distinct)
+        actual = power_spectrum(expansion, b, distinct_pairs=distinct)
+        assert predicted["n_features"] == actual.n_features
+        assert predicted["bytes"] == actual.nbytes
+    model = AdditiveKernelRidge(n_sparse=2000)
+    sizes = model.memory_estimate(n_environments=100_000, n_structures=5_000, n_features=500)
+    assert sizes["k_mm"] == 8 * 2000**2
+    assert sizes["total"] < 8 * 100_000**2 / 100  # far from a dense environment kernel

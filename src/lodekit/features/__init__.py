@@ -2,7 +2,7 @@
 
 from .clebsch_gordan import real_clebsch_gordan
 from .equivariants import equivariant_product
-from .invariants import lode_nu1, power_spectrum
+from .invariants import lode_nu1, power_spectrum, power_spectrum_size
 from .normalize import normalize
 from .result import Features
 
@@ -12,5 +12,6 @@ __all__ = [
     "lode_nu1",
     "normalize",
     "power_spectrum",
+    "power_spectrum_size",
     "real_clebsch_gordan",
 ]

@@ -8,7 +8,7 @@ from ..errors import InputError
 from ..expansion.result import Expansion
 from .result import Features
 
-__all__ = ["lode_nu1", "power_spectrum"]
+__all__ = ["lode_nu1", "power_spectrum", "power_spectrum_size"]
 
 
 def _check_same_centres(a: Expansion, b: Expansion) -> None:
@@ -123,3 +123,22 @@ def power_spectrum(a: Expansion, b: Expansion | None = None, *, distinct_pairs=N
             "hypers_2": b.hypers,
         },
     )
+
+
+def power_spectrum_size(a: Expansion, b: Expansion | None = None, *, distinct_pairs=None) -> dict:
+    """Shape and memory of :func:`power_spectrum` (a, b), without computing it.
+
+    Returns
+    -------
+    dict
+        ``n_samples``, ``n_features`` and ``bytes`` (float64 values).
+    """
+    symmetric = b is None
+    b = a if b is None else b
+    if distinct_pairs is None:
+        distinct_pairs = symmetric
+    n_pairs = sum(
+        1 for ta in a.neighbor_types for tb in b.neighbor_types if not distinct_pairs or ta <= tb
+    )
+    n_features = (a.max_angular + 1) * n_pairs * a.n_radial * b.n_radial
+    return {"n_samples": len(a), "n_features": n_features, "bytes": 8 * len(a) * n_features}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from ..errors import InputError
 
@@ -43,13 +44,16 @@ def as_groups(groups, n_rows: int, name: str = "groups") -> tuple[np.ndarray, in
     return groups.astype(np.int64), n
 
 
-def aggregation_matrix(groups: np.ndarray, n_structures: int, reduce: str) -> np.ndarray:
-    """G (n_structures, n_rows) with G @ per-environment = per-structure sum or mean."""
-    g = np.zeros((n_structures, len(groups)))
-    g[groups, np.arange(len(groups))] = 1.0
+def aggregation_matrix(groups: np.ndarray, n_structures: int, reduce: str):
+    """Sparse G (n_structures, n_rows), CSC, with G @ per-environment = per-structure sum or
+    mean (one non-zero per environment)."""
+    weights = np.ones(len(groups))
     if reduce == "mean":
-        g /= np.maximum(g.sum(axis=1, keepdims=True), 1.0)
-    return g
+        counts = np.bincount(groups, minlength=n_structures).astype(float)
+        weights = 1.0 / counts[groups]
+    return sparse.csc_matrix(
+        (weights, (groups, np.arange(len(groups)))), shape=(n_structures, len(groups))
+    )
 
 
 def composition(species, groups: np.ndarray, n_structures: int, types: np.ndarray) -> np.ndarray:

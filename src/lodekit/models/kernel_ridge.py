@@ -206,6 +206,25 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         self.weights_ = projector @ weights
         return self
 
+    def memory_estimate(self, n_environments: int, n_structures: int, n_features: int) -> dict:
+        """Largest arrays :meth:`fit` will build, in bytes, before building them.
+
+        Keys: ``normalised_features`` (n_env x n_features), ``k_mm`` (n_sparse^2),
+        ``k_nm`` (n_structures x n_sparse), ``kernel_block`` (4096 x n_sparse, transient),
+        ``aggregation`` (the sparse per-structure summation matrix, one entry per
+        environment), and ``total``. No environment x environment matrix is ever formed.
+        """
+        m = n_environments if self.n_sparse is None else min(self.n_sparse, n_environments)
+        sizes = {
+            "normalised_features": 8 * n_environments * n_features,
+            "k_mm": 8 * m * m,
+            "k_nm": 8 * n_structures * m,
+            "kernel_block": 8 * min(_ROW_BLOCK, n_environments) * m,
+            "aggregation": 16 * n_environments,
+        }
+        sizes["total"] = sum(sizes.values())
+        return sizes
+
     def _restore(self) -> None:
         """Rebuild the derived block layout after loading fitted arrays from a file."""
         self._blocks_, self._weights_ = self._blocks(self.n_features_in_)

@@ -119,7 +119,7 @@ class EquivariantRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             t = t / np.where(norms > 0, norms, 1.0)[:, None, None]
         groups, n_structures = as_groups(groups, X.shape[0])
         g = aggregation_matrix(groups, n_structures, self.reduce)
-        return np.einsum("si,imq->smq", g, t)  # (structures, mu, q)
+        return (g @ t.reshape(len(t), -1)).reshape(n_structures, *t.shape[1:])  # (s, mu, q)
 
     def fit(self, X, y, groups=None):
         check_target(y)
