@@ -83,6 +83,17 @@ def _expand(args) -> int:
     return 0
 
 
+def _reproduce(args) -> int:
+    from .experiments import reproduce
+
+    mode = "full" if args.full else "quick"
+    out = Path(args.out or f"lodekit-{args.experiment}-{mode}")
+    metrics = reproduce(args.experiment, mode, out=out, seed=args.seed, progress=not args.quiet)
+    print((out / "results.md").read_text())
+    print(f"report written to {out}/ (results.md, metrics.json, learning_curves.png, config.json)")
+    return 0 if metrics else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lodekit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     expand.add_argument("--hypers", required=True, help="JSON file of hyperparameters")
     expand.add_argument("--out", required=True, help="output .npz archive")
     expand.set_defaults(run=_expand)
+
+    from .experiments import EXPERIMENTS
+
+    reproduce = sub.add_parser(
+        "reproduce", help="run one of the paper's experiments end to end, with a report"
+    )
+    reproduce.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    size = reproduce.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, minutes (default)")
+    size.add_argument("--full", action="store_true", help="the paper's protocol")
+    reproduce.add_argument("--out", help="output directory (default: lodekit-NAME-MODE)")
+    reproduce.add_argument("--seed", type=int, default=0)
+    reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
+    reproduce.set_defaults(run=_reproduce)
     return parser
 
 

@@ -1,0 +1,60 @@
+"""Learning curves: features once per model, fits on growing training sets, one test set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ModelSpec", "percent_rmse", "run_learning_curves"]
+
+
+@dataclass
+class ModelSpec:
+    """One model of an experiment.
+
+    featurize : frames -> (X (n_env, n_features), groups (n_env,), species (n_env,))
+    make_model : () -> a lodekit estimator taking (X, y, groups, species)
+    """
+
+    name: str
+    label: str
+    featurize: Callable
+    make_model: Callable
+
+
+def percent_rmse(prediction: np.ndarray, truth: np.ndarray) -> float:
+    return float(100 * np.sqrt(np.mean((prediction - truth) ** 2)) / np.std(truth))
+
+
+def _subset(x, groups, species, structures):
+    """Rows of the given structures, with groups renumbered 0..len(structures)-1."""
+    position = np.full(groups.max() + 1, -1)
+    position[structures] = np.arange(len(structures))
+    rows = position[groups] >= 0
+    return x[rows], position[groups[rows]], species[rows]
+
+
+def run_learning_curves(specs, frames, targets, train_pool, test, sizes, progress=None):
+    """% RMSE of every model for every training size (first ``n`` of ``train_pool``)."""
+    metrics = {}
+    targets = np.asarray(targets)
+    jobs = [(spec, n) for spec in specs for n in sizes]
+    bar = progress(total=len(jobs)) if progress else None
+    for spec in specs:
+        x, groups, species = spec.featurize(frames)
+        metrics[spec.name] = {}
+        x_test, g_test, s_test = _subset(x, groups, species, test)
+        for n in sizes:
+            train = train_pool[:n]
+            x_tr, g_tr, s_tr = _subset(x, groups, species, train)
+            model = spec.make_model().fit(x_tr, targets[train], g_tr, s_tr)
+            prediction = model.predict(x_test, g_test, s_test)
+            metrics[spec.name][n] = percent_rmse(prediction, targets[test])
+            if bar:
+                bar.set_postfix_str(f"{spec.name} n={n}: {metrics[spec.name][n]:.2f} %")
+                bar.update()
+    if bar:
+        bar.close()
+    return metrics

@@ -1,0 +1,100 @@
+"""Outputs of a reproduced experiment: metrics.json, results.md, learning-curve plot, config."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_write
+
+__all__ = ["write_report"]
+
+
+def _versions() -> dict:
+    import ase
+    import numpy
+    import scipy
+    import sklearn
+
+    from .. import __version__
+
+    return {
+        "lodekit": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "ase": ase.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda stream: stream.write(text.encode()))
+
+
+def write_report(
+    out: Path,
+    title: str,
+    metrics: dict,
+    paper: dict,
+    labels: dict,
+    config: dict,
+    wall_time: float,
+    notes: list[str],
+) -> None:
+    """Write the report files of one experiment into ``out``.
+
+    ``metrics[model][n_train] = % RMSE``; ``paper[model]`` the paper's statement;
+    ``labels[model]`` a readable name.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "experiment": title,
+        "metric": "% RMSE = 100 RMSE(test) / std(test targets)",
+        "metrics": {m: {str(k): v for k, v in curve.items()} for m, curve in metrics.items()},
+        "paper": paper,
+        "config": config,
+        "versions": _versions(),
+        "wall_time_s": wall_time,
+    }
+    _write_text(out / "metrics.json", json.dumps(record, indent=2))
+    _write_text(
+        out / "config.json",
+        json.dumps({**config, "versions": record["versions"], "wall_time_s": wall_time}, indent=2),
+    )
+    sizes = sorted({n for curve in metrics.values() for n in curve})
+    lines = [f"# {title}", "", "% RMSE on the test set (100 x RMSE / std of the test targets).", ""]
+    lines.append("| model | " + " | ".join(f"n = {n}" for n in sizes) + " | paper |")
+    lines.append("|---|" + "---|" * len(sizes) + "---|")
+    for model, curve in metrics.items():
+        cells = [f"{curve[n]:.3g}" if n in curve else "" for n in sizes]
+        lines.append(f"| {labels[model]} | " + " | ".join(cells) + f" | {paper.get(model, '')} |")
+    lines += ["", f"Wall time: {wall_time:.1f} s. Configuration: config.json.", ""]
+    lines += [f"- {note}" for note in notes]
+    _write_text(out / "results.md", "\n".join(lines) + "\n")
+    _plot(out / "learning_curves.png", title, metrics, labels)
+
+
+def _plot(path: Path, title: str, metrics: dict, labels: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for model, curve in metrics.items():
+        sizes = np.array(sorted(curve))
+        ax.loglog(sizes, [curve[n] for n in sizes], "o-", label=labels[model])
+    ax.set_xlabel("training structures")
+    ax.set_ylabel("% RMSE")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)

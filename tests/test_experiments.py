@@ -1,0 +1,19 @@
+"""Smoke test of the experiment pipeline (quick mode checks the pipeline, not the paper)."""
+
+import json
+
+from lodekit.cli import main
+
+
+def test_point_charges_quick(tmp_path, capsys):
+    out = tmp_path / "pc"
+    assert main(["reproduce", "point-charges", "--quick", "--out", str(out), "--quiet"]) == 0
+    for name in ("metrics.json", "results.md", "learning_curves.png", "config.json"):
+        assert (out / name).stat().st_size > 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert set(record["metrics"]) == set(record["paper"])
+    assert record["config"]["seed"] == 0 and record["versions"]["lodekit"]
+    # the physics the quick mode must already show: a linear nu=1 model is nearly exact
+    lode = record["metrics"]["lode_nu1_s1"]
+    assert lode["100"] < 1.0 < record["metrics"]["soap_rc3"]["100"]
+    assert "| LODE nu=1, sigma 1 Å (linear) |" in capsys.readouterr().out
