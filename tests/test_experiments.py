@@ -17,3 +17,21 @@ def test_point_charges_quick(tmp_path, capsys):
     lode = record["metrics"]["lode_nu1_s1"]
     assert lode["100"] < 1.0 < record["metrics"]["soap_rc3"]["100"]
     assert "| LODE nu=1, sigma 1 Å (linear) |" in capsys.readouterr().out
+
+
+def test_dimers_quick(tmp_path):
+    out = tmp_path / "dimers"
+    assert main(["reproduce", "dimers", "--quick", "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert set(record["metrics"]) == {"soap", "soap_lode1", "soap_lode2", "multiscale"}
+    assert (out / "binding_curves.png").stat().st_size > 0
+    assert len(record["config"]["binding_curve_dimers"]) == 4
+
+
+def test_water_quick(tmp_path):
+    out = tmp_path / "water"
+    assert main(["reproduce", "water", "--quick", "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert set(record["metrics"]) == {"soap3", "soap4", "soap6", "lode3", "soap3_lode3"}
+    assert set(record["config"]["lambda2_percent_rmse"]) == {"25", "50", "100"}
+    assert all(v > 0 for curve in record["metrics"].values() for v in curve.values())

@@ -36,25 +36,31 @@ def _subset(x, groups, species, structures):
     return x[rows], position[groups[rows]], species[rows]
 
 
-def run_learning_curves(specs, frames, targets, train_pool, test, sizes, progress=None):
-    """% RMSE of every model for every training size (first ``n`` of ``train_pool``)."""
-    metrics = {}
+def run_learning_curves(specs, frames, targets, train_sets, test, progress=None, keep=()):
+    """% RMSE of every model for every training set.
+
+    ``train_sets`` maps a training-set size (the x axis: structures, dimers...) to structure
+    indices. Returns (metrics[model][size], predictions[model] on ``test`` for the largest
+    training set, for the models named in ``keep``).
+    """
+    metrics, predictions = {}, {}
     targets = np.asarray(targets)
-    jobs = [(spec, n) for spec in specs for n in sizes]
-    bar = progress(total=len(jobs)) if progress else None
+    bar = progress(total=len(specs) * len(train_sets)) if progress else None
     for spec in specs:
         x, groups, species = spec.featurize(frames)
         metrics[spec.name] = {}
         x_test, g_test, s_test = _subset(x, groups, species, test)
-        for n in sizes:
-            train = train_pool[:n]
+        for n, train in sorted(train_sets.items()):
             x_tr, g_tr, s_tr = _subset(x, groups, species, train)
             model = spec.make_model().fit(x_tr, targets[train], g_tr, s_tr)
             prediction = model.predict(x_test, g_test, s_test)
             metrics[spec.name][n] = percent_rmse(prediction, targets[test])
+            if spec.name in keep:
+                predictions[spec.name] = prediction
             if bar:
-                bar.set_postfix_str(f"{spec.name} n={n}: {metrics[spec.name][n]:.2f} %")
+                bar.set_postfix_str(f"{spec.name} n={n}: {metrics[spec.name][n]:.3g} %")
                 bar.update()
+        del x
     if bar:
         bar.close()
-    return metrics
+    return metrics, predictions

@@ -108,4 +108,13 @@ def build(mode: str, seed: int, progress=None):
         f"points ({n_sparse}), alpha by 5-fold CV; LODE nu=1: ridge per centre species; "
         "LODE nu=2: linear kernel of the power spectrum per centre species.",
     ]
-    return frames, targets, train_pool, test, config["sizes"], specs, notes
+    train_sets = {n: train_pool[:n] for n in config["sizes"]}
+    return {
+        "frames": frames,
+        "targets": targets,
+        "train_sets": train_sets,
+        "test": test,
+        "specs": specs,
+        "notes": notes,
+        "n_train_pool": len(train_pool),
+    }

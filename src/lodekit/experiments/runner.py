@@ -5,14 +5,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import point_charges
+from . import dimers, point_charges, water
 from .learning_curve import run_learning_curves
 from .report import write_report
 
 __all__ = ["EXPERIMENTS", "reproduce"]
 
-EXPERIMENTS = {"point-charges": point_charges}
-TITLES = {"point-charges": "Random point charges (Grisafi & Ceriotti 2019, Sec. III.A)"}
+EXPERIMENTS = {"point-charges": point_charges, "dimers": dimers, "water": water}
+TITLES = {
+    "point-charges": "Random point charges (Grisafi & Ceriotti 2019, Sec. III.A)",
+    "dimers": "Binding curves of charged dimers (Grisafi & Ceriotti 2019, Sec. III.B)",
+    "water": "Dielectric response of liquid water (Grisafi & Ceriotti 2019, Sec. III.C)",
+}
 
 
 def reproduce(
@@ -26,16 +30,30 @@ def reproduce(
 
         bar = tqdm
     start = time.perf_counter()
-    frames, targets, train_pool, test, sizes, specs, notes = module.build(mode, seed, progress=bar)
-    metrics = run_learning_curves(specs, frames, targets, train_pool, test, sizes, progress=bar)
+    setup = module.build(mode, seed, progress=bar)
+    metrics, predictions = run_learning_curves(
+        setup["specs"],
+        setup["frames"],
+        setup["targets"],
+        setup["train_sets"],
+        setup["test"],
+        progress=bar,
+        keep=setup.get("keep", ()),
+    )
+    extra_metrics = {}
+    if hasattr(module, "extra"):
+        extra_metrics = module.extra(setup, predictions, Path(out), progress=bar)
     wall = time.perf_counter() - start
     config = {
         "experiment": name,
         "mode": mode,
         "seed": seed,
         **module.MODES[mode],
-        "n_train_pool": len(train_pool),
+        "n_train_pool": setup["n_train_pool"],
+        **extra_metrics,
     }
-    labels = {spec.name: spec.label for spec in specs}
-    write_report(Path(out), TITLES[name], metrics, module.PAPER, labels, config, wall, notes)
+    labels = {spec.name: spec.label for spec in setup["specs"]}
+    write_report(
+        Path(out), TITLES[name], metrics, module.PAPER, labels, config, wall, setup["notes"]
+    )
     return metrics

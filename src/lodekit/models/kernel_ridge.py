@@ -60,6 +60,9 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         normalised on its own and enters the kernel with its weight.
     block_weights : sequence of float or None
         Weights of the blocks (default 1 each).
+    linear_blocks : sequence of int or None
+        Blocks that enter linearly and unnormalised, outside the power: k = (sum of the other
+        blocks)^zeta + sum of the linear blocks (e.g. SOAP^zeta + a linear LODE nu = 1 term).
     normalize : bool
         Normalise the features of every environment (per block) before the kernel.
     baselines : bool
@@ -94,6 +97,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         reduce="sum",
         feature_blocks=None,
         block_weights=None,
+        linear_blocks=None,
         normalize=True,
         baselines=True,
         cv=5,
@@ -105,6 +109,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         self.reduce = reduce
         self.feature_blocks = feature_blocks
         self.block_weights = block_weights
+        self.linear_blocks = linear_blocks
         self.normalize = normalize
         self.baselines = baselines
         self.cv = cv
@@ -137,8 +142,19 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         if np.any(~np.isfinite(alphas)) or np.any(alphas < 0):
             raise InputError(f"`alpha` is {self.alpha} but must be non-negative")
 
+    def _linear(self) -> frozenset:
+        linear = frozenset(int(b) for b in (self.linear_blocks or ()))
+        if any(not 0 <= b < len(self._blocks_) for b in linear):
+            raise InputError(
+                f"`linear_blocks` is {self.linear_blocks} but there are {len(self._blocks_)} "
+                "feature blocks"
+            )
+        return linear
+
     def _prepared(self, x: np.ndarray) -> np.ndarray:
-        return normalize_rows(x, self._blocks_) if self.normalize else x
+        if not self.normalize:
+            return x
+        return normalize_rows(x, self._blocks_, skip=self._linear())
 
     def _kernel_rows(self, xn: np.ndarray, groups: np.ndarray, n_structures: int) -> np.ndarray:
         """sum (or mean) over environments of k(x_i, x_m): (n_structures, n_sparse)."""
@@ -147,7 +163,12 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         for start in range(0, len(xn), _ROW_BLOCK):
             rows = slice(start, start + _ROW_BLOCK)
             k = polynomial_kernel(
-                xn[rows], self.sparse_points_, self.zeta, self._blocks_, self._weights_
+                xn[rows],
+                self.sparse_points_,
+                self.zeta,
+                self._blocks_,
+                self._weights_,
+                self._linear(),
             )
             out += g[:, rows] @ k
         return out
@@ -190,7 +211,12 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         self.sparse_points_ = xn[self.sparse_index_]
 
         k_mm = polynomial_kernel(
-            self.sparse_points_, self.sparse_points_, self.zeta, self._blocks_, self._weights_
+            self.sparse_points_,
+            self.sparse_points_,
+            self.zeta,
+            self._blocks_,
+            self._weights_,
+            self._linear(),
         )
         eigval, eigvec = np.linalg.eigh(k_mm)
         keep = eigval > 1e-12 * max(eigval.max(), 1e-300)
