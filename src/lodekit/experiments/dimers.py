@@ -31,7 +31,7 @@ PAPER = {
     "multiscale": "≈ 13 (later linear rho x V model, similar set)",
 }
 
-ALPHAS = [1e-8, 1e-6, 1e-4, 1e-2]
+ALPHAS = list(np.logspace(-8, 2, 11))
 SOAP = dict(cutoff=3.0, smearing=0.3, max_radial=3, max_angular=3, cutoff_width=0.5)
 LODE = dict(smearing=1.0, exponent=1, radius=3.0, max_radial=3, max_angular=3)
 
@@ -128,6 +128,8 @@ def build(mode: str, seed: int, progress=None, path=None):
         "notes": notes,
         "n_train_pool": len(pool),
         "keep": ("soap", "soap_lode2"),
+        # the alpha search must hold out whole dimers, like the test split
+        "cv_groups": data["dimer"][used],
         "curves": {
             "dimer": data["dimer"][test],
             "distance": data["distance"][test],
@@ -143,10 +145,10 @@ class _BlockModel(AdditiveKernelRidge):
         self.linear = linear
         super().__init__(zeta=2, alpha=ALPHAS, n_sparse=n_sparse, baselines=False)
 
-    def fit(self, X, y, groups=None, species=None):
+    def fit(self, X, y, groups=None, species=None, cv_groups=None):
         self.feature_blocks = [self.n_soap, X.shape[1] - self.n_soap]
         self.linear_blocks = [1] if self.linear else None
-        return super().fit(X, y, groups, species)
+        return super().fit(X, y, groups, species, cv_groups)
 
 
 def extra(setup, predictions, out: Path, progress=None) -> dict:

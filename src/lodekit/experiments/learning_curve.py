@@ -36,7 +36,9 @@ def _subset(x, groups, species, structures):
     return x[rows], position[groups[rows]], species[rows]
 
 
-def run_learning_curves(specs, frames, targets, train_sets, test, progress=None, keep=()):
+def run_learning_curves(
+    specs, frames, targets, train_sets, test, progress=None, keep=(), cv_groups=None
+):
     """% RMSE of every model for every training set.
 
     ``train_sets`` maps a training-set size (the x axis: structures, dimers...) to structure
@@ -52,7 +54,11 @@ def run_learning_curves(specs, frames, targets, train_sets, test, progress=None,
         x_test, g_test, s_test = _subset(x, groups, species, test)
         for n, train in sorted(train_sets.items()):
             x_tr, g_tr, s_tr = _subset(x, groups, species, train)
-            model = spec.make_model().fit(x_tr, targets[train], g_tr, s_tr)
+            model = spec.make_model()
+            if cv_groups is None:
+                model.fit(x_tr, targets[train], g_tr, s_tr)
+            else:
+                model.fit(x_tr, targets[train], g_tr, s_tr, cv_groups=cv_groups[train])
             prediction = model.predict(x_test, g_test, s_test)
             metrics[spec.name][n] = percent_rmse(prediction, targets[test])
             if spec.name in keep:

@@ -36,7 +36,7 @@ PAPER = {
     "lode_nu2_s1": "starts worse, ends below nu=1 (sigma 1)",
 }
 
-ALPHAS = [1e-8, 1e-6, 1e-4, 1e-2, 1.0]
+ALPHAS = list(np.logspace(-8, 2, 11))
 
 
 def _soap(cutoff):

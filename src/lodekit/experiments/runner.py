@@ -39,6 +39,7 @@ def reproduce(
         setup["test"],
         progress=bar,
         keep=setup.get("keep", ()),
+        cv_groups=setup.get("cv_groups"),
     )
     extra_metrics = {}
     if hasattr(module, "extra"):

@@ -32,7 +32,7 @@ PAPER = {
     "soap3_lode3": "best (≈ 1-2 %)",
 }
 
-ALPHAS = [1e-8, 1e-6, 1e-4, 1e-2]
+ALPHAS = list(np.logspace(-8, 2, 11))
 
 
 def _soap(cutoff):

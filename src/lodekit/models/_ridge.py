@@ -9,25 +9,35 @@ from ._common import kfold_indices
 __all__ = ["fit_ridge", "select_alpha"]
 
 
+class _RidgePath:
+    """SVD of phi with the ``free`` (unpenalised) columns projected out: solves for any alpha.
+
+    argmin_{w, b} |phi w + free b - target|^2 + alpha |w|^2 (b unpenalised), stable for
+    rank-deficient phi; one decomposition serves every alpha of a search.
+    """
+
+    def __init__(self, phi: np.ndarray, target: np.ndarray, free: np.ndarray | None):
+        self.phi, self.target = phi, target
+        self.free = np.zeros((len(phi), 0)) if free is None else free
+        q = np.linalg.qr(self.free)[0] if self.free.shape[1] else self.free
+        phi_p = phi - q @ (q.T @ phi)
+        target_p = target - q @ (q.T @ target)
+        self.u, self.s, self.vt = np.linalg.svd(phi_p, full_matrices=False)
+        self.projected = self.u.T @ target_p
+
+    def solve(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        w = self.vt.T @ (self.s / (self.s * self.s + alpha) * self.projected)
+        b = np.zeros(self.free.shape[1])
+        if self.free.shape[1]:
+            b, *_ = np.linalg.lstsq(self.free, self.target - self.phi @ w, rcond=None)
+        return w, b
+
+
 def fit_ridge(
     phi: np.ndarray, target: np.ndarray, alpha: float, free: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """argmin_{w, b} |phi w + free b - target|^2 + alpha |w|^2 (b unpenalised).
-
-    Solved by projecting the columns of ``free`` out of phi and target, then SVD ridge
-    (stable for rank-deficient phi), then least squares for b. Returns (w, b).
-    """
-    if free is None:
-        free = np.zeros((len(phi), 0))
-    q, _ = np.linalg.qr(free) if free.shape[1] else (free, None)
-    phi_p = phi - q @ (q.T @ phi)
-    target_p = target - q @ (q.T @ target)
-    u, s, vt = np.linalg.svd(phi_p, full_matrices=False)
-    w = vt.T @ (s / (s * s + alpha) * (u.T @ target_p))
-    b = np.zeros(free.shape[1])
-    if free.shape[1]:
-        b, *_ = np.linalg.lstsq(free, target - phi @ w, rcond=None)
-    return w, b
+    """argmin_{w, b} |phi w + free b - target|^2 + alpha |w|^2 (b unpenalised); (w, b)."""
+    return _RidgePath(phi, target, free).solve(alpha)
 
 
 def select_alpha(
@@ -38,11 +48,15 @@ def select_alpha(
     n_splits: int,
     seed: int,
     rows_per_structure: int = 1,
+    cv_groups: np.ndarray | None = None,
 ) -> float:
     """The alpha of ``alphas`` with the lowest K-fold RMSE over structures.
 
-    ``baseline`` (structures x types) is refitted inside each fold when given. Rows of phi
-    come in consecutive runs of ``rows_per_structure`` per structure.
+    ``baseline`` (structures x types, unpenalised) is refitted inside each fold when given.
+    Rows of phi come in consecutive runs of ``rows_per_structure`` per structure.
+    ``cv_groups`` (one label per structure) keeps structures of one label in the same fold
+    (e.g. all points of one dimer's binding curve), so that the search is not fooled by
+    near-duplicates.
     """
     alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
     if len(alphas) == 1:
@@ -50,12 +64,23 @@ def select_alpha(
     n_structures = phi.shape[0] // rows_per_structure
     n_splits = max(2, min(n_splits, n_structures))
     errors = np.zeros(len(alphas))
-    for train, test in kfold_indices(n_structures, n_splits, seed):
+    if cv_groups is None:
+        folds = list(kfold_indices(n_structures, n_splits, seed))
+    else:
+        labels, label_of = np.unique(np.asarray(cv_groups), return_inverse=True)
+        n_splits = max(2, min(n_splits, len(labels)))
+        folds = [
+            (np.flatnonzero(np.isin(label_of, tr)), np.flatnonzero(np.isin(label_of, te)))
+            for tr, te in kfold_indices(len(labels), n_splits, seed)
+        ]
+    for train, test in folds:
         rows_tr = (train[:, None] * rows_per_structure + np.arange(rows_per_structure)).ravel()
         rows_te = (test[:, None] * rows_per_structure + np.arange(rows_per_structure)).ravel()
-        free_tr = None if baseline is None else baseline[train]
+        path = _RidgePath(
+            phi[rows_tr], target[rows_tr], None if baseline is None else baseline[train]
+        )
         for k, alpha in enumerate(alphas):
-            w, b = fit_ridge(phi[rows_tr], target[rows_tr], alpha, free_tr)
+            w, b = path.solve(alpha)
             prediction = phi[rows_te] @ w
             if baseline is not None:
                 prediction += baseline[test] @ b

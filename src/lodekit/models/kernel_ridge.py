@@ -174,12 +174,13 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         return out
 
     # -------------------------------------------------------------------------------------
-    def fit(self, X, y, groups=None, species=None):
+    def fit(self, X, y, groups=None, species=None, cv_groups=None):
         """Fit on environments X (n_env, n_features) and structure targets y (n_structures,).
 
         ``groups`` gives the structure (row of y) of every environment (default: one
         environment per structure); ``species`` the species of every environment (for the
-        baselines; default: one species).
+        baselines; default: one species). ``cv_groups`` (one label per structure) keeps
+        related structures in the same fold of the alpha search.
         """
         self._check_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=1)
@@ -225,7 +226,9 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         phi = self._kernel_rows(xn, groups, n_structures) @ projector
 
         baseline = counts if self.baselines else None
-        self.alpha_ = select_alpha(phi, y, baseline, self.alpha, self.cv, self.random_state)
+        self.alpha_ = select_alpha(
+            phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
+        )
         weights, self.baseline_ = fit_ridge(phi, y, self.alpha_, baseline)
         if not self.baselines:
             self.baseline_ = np.zeros(len(self.types_))

@@ -63,7 +63,7 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             counts /= np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
         return g @ X, counts
 
-    def fit(self, X, y, groups=None, species=None):
+    def fit(self, X, y, groups=None, species=None, cv_groups=None):
         """Fit on environments X (n_env, n_features) and structure targets y (n_structures,)."""
         if self.reduce not in ("sum", "mean"):
             raise InputError(f"`reduce` is {self.reduce!r} but must be 'sum' or 'mean'")
@@ -79,7 +79,9 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         if len(phi) != len(y):
             raise InputError(f"`groups` names {len(phi)} structures but `y` has {len(y)} values")
         baseline = counts if self.baselines else None
-        self.alpha_ = select_alpha(phi, y, baseline, self.alpha, self.cv, self.random_state)
+        self.alpha_ = select_alpha(
+            phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
+        )
         self.coef_, self.baseline_ = fit_ridge(phi, y, self.alpha_, baseline)
         if not self.baselines:
             self.baseline_ = np.zeros(len(self.types_))
