@@ -21,7 +21,7 @@ __all__ = ["MODES", "PAPER", "build", "extra"]
 
 MODES = {
     "quick": {"train_dimers": [10, 25, 50], "n_test_dimers": 15, "n_sparse": 300},
-    "full": {"train_dimers": [50, 100, 200, 400, 590], "n_test_dimers": 60, "n_sparse": 3000},
+    "full": {"train_dimers": [50, 100, 200, 400, 590], "n_test_dimers": 60, "n_sparse": 1500},
 }
 
 PAPER = {
