@@ -146,3 +146,12 @@ def ewald_energy(atoms, charges, accuracy=1e-12):
     )
     self_energy = -a / np.sqrt(np.pi) * np.sum(q * q)
     return coulomb * (real + reciprocal + self_energy)
+
+
+def transformed(atoms, matrix):
+    """A copy of ``atoms`` with positions (and, if periodic, the cell) mapped by ``matrix``."""
+    out = atoms.copy()
+    out.positions = atoms.positions @ matrix.T
+    if atoms.pbc.all():
+        out.cell = atoms.cell.array @ matrix.T
+    return out

@@ -7,18 +7,10 @@ import lodekit
 from lodekit import InputError
 from lodekit.features import equivariant_product, lode_nu1, normalize, power_spectrum
 from lodekit.testing import random_rotation, wigner_d_real
-from tests.helpers import molecule, three_species_box
+from tests.helpers import molecule, three_species_box, transformed
 
 SOAP = lodekit.SphericalExpansion(cutoff=3.5, smearing=0.4, max_radial=3, max_angular=3)
 LODE = lodekit.LodeSphericalExpansion(smearing=0.8, max_radial=3, max_angular=3, radius=3.5)
-
-
-def transformed(atoms, matrix):
-    out = atoms.copy()
-    out.positions = atoms.positions @ matrix.T
-    if atoms.pbc.all():
-        out.cell = atoms.cell.array @ matrix.T
-    return out
 
 
 def expansions(atoms):

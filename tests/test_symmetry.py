@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import lodekit
 from lodekit.testing import assert_equivariant, random_rotation
-from tests.helpers import molecule, three_species_box, triclinic_box
+from tests.helpers import molecule, three_species_box, transformed, triclinic_box
 
 LODE = lodekit.LodeSphericalExpansion(
     smearing=0.8, exponent=1, max_radial=4, max_angular=5, radius=4.0, k_cutoff=5.0
@@ -30,14 +30,6 @@ CASES = {
     "soap-periodic": (SOAP, three_species_box),
     "soap-molecule": (SOAP, molecule),
 }
-
-
-def transformed(atoms, matrix):
-    out = atoms.copy()
-    out.positions = atoms.positions @ matrix.T
-    if atoms.pbc.all():
-        out.cell = atoms.cell.array @ matrix.T
-    return out
 
 
 def scale(expansion):

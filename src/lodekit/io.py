@@ -18,7 +18,7 @@ import numpy as np
 from .errors import LodekitError
 from .expansion.result import Expansion
 
-__all__ = ["ArchiveError", "atomic_write", "load_expansion", "save_expansion"]
+__all__ = ["ArchiveError", "atomic_write", "load_expansion", "read_archive", "save_expansion"]
 
 FORMAT = "lodekit-expansion"
 FORMAT_VERSION = 1
@@ -71,28 +71,39 @@ def save_expansion(path: str | os.PathLike, expansion: Expansion) -> Path:
     return atomic_write(path, lambda stream: np.savez(stream, **arrays))
 
 
-def load_expansion(path: str | os.PathLike) -> Expansion:
-    """Read an archive written by :func:`save_expansion`."""
-    path = Path(path)
+def read_archive(path, kind: str, version: int, where: str, error: type) -> tuple[dict, dict]:
+    """Arrays and JSON header of a lodekit ``.npz`` archive, never unpickling.
+
+    Raises ``error`` naming ``where`` when the file is missing, not an npz, has no header, or
+    is another kind or version of archive.
+    """
     try:
         # open the file ourselves: np.load leaks its handle when the zip is truncated
         with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
     except FileNotFoundError:
-        raise ArchiveError(f"`path` {str(path)!r} does not exist") from None
+        raise error(f"{where} does not exist") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ArchiveError(f"`path` {str(path)!r} is not a readable .npz archive: {err}") from None
+        raise error(f"{where} is not a readable .npz archive: {err}") from None
     try:
         header = json.loads(arrays.pop("header").tobytes().decode())
     except (KeyError, ValueError, UnicodeDecodeError):
-        raise ArchiveError(f"`path` {str(path)!r} has no valid lodekit header") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ArchiveError(f"`path` {str(path)!r} is not a {FORMAT} archive")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise ArchiveError(
-            f"`path` {str(path)!r} has format version {header.get('format_version')!r}; "
-            f"this lodekit reads version {FORMAT_VERSION}"
+        raise error(f"{where} has no valid lodekit header") from None
+    if not isinstance(header, dict) or header.get("format") != kind:
+        raise error(f"{where} is not a {kind} archive")
+    if header.get("format_version") != version:
+        raise error(
+            f"{where} has format version {header.get('format_version')!r}; this lodekit "
+            f"reads version {version}"
         )
+    return arrays, header
+
+
+def load_expansion(path: str | os.PathLike) -> Expansion:
+    """Read an archive written by :func:`save_expansion`."""
+    arrays, header = read_archive(
+        path, FORMAT, FORMAT_VERSION, f"`path` {str(path)!r}", ArchiveError
+    )
     try:
         n, max_l, n_rad = header["n_samples"], header["max_angular"], header["n_radial"]
         values = [arrays.pop(f"values_l{l}") for l in range(max_l + 1)]

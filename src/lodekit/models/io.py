@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -115,26 +114,10 @@ def _build(entry, arrays: dict, where: str):
 
 def load_model(path: str | os.PathLike):
     """Read a model written by :func:`save_model`; raises :class:`ModelFileError` if invalid."""
-    path = Path(path)
+    from ..io import read_archive
+
     where = f"model file {str(path)!r}"
-    try:
-        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except FileNotFoundError:
-        raise ModelFileError(f"{where} does not exist") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ModelFileError(f"{where} is not a readable .npz archive: {err}") from None
-    try:
-        header = json.loads(arrays.pop("header").tobytes().decode())
-    except (KeyError, ValueError, UnicodeDecodeError):
-        raise ModelFileError(f"{where} has no valid lodekit header") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFileError(f"{where} is not a {FORMAT} archive")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{where} has format version {header.get('format_version')!r}; this lodekit "
-            f"reads version {FORMAT_VERSION}"
-        )
+    arrays, header = read_archive(path, FORMAT, FORMAT_VERSION, where, ModelFileError)
     model = _build(header.get("model", {}), arrays, where)
     model.metadata_ = header.get("metadata", {})
     return model
