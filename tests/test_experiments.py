@@ -35,3 +35,12 @@ def test_water_quick(tmp_path):
     assert set(record["metrics"]) == {"soap3", "soap4", "soap6", "lode3", "soap3_lode3"}
     assert set(record["config"]["lambda2_percent_rmse"]) == {"25", "50", "100"}
     assert all(v > 0 for curve in record["metrics"].values() for v in curve.values())
+
+
+def test_missing_data_gives_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LODEKIT_DATA", str(tmp_path / "nowhere"))
+    out = tmp_path / "water"
+    assert main(["reproduce", "water", "--quick", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0] and "LODEKIT_DATA" in err[0]
+    assert not out.exists()
