@@ -83,12 +83,22 @@ def build(mode: str, seed: int, progress=None, path=None):
     def soap_model():
         return AdditiveKernelRidge(zeta=2, alpha=ALPHAS, n_sparse=n_sparse, baselines=False)
 
-    def block_model(linear):
+    # block sizes follow from the hyperparameters: H, C, N, O give 10 distinct species
+    # pairs of (max_angular + 1) (max_radial + 1)^2 invariants, and 4 x (max_radial + 1)
+    # l = 0 LODE coefficients
+    n_pairs_block = 10 * (SOAP["max_angular"] + 1) * (SOAP["max_radial"] + 1) ** 2
+    n_nu1 = 4 * (LODE["max_radial"] + 1)
+
+    def block_model(second_block, linear):
         def make():
-            # SOAP block sizes are fixed by the hyperparameters: 10 species pairs for H, C,
-            # N, O (distinct pairs), (max_angular + 1) (max_radial + 1)^2 per pair
-            n_soap = 10 * 4 * 16
-            return _BlockModel(n_soap, linear, n_sparse)
+            return AdditiveKernelRidge(
+                zeta=2,
+                alpha=ALPHAS,
+                n_sparse=n_sparse,
+                baselines=False,
+                feature_blocks=[n_pairs_block, second_block],
+                linear_blocks=[1] if linear else None,
+            )
 
         return make
 
@@ -98,13 +108,13 @@ def build(mode: str, seed: int, progress=None, path=None):
             "soap_lode1",
             "SOAP^2 + linear LODE nu=1",
             _features(("soap", "lode1")),
-            block_model(True),
+            block_model(n_nu1, linear=True),
         ),
         ModelSpec(
             "soap_lode2",
             "(k_SOAP + k_LODE nu=2)^2",
             _features(("soap", "lode2")),
-            block_model(False),
+            block_model(n_pairs_block, linear=False),
         ),
         ModelSpec(
             "multiscale",
@@ -135,20 +145,6 @@ def build(mode: str, seed: int, progress=None, path=None):
             "distance": data["distance"][test],
         },
     }
-
-
-class _BlockModel(AdditiveKernelRidge):
-    """AdditiveKernelRidge over [SOAP | LODE] blocks (LODE linear or inside the power)."""
-
-    def __init__(self, n_soap=640, linear=False, n_sparse=None):
-        self.n_soap = n_soap
-        self.linear = linear
-        super().__init__(zeta=2, alpha=ALPHAS, n_sparse=n_sparse, baselines=False)
-
-    def fit(self, X, y, groups=None, species=None, cv_groups=None):
-        self.feature_blocks = [self.n_soap, X.shape[1] - self.n_soap]
-        self.linear_blocks = [1] if self.linear else None
-        return super().fit(X, y, groups, species, cv_groups)
 
 
 def extra(setup, predictions, out: Path, progress=None) -> dict:
