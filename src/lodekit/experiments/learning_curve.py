@@ -37,13 +37,23 @@ def _subset(x, groups, species, structures):
 
 
 def run_learning_curves(
-    specs, frames, targets, train_sets, test, progress=None, keep=(), cv_groups=None
+    specs,
+    frames,
+    targets,
+    train_sets,
+    test,
+    progress=None,
+    keep=(),
+    cv_groups=None,
+    transform=None,
 ):
     """% RMSE of every model for every training set.
 
     ``train_sets`` maps a training-set size (the x axis: structures, dimers...) to structure
-    indices. Returns (metrics[model][size], predictions[model] on ``test`` for the largest
-    training set, for the models named in ``keep``).
+    indices. ``transform(values, structures)``, when given, maps model outputs to the
+    reported quantity before the error is measured (e.g. a polarizability back to a
+    dielectric constant). Returns (metrics[model][size], predictions[model] on ``test`` for
+    the largest training set, for the models named in ``keep``).
     """
     metrics, predictions = {}, {}
     targets = np.asarray(targets)
@@ -60,7 +70,10 @@ def run_learning_curves(
             else:
                 model.fit(x_tr, targets[train], g_tr, s_tr, cv_groups=cv_groups[train])
             prediction = model.predict(x_test, g_test, s_test)
-            metrics[spec.name][n] = percent_rmse(prediction, targets[test])
+            truth = targets[test]
+            if transform is not None:
+                prediction, truth = transform(prediction, test), transform(truth, test)
+            metrics[spec.name][n] = percent_rmse(prediction, truth)
             if spec.name in keep:
                 predictions[spec.name] = prediction
             if bar:

@@ -40,6 +40,7 @@ def reproduce(
         progress=bar,
         keep=setup.get("keep", ()),
         cv_groups=setup.get("cv_groups"),
+        transform=setup.get("transform"),
     )
     extra_metrics = {}
     if hasattr(module, "extra"):

@@ -1,8 +1,9 @@
 """Experiment C of the paper: dielectric response of liquid water (Sec. III.C, Fig. 3).
 
 Data: 1000 frames of 32 water molecules with their electronic dielectric tensors
-(datasets.load_dielectric_water). Target: Tr(epsilon_inf), an intensive property (mean over
-atoms). Beyond the paper: the lambda = 2 part, by symmetry-adapted regression.
+(datasets.load_dielectric_water). Reported: % RMSE of Tr(epsilon_inf); learned through the
+Clausius-Mossotti cell polarizability, which is extensive. Beyond the paper: the lambda = 2
+part, by symmetry-adapted regression.
 """
 
 from __future__ import annotations
@@ -68,7 +69,17 @@ def build(mode: str, seed: int, progress=None, path=None):
     test = np.arange(n - config["n_test"], n)
     pool = np.random.default_rng(seed).permutation(n - config["n_test"])
     train_sets = {s: pool[:s] for s in config["sizes"]}
-    targets = np.trace(epsilon, axis1=1, axis2=2)
+    # Learn the Clausius-Mossotti cell polarizability alpha = 3V/(4 pi) (e - 1)/(e + 2),
+    # e = Tr(epsilon)/3: extensive, hence a sum of atomic terms, while epsilon itself also
+    # carries the 1/V of the cell (edges vary by +-5 %). Errors are reported on Tr(epsilon).
+    volume = np.array([abs(np.linalg.det(a.cell.array)) for a in frames])
+    iso = np.trace(epsilon, axis1=1, axis2=2) / 3
+    targets = 3 * volume / (4 * np.pi) * (iso - 1) / (iso + 2)
+
+    def to_trace(values, structures):
+        y = 4 * np.pi * np.asarray(values) / (3 * volume[structures])
+        return 3 * (1 + 2 * y) / (1 - y)
+
     n_sparse = config["n_sparse"]
     # block sizes: water has H and O, 3 distinct pairs, (max_angular + 1) (max_radial + 1)^2
     n_block = 3 * 4 * 25
@@ -76,7 +87,7 @@ def build(mode: str, seed: int, progress=None, path=None):
     def kernel(blocks=None):
         def make():
             return AdditiveKernelRidge(
-                zeta=2, alpha=ALPHAS, n_sparse=n_sparse, reduce="mean", feature_blocks=blocks
+                zeta=2, alpha=ALPHAS, n_sparse=n_sparse, reduce="sum", feature_blocks=blocks
             )
 
         return make
@@ -94,7 +105,8 @@ def build(mode: str, seed: int, progress=None, path=None):
         ),
     ]
     notes = [
-        "Target: Tr(epsilon_inf) per frame, modelled as a mean over atoms (intensive).",
+        "Models learn the Clausius-Mossotti cell polarizability 3V/(4 pi) (e-1)/(e+2), "
+        "e = Tr(epsilon)/3, as a sum over atoms; errors are on Tr(epsilon) recovered from it.",
         "Test set: the last frames of the file; training frames drawn from the rest.",
         "lambda = 2 (anisotropic) part: linear lambda-kernel on SOAP(3 Å) x LODE(3 Å) "
         "equivariants; % RMSE over its 5 components in config.json (lambda2_percent_rmse).",
@@ -108,6 +120,7 @@ def build(mode: str, seed: int, progress=None, path=None):
         "notes": notes,
         "n_train_pool": len(pool),
         "epsilon": epsilon,
+        "transform": to_trace,
     }
 
 
