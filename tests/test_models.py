@@ -25,6 +25,7 @@ from tests.helpers import ewald_energy, molecule, random_structure
         AdditiveKernelRidge(alpha=[1e-3, 1e-1], normalize=False, zeta=1),
         StructureRidge(alpha=1e-3),
         StructureRidge(alpha=[1e-4, 1e-2], baselines=False),
+        StructureRidge(alpha=1e-3, standardize=True),
     ],
 )
 def test_sklearn_contract(estimator, check):
@@ -149,6 +150,78 @@ def test_combined_kernel_blocks():
     np.testing.assert_allclose(both.predict(np.hstack([a, b])), k @ weights, atol=1e-8)
 
 
+def test_standardized_ridge_equals_ridge_on_standardized_columns():
+    """standardize=True is ridge on (x - mean) / std of the training environments, written out
+    here with an explicit normal-equation solve; it is blind to the units of each column."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(90, 4)) * [1e-3, 1.0, 50.0, 1.0] + [0.0, 3.0, -7.0, 1.0]
+    groups = np.repeat(np.arange(30), 3)
+    y = np.bincount(groups, weights=x[:, 0] * 800 + x[:, 2] / 40 + x[:, 1])
+    y += rng.normal(scale=0.1, size=30)
+    alpha = 0.5
+    model = StructureRidge(alpha=alpha, standardize=True, baselines=False).fit(x, y, groups)
+
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    g = np.zeros((30, 90))
+    g[groups, np.arange(90)] = 1
+    phi = g @ z
+    w = np.linalg.solve(phi.T @ phi + alpha * np.eye(4), phi.T @ y)
+    x_new = rng.normal(size=(12, 4))
+    g_new = np.repeat(np.arange(4), 3)
+    h = np.zeros((4, 12))
+    h[g_new, np.arange(12)] = 1
+    expected = h @ ((x_new - x.mean(axis=0)) / x.std(axis=0)) @ w
+    np.testing.assert_allclose(model.predict(x_new, g_new), expected, rtol=1e-10, atol=1e-10)
+
+    units = np.array([1e4, 1.0, 1e-3, 7.0])
+    rescaled = StructureRidge(alpha=alpha, standardize=True, baselines=False)
+    rescaled.fit(x * units, y, groups)
+    np.testing.assert_allclose(
+        rescaled.predict(x_new * units, g_new), expected, rtol=1e-9, atol=1e-9
+    )
+    plain = StructureRidge(alpha=alpha, baselines=False).fit(x * units, y, groups)
+    assert not np.allclose(plain.predict(x_new * units, g_new), expected, atol=1e-3)
+
+
+def test_standardized_linear_block_of_the_kernel_model():
+    """k = (a·a')^2 of normalised a + z(b)·z(b') of standardised b: the linear block is
+    standardised with the training statistics, the kernel block is left alone."""
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(24, 3)), rng.normal(size=(24, 2)) * [100.0, 0.01] + 5.0
+    groups = np.repeat(np.arange(12), 2)
+    y = rng.normal(size=12)
+    alpha = 1e-2
+    model = AdditiveKernelRidge(
+        feature_blocks=[3, 2],
+        linear_blocks=[1],
+        standardize_linear=True,
+        alpha=alpha,
+        baselines=False,
+    ).fit(np.hstack([a, b]), y, groups)
+    np.testing.assert_array_equal(model.feature_mean_[:3], 0.0)
+    np.testing.assert_array_equal(model.feature_scale_[:3], 1.0)
+
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    zb = (b - b.mean(axis=0)) / b.std(axis=0)
+    g = np.zeros((12, 24))
+    g[groups, np.arange(24)] = 1
+    k = g @ ((an @ an.T) ** 2 + zb @ zb.T) @ g.T
+    weights = np.linalg.solve(k + alpha * np.eye(12), y)
+    np.testing.assert_allclose(model.predict(np.hstack([a, b]), groups), k @ weights, atol=1e-8)
+
+    # other units for the linear block: same predictions
+    again = AdditiveKernelRidge(
+        feature_blocks=[3, 2],
+        linear_blocks=[1],
+        standardize_linear=True,
+        alpha=alpha,
+        baselines=False,
+    ).fit(np.hstack([a, b * [0.01, 300.0]]), y, groups)
+    np.testing.assert_allclose(
+        again.predict(np.hstack([a, b * [0.01, 300.0]]), groups), k @ weights, atol=1e-8
+    )
+
+
 def test_species_baselines_are_not_regularised():
     """A target made only of per-species constants is learned exactly at any alpha."""
     rng = np.random.default_rng(5)
@@ -201,14 +274,20 @@ def test_model_files_round_trip_and_reject_damage(tmp_path):
             x, y, groups, species
         ),
         StructureRidge(alpha=[1e-3, 1e-1]).fit(x, y, groups, species),
+        StructureRidge(alpha=1e-3, standardize=True).fit(x * 40 + 3, y, groups, species),
+        AdditiveKernelRidge(
+            alpha=1e-3, feature_blocks=[2, 3], linear_blocks=[1], standardize_linear=True
+        ).fit(x * 40 + 3, y, groups, species),
     ]
     for k, model in enumerate(models):
         path = save_model(tmp_path / f"m{k}.npz", model, metadata={"note": "test"})
         again = load_model(path)
         assert type(again) is type(model) and again.metadata_ == {"note": "test"}
+        xk = x if k < 2 else x * 40 + 3
         np.testing.assert_array_equal(
-            again.predict(x, groups, species), model.predict(x, groups, species)
+            again.predict(xk, groups, species), model.predict(xk, groups, species)
         )
+        np.testing.assert_array_equal(again.feature_scale_, model.feature_scale_)
     path = tmp_path / "m0.npz"
     data = path.read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 3])

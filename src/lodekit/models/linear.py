@@ -17,6 +17,7 @@ from ._common import (
     aggregation_matrix,
     as_groups,
     check_target,
+    column_scaling,
     composition,
 )
 from ._ridge import fit_ridge, select_alpha
@@ -36,22 +37,31 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
     reduce : {"sum", "mean"}
     baselines : bool
         One free constant per species (not regularised).
+    standardize : bool
+        Centre and scale every column of X to zero mean and unit variance over the training
+        environments before the fit, so that one ridge penalty treats all columns alike.
     cv, random_state : int
         Folds and seed of the alpha search.
 
     Attributes
     ----------
     coef_ : ndarray (n_features,)
+        Weights of the (standardised, when ``standardize``) features.
+    feature_mean_, feature_scale_ : ndarray (n_features,)
+        Column shift and scale (0 and 1 without ``standardize``).
     baseline_ : ndarray (n_types,)
     types_ : ndarray of int
     alpha_ : float
     n_features_in_ : int
     """
 
-    def __init__(self, *, alpha=1e-8, reduce="sum", baselines=True, cv=5, random_state=0):
+    def __init__(
+        self, *, alpha=1e-8, reduce="sum", baselines=True, standardize=False, cv=5, random_state=0
+    ):
         self.alpha = alpha
         self.reduce = reduce
         self.baselines = baselines
+        self.standardize = standardize
         self.cv = cv
         self.random_state = random_state
 
@@ -61,6 +71,9 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         counts = composition(species, groups, n_structures, self.types_)
         if self.reduce == "mean":
             counts /= np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        mean = getattr(self, "feature_mean_", None)
+        if mean is not None:
+            X = (X - mean) / self.feature_scale_
         return g @ X, counts
 
     def fit(self, X, y, groups=None, species=None, cv_groups=None):
@@ -75,6 +88,8 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         if y.ndim != 1:
             raise InputError(f"`y` has shape {y.shape}; expected one value per structure")
         self.types_ = np.unique(np.zeros(1, int) if species is None else np.asarray(species))
+        columns = np.full(X.shape[1], bool(self.standardize))
+        self.feature_mean_, self.feature_scale_ = column_scaling(X, columns)
         phi, counts = self._structure_features(X, groups, species)
         if len(phi) != len(y):
             raise InputError(f"`groups` names {len(phi)} structures but `y` has {len(y)} values")
