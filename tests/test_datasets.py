@@ -35,3 +35,12 @@ def test_missing_and_unreadable_files(tmp_path):
     bad.write_text("this is not\nan xyz file\n")
     with pytest.raises(InputError, match="not a readable structure file"):
         load_dielectric_water(bad)
+
+
+def test_folder_instead_of_file(tmp_path):
+    from lodekit.datasets.loaders import default_data_dir
+
+    folder = default_data_dir() / "water_bulk_dielectric"
+    assert len(load_dielectric_water(folder)["frames"]) == 1000
+    with pytest.raises(InputError, match=r"is a folder without 'coords_1000\.xyz'"):
+        load_dielectric_water(tmp_path)

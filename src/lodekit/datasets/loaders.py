@@ -32,6 +32,14 @@ def _resolve(path, key: str) -> Path:
         folder, name = _FILES[key]
         path = default_data_dir() / folder / name
     path = Path(path)
+    if path.is_dir() and (path / _FILES[key][1]).is_file():
+        # the data set's folder given instead of its file
+        path = path / _FILES[key][1]
+    if path.is_dir():
+        raise InputError(
+            f"`path` {str(path)!r} is a folder without {_FILES[key][1]!r}: give the data file "
+            "(or the folder that holds it)"
+        )
     if not path.is_file():
         raise InputError(
             f"`path` {str(path)!r} does not exist: give the data file explicitly "
