@@ -30,7 +30,7 @@ from ..basis.radial_integrals import kspace_radial_integral
 from ..basis.spherical_harmonics import real_spherical_harmonics
 from ..density import fourier_transform
 
-__all__ = ["half_space_kvectors", "lode_kspace_sum"]
+__all__ = ["KspaceLayout", "half_space_kvectors", "lode_kspace_sum", "species_indicator"]
 
 #: Largest number of doubles in one (centres x species, k-chunk) block.
 _CHUNK_ELEMENTS = 1 << 21
@@ -104,6 +104,44 @@ def _phase_factors(frac: np.ndarray, hkl: np.ndarray) -> np.ndarray:
     return out
 
 
+def species_indicator(species_index: np.ndarray, n_species: int) -> np.ndarray:
+    """(n_species, n_atoms) matrix with a 1 where atom j belongs to channel a."""
+    indicator = np.zeros((n_species, len(species_index)))
+    indicator[species_index, np.arange(len(species_index))] = 1.0
+    return indicator
+
+
+class KspaceLayout:
+    """The k-dependent factor F_k = (8 pi / V) s_l Y_lm(k̂) ĝ_p(k) I_nl(k) of the k-space sum.
+
+    s_l = (+1, -1, -1, +1) for l mod 4 = 0..3 turns Re[i^l S] into the cos/sin combinations
+    of the module docstring; the factor 2 of 8 pi counts the -k half of the sphere. The lm
+    axis is sorted by parity (even l first), so that the even and odd parts of F are two
+    contiguous slices: even l multiply Re[exp(i k·(r_i - r_j))], odd l its Im.
+    """
+
+    def __init__(self, cell, basis: GtoBasis, max_angular: int, smearing: float, exponent: int):
+        self.recip = 2.0 * np.pi * np.linalg.inv(cell).T
+        self.volume = abs(np.linalg.det(cell))
+        self.basis, self.max_angular = basis, max_angular
+        self.smearing, self.exponent = smearing, exponent
+        l_of_lm = np.repeat(np.arange(max_angular + 1), 2 * np.arange(max_angular + 1) + 1)
+        even, odd = np.flatnonzero(l_of_lm % 2 == 0), np.flatnonzero(l_of_lm % 2 == 1)
+        self.parity = np.concatenate([even, odd])
+        self.n_even = len(even)
+        sign = np.array([1.0, -1.0, -1.0, 1.0])[l_of_lm % 4] * (8.0 * np.pi / self.volume)
+        self.sign = sign[self.parity]
+        self.l_sorted = l_of_lm[self.parity]
+
+    def factor(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(k vectors (n_k, 3), F (n_k, lm sorted by parity, n_radial))."""
+        kvec = hkl @ self.recip
+        knorm = np.sqrt(np.einsum("ij,ij->i", kvec, kvec))
+        radial = _radial_factor(knorm, self.basis, self.max_angular, self.smearing, self.exponent)
+        ylm = real_spherical_harmonics(kvec, self.max_angular)[:, self.parity] * self.sign
+        return kvec, ylm[:, :, None] * radial[:, self.l_sorted, :]
+
+
 def lode_kspace_sum(
     positions: np.ndarray,
     species_index: np.ndarray,
@@ -142,31 +180,17 @@ def lode_kspace_sum(
     hkl = half_space_kvectors(cell, k_cutoff)
     if n_centres == 0 or len(hkl) == 0:
         return np.zeros((n_centres, n_species, n_lm, n_rad))
-    recip = 2.0 * np.pi * np.linalg.inv(cell).T
+    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
     frac = positions @ np.linalg.inv(cell)
-    volume = abs(np.linalg.det(cell))
-
-    l_of_lm = np.repeat(np.arange(max_angular + 1), 2 * np.arange(max_angular + 1) + 1)
-    parity = np.concatenate([np.flatnonzero(l_of_lm % 2 == 0), np.flatnonzero(l_of_lm % 2 == 1)])
-    n_even = int(np.sum(l_of_lm % 2 == 0))
-    # Re[i^l S]: +Re, -Im, -Re, +Im for l mod 4 = 0..3; the factor 2 is for the half space.
-    sign = np.array([1.0, -1.0, -1.0, 1.0])[l_of_lm % 4] * (8.0 * np.pi / volume)
-    sign = sign[parity]
-    l_sorted = l_of_lm[parity]
-
-    indicator = np.zeros((n_species, n_atoms))
-    indicator[species_index, np.arange(n_atoms)] = 1.0
+    indicator = species_indicator(species_index, n_species)
     all_centres = n_centres == n_atoms and np.array_equal(centres, np.arange(n_atoms))
 
+    n_even = layout.n_even
     chunk = max(32, _CHUNK_ELEMENTS // max(n_atoms, n_species * n_lm * n_rad))
     out = np.zeros((n_centres, n_species * n_lm * n_rad))
     for start in range(0, len(hkl), chunk):
         block = hkl[start : start + chunk]
-        kvec = block @ recip
-        knorm = np.sqrt(np.einsum("ij,ij->i", kvec, kvec))
-        radial = _radial_factor(knorm, basis, max_angular, smearing, exponent)
-        ylm = real_spherical_harmonics(kvec, max_angular)[:, parity] * sign
-        factor = ylm[:, :, None] * radial[:, l_sorted, :]  # (k, lm sorted by parity, n)
+        _, factor = layout.factor(block)  # (k, lm sorted by parity, n)
 
         phases = _phase_factors(frac, block)  # (atoms, k)
         rho = indicator @ phases  # sum_j exp(i k·r_j) = A + i B, (species, k)
@@ -181,6 +205,7 @@ def lode_kspace_sum(
         # complex128 viewed as float64 interleaves (cos, sin) along k, matching g's axis 1
         out += centre_phases.view(np.float64) @ g.reshape(2 * len(block), -1)
 
+    parity = layout.parity
     out = out.reshape(n_centres, n_species, n_lm, n_rad)
     result = np.empty_like(out)
     result[:, :, parity] = out

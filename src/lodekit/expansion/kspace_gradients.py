@@ -1,0 +1,165 @@
+"""Position gradients of the k-space LODE sum (math.md §4.1), dense and contracted.
+
+With the k-dependent factor F_k of :class:`~lodekit.expansion.kspace.KspaceLayout` (lm sorted
+by parity), the k-space coefficients are
+
+    c[i, a, lmn] = sum_k F_k[lmn] {Re | Im}[z_ia(k)],   z_ia(k) = sum_{j in a} exp(i k·(r_i - r_j))
+
+with Re for even l and Im for odd l. The term j = i is a constant, so
+
+    d c[i, a] / d r_j = sum_k F_k k {sin | -cos}(k·(r_i - r_j))   (j in a, j != i)
+    d c[i, a] / d r_i = -sum_{j in a, j != i} d c[i, a] / d r_j   (translation invariance).
+
+The dense Jacobian is (centres x atoms) pairs times k times coefficients: what featomic
+computes. A model only needs the contraction with an upstream gradient G = dE/dc (a
+vector-Jacobian product). Writing E = sum_k sum_ia Re[H_ia(k) P_i(k) conj(rho_a(k))] with
+P_i = exp(i k·r_i), rho_a = sum_{j in a} P_j and H = G_even·F_even - i G_odd·F_odd, it is
+
+    dE/dr_i (as a centre)    = -sum_k k Im[P_i sum_a H_ia conj(rho_a)]
+    dE/dr_j (as a neighbour) =  sum_k k Im[U_a(j) conj(P_j)],   U_a = sum_i H_ia P_i,
+
+two matrix products per k-chunk: the cost of one evaluation of the coefficients, whatever
+the number of atoms pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..basis.gto import GtoBasis
+from .kspace import (
+    _CHUNK_ELEMENTS,
+    KspaceLayout,
+    _phase_factors,
+    half_space_kvectors,
+    species_indicator,
+)
+
+__all__ = ["lode_kspace_gradient", "lode_kspace_vjp"]
+
+
+def _split(layout: KspaceLayout, factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """F as (k, even lm x n) and (k, odd lm x n)."""
+    n_k = factor.shape[0]
+    return (
+        factor[:, : layout.n_even].reshape(n_k, -1),
+        factor[:, layout.n_even :].reshape(n_k, -1),
+    )
+
+
+def lode_kspace_vjp(
+    positions: np.ndarray,
+    species_index: np.ndarray,
+    n_species: int,
+    centres: np.ndarray,
+    cell: np.ndarray,
+    basis: GtoBasis,
+    max_angular: int,
+    smearing: float,
+    exponent: int,
+    k_cutoff: float,
+    upstream: np.ndarray,
+) -> np.ndarray:
+    """sum_{i a lm n} upstream[i, a, lm, n] d c_kspace[i, a, lm, n] / d r_j for every atom j.
+
+    Parameters
+    ----------
+    positions, species_index, n_species, centres, cell, basis, max_angular, smearing,
+    exponent, k_cutoff
+        As for :func:`~lodekit.expansion.kspace.lode_kspace_sum`.
+    upstream : ndarray, shape (n_centres, n_species, (max_angular+1)^2, n_radial)
+        dE/dc for a scalar E (e.g. a linear model's weights).
+
+    Returns
+    -------
+    ndarray, shape (n_atoms, 3)
+        dE/dr_j (units of E per Å); forces are its negative.
+    """
+    n_atoms = len(positions)
+    grad = np.zeros((n_atoms, 3))
+    hkl = half_space_kvectors(cell, k_cutoff)
+    if len(centres) == 0 or len(hkl) == 0:
+        return grad
+    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
+    frac = positions @ np.linalg.inv(cell)
+    indicator = species_indicator(species_index, n_species)
+    n_centres = len(centres)
+    g = upstream[:, :, layout.parity, :].reshape(n_centres * n_species, -1)
+    n_even = layout.n_even * basis.size
+    g_even, g_odd = g[:, :n_even], g[:, n_even:]
+
+    chunk = max(32, _CHUNK_ELEMENTS // max(n_atoms, n_centres * n_species, g.shape[1]))
+    for start in range(0, len(hkl), chunk):
+        block = hkl[start : start + chunk]
+        kvec, factor = layout.factor(block)
+        f_even, f_odd = _split(layout, factor)
+        h = (g_even @ f_even.T) - 1j * (g_odd @ f_odd.T)  # (centres x species, k)
+        h = h.reshape(n_centres, n_species, len(block))
+        phases = _phase_factors(frac, block)  # P_j(k), (atoms, k)
+        rho = indicator @ phases  # (species, k)
+        centre_phases = phases[centres]
+        as_centre = np.imag(centre_phases * np.einsum("iak,ak->ik", h, rho.conj()))
+        np.add.at(grad, centres, -(as_centre @ kvec))
+        u = np.einsum("iak,ik->ak", h, centre_phases)  # U_a(k)
+        grad += np.imag(u[species_index] * phases.conj()) @ kvec
+    return grad
+
+
+def lode_kspace_gradient(
+    positions: np.ndarray,
+    species_index: np.ndarray,
+    n_species: int,
+    centres: np.ndarray,
+    cell: np.ndarray,
+    basis: GtoBasis,
+    max_angular: int,
+    smearing: float,
+    exponent: int,
+    k_cutoff: float,
+) -> np.ndarray:
+    """Dense Jacobian d c_kspace[i, a, lm, n] / d r_j.
+
+    Returns
+    -------
+    ndarray, shape (n_centres, n_atoms, 3, n_species, (max_angular+1)^2, n_radial)
+        Memory grows as centres x atoms: meant for small structures, tests and featomic's
+        gradient layout. Models should use :func:`lode_kspace_vjp`.
+    """
+    n_atoms = len(positions)
+    n_centres = len(centres)
+    n_lm = (max_angular + 1) ** 2
+    n_rad = basis.size
+    hkl = half_space_kvectors(cell, k_cutoff)
+    if n_centres == 0 or len(hkl) == 0:
+        return np.zeros((n_centres, n_atoms, 3, n_species, n_lm, n_rad))
+    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
+    frac = positions @ np.linalg.inv(cell)
+    n_even = layout.n_even * n_rad
+    pair = np.zeros((n_centres, n_atoms, 3, n_lm * n_rad))  # parity-sorted lm
+
+    chunk = max(32, _CHUNK_ELEMENTS // max(n_atoms * 3, n_lm * n_rad))
+    for start in range(0, len(hkl), chunk):
+        block = hkl[start : start + chunk]
+        kvec, factor = layout.factor(block)
+        f_even, f_odd = _split(layout, factor)
+        # F_k k_alpha, (k, 3 x coefficients)
+        fk_even = (kvec[:, :, None] * f_even[:, None, :]).reshape(len(block), -1)
+        fk_odd = (kvec[:, :, None] * f_odd[:, None, :]).reshape(len(block), -1)
+        phases = _phase_factors(frac, block)
+        centre_phases = phases[centres]
+        for j in range(n_atoms):
+            z = centre_phases * phases[j].conj()  # exp(i k·(r_i - r_j)), (centres, k)
+            pair[:, j, :, :n_even] += (z.imag @ fk_even).reshape(n_centres, 3, -1)
+            pair[:, j, :, n_even:] -= (z.real @ fk_odd).reshape(n_centres, 3, -1)
+
+    natural = np.empty((n_centres, n_atoms, 3, n_lm, n_rad))
+    natural[:, :, :, layout.parity] = pair.reshape(n_centres, n_atoms, 3, n_lm, n_rad)
+    rows = np.arange(n_centres)
+    # a centre's own term is constant: drop it before the translation sum
+    natural[rows, centres] = 0.0
+    by_species = np.zeros((n_species, n_centres, n_atoms, 3, n_lm, n_rad))
+    for a in range(n_species):
+        members = species_index == a
+        by_species[a][:, members] = natural[:, members]
+        by_species[a][rows, centres] -= natural[:, members].sum(axis=1)
+    return np.moveaxis(by_species, 0, 3)
