@@ -1,6 +1,6 @@
 """lodekit: long-distance equivariant (LODE) features for atomistic machine learning."""
 
-from .errors import InputError, LodekitError
+from .errors import InputError, LodekitError, NotSupportedError
 from .expansion import Expansion, LodeSphericalExpansion, SphericalExpansion
 from .systems import System
 
@@ -11,6 +11,7 @@ __all__ = [
     "InputError",
     "LodeSphericalExpansion",
     "LodekitError",
+    "NotSupportedError",
     "SphericalExpansion",
     "System",
     "__version__",

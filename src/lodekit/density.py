@@ -17,6 +17,7 @@ __all__ = [
     "fourier_difference_at_zero",
     "fourier_transform",
     "fourier_transform_at_zero",
+    "fourier_transform_derivative",
     "fourier_transform_difference",
     "gto_moment",
     "real_space",
@@ -69,6 +70,23 @@ def fourier_transform(k: np.ndarray, smearing: float, exponent: int) -> np.ndarr
         return (4.0 * np.pi * s2) ** 0.75 * np.exp(-x)
     prefactor = np.pi**1.5 * (2.0 * s2) ** (0.5 * (3 - exponent)) / gamma(0.5 * exponent)
     return prefactor * _f(x, exponent)
+
+
+def fourier_transform_derivative(k: np.ndarray, smearing: float, exponent: int) -> np.ndarray:
+    """dĝ_p/dk for k > 0, shape of ``k``; units Å^(4-p).
+
+    With x = k^2 sigma^2 / 2 and f_p(x) = x^nu Gamma(-nu, x), nu = (p - 3)/2:
+    f_p'(x) = (nu / x) f_p(x) - exp(-x)/x, and dx/dk = k sigma^2.
+    """
+    k = np.asarray(k, dtype=np.float64)
+    s2 = smearing * smearing
+    x = 0.5 * k * k * s2
+    if exponent == 0:
+        return -((4.0 * np.pi * s2) ** 0.75) * np.exp(-x) * k * s2
+    prefactor = np.pi**1.5 * (2.0 * s2) ** (0.5 * (3 - exponent)) / gamma(0.5 * exponent)
+    nu = 0.5 * (exponent - 3)
+    derivative = (nu * _f(x, exponent) - np.exp(-x)) / x
+    return prefactor * derivative * k * s2
 
 
 def fourier_transform_at_zero(smearing: float, exponent: int) -> float:

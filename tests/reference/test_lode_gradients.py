@@ -1,11 +1,18 @@
-"""Position gradients of periodic (k-space) LODE: finite differences, featomic 0.6.7, and the
-vector-Jacobian product against the dense Jacobian."""
+"""Position and strain gradients of periodic (k-space) LODE: finite differences, featomic
+0.6.7 (positions; featomic has no LODE strain gradients), and the vector-Jacobian products
+against the dense Jacobians."""
 
 import numpy as np
 import pytest
 
 import lodekit
-from lodekit.expansion.kspace_gradients import lode_kspace_gradient, lode_kspace_vjp
+from lodekit.density import fourier_transform_at_zero
+from lodekit.expansion.kspace_gradients import (
+    lode_kspace_gradient,
+    lode_kspace_strain_gradient,
+    lode_kspace_strain_vjp,
+    lode_kspace_vjp,
+)
 from lodekit.systems import System
 from tests.helpers import cubic_box, three_species_box, triclinic_box
 
@@ -31,6 +38,37 @@ def _jacobian(calculator, atoms, centres=None):
         calculator.exponent,
         calculator.effective_k_cutoff,
     )
+
+
+def _arguments(calculator, atoms, centres):
+    system = System.from_ase(atoms)
+    types = np.unique(system.numbers)
+    return (
+        system.positions,
+        np.searchsorted(types, system.numbers),
+        len(types),
+        np.asarray(centres),
+        system.cell,
+        calculator._basis,
+        calculator.max_angular,
+        calculator.smearing,
+        calculator.exponent,
+        calculator.effective_k_cutoff,
+    )
+
+
+def _strain_jacobian(calculator, atoms, centres):
+    """d c / d eps of the whole expansion: the k-space sum, and for p = 0 and p > 3 the
+    k = 0 term, which scales as 1/V."""
+    arguments = _arguments(calculator, atoms, centres)
+    out = lode_kspace_strain_gradient(*arguments)
+    g0 = fourier_transform_at_zero(calculator.smearing, calculator.exponent)
+    if np.isfinite(g0):
+        counts = np.bincount(arguments[1], minlength=arguments[2]).astype(float)
+        k_zero = calculator._k_zero_term(atoms.get_volume(), counts, g0)
+        for a in range(3):
+            out[:, a, a, :, 0, :] -= k_zero
+    return out
 
 
 def _flat(expansion):
@@ -127,3 +165,104 @@ def test_position_gradients_match_featomic(kind, exponent):
         covered[centre_of_sample[rows[:, 0]], rows[:, 2], a] = True
     # whatever featomic leaves out is zero here
     assert np.abs(jacobian.transpose(0, 1, 3, 2, 4, 5)[~covered]).max() < 1e-12 * scale
+
+
+@pytest.mark.parametrize("kind", sorted(STRUCTURES))
+@pytest.mark.parametrize("exponent", [0, 1, 2, 3, 4, 6])
+def test_strain_gradients_match_finite_differences(kind, exponent):
+    atoms = STRUCTURES[kind](np.random.default_rng(14))
+    calculator = lodekit.LodeSphericalExpansion(exponent=exponent, **HYPERS)
+    centres = np.array([1, 2, len(atoms) - 2])
+    jacobian = _strain_jacobian(calculator, atoms, centres)
+    h = 1e-6
+    worst = 0.0
+    for a in range(3):
+        for b in range(3):
+            shifted = []
+            for sign in (1, -1):
+                deformation = np.eye(3)
+                deformation[a, b] += sign * h
+                moved = atoms.copy()
+                moved.set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
+                shifted.append(_flat(calculator.compute(moved, selected_atoms=centres)))
+            fd = (shifted[0] - shifted[1]) / (2 * h)
+            worst = max(worst, np.abs(fd - jacobian[:, a, b]).max())
+    assert worst < 1e-7 * np.abs(jacobian).max()
+
+
+@pytest.mark.parametrize("kind", sorted(STRUCTURES))
+def test_strain_vector_jacobian_product_equals_contracted_jacobian(kind):
+    rng = np.random.default_rng(15)
+    atoms = STRUCTURES[kind](rng)
+    calculator = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)
+    centres = np.arange(len(atoms))[1::2]
+    arguments = _arguments(calculator, atoms, centres)
+    jacobian = lode_kspace_strain_gradient(*arguments)
+    upstream = rng.normal(size=(len(centres), *jacobian.shape[3:]))
+    virial = lode_kspace_strain_vjp(*arguments, upstream)
+    expected = np.einsum("iabslm,islm->ab", jacobian, upstream)
+    np.testing.assert_allclose(virial, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+
+
+def test_public_vector_jacobian_product_is_the_gradient_of_a_linear_model():
+    """E = sum_i w_(Z_i) · c_i over two structures: the method's forces and strain derivative
+    against central finite differences of E itself (positions and cell deformations)."""
+    rng = np.random.default_rng(16)
+    frames = [triclinic_box(rng), triclinic_box(rng)]
+    calculator = lodekit.LodeSphericalExpansion(exponent=4, **HYPERS)  # with a k = 0 term
+    reference = calculator.compute(frames)
+    types = reference.neighbor_types
+    weights = [rng.normal(size=(len(types), *v.shape[1:])) for v in reference.values]
+
+    def energy(structures):
+        expansion = calculator.compute(structures)
+        rows = np.searchsorted(types, expansion.samples[:, 2])
+        return sum(np.sum(w[rows] * v) for w, v in zip(weights, expansion.values, strict=True))
+
+    rows = np.searchsorted(types, reference.samples[:, 2])
+    gradients = calculator.vector_jacobian_product(frames, [w[rows] for w in weights])
+    h = 1e-5
+    for s, atoms in enumerate(frames):
+        for j, alpha in [(0, 0), (3, 1), (len(atoms) - 1, 2)]:
+            moved = [frame.copy() for frame in frames]
+            moved[s].positions[j, alpha] += h
+            plus = energy(moved)
+            moved[s].positions[j, alpha] -= 2 * h
+            fd = (plus - energy(moved)) / (2 * h)
+            assert gradients["positions"][s][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+        for a, b in [(0, 0), (0, 2), (2, 1)]:
+            values = []
+            for sign in (1, -1):
+                deformation = np.eye(3)
+                deformation[a, b] += sign * h
+                moved = [frame.copy() for frame in frames]
+                moved[s].set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
+                values.append(energy(moved))
+            fd = (values[0] - values[1]) / (2 * h)
+            assert gradients["strain"][s, a, b] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
+def test_vector_jacobian_product_errors():
+    rng = np.random.default_rng(17)
+    atoms = cubic_box(rng)
+    calculator = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)
+    values = calculator.compute(atoms).values
+    with pytest.raises(lodekit.InputError, match=r"`upstream\[1\]` has shape"):
+        calculator.vector_jacobian_product(atoms, [values[0], values[1][:3], *values[2:]])
+    with pytest.raises(lodekit.InputError, match="list of 4 arrays"):
+        calculator.vector_jacobian_product(atoms, values[:2])
+    bad = [v.copy() for v in values]
+    bad[0][0, 0, 0, 0] = np.nan
+    with pytest.raises(lodekit.InputError, match="NaN"):
+        calculator.vector_jacobian_product(atoms, bad)
+    molecule = atoms.copy()
+    molecule.pbc = False
+    molecule.cell = np.zeros((3, 3))
+    with pytest.raises(lodekit.NotSupportedError, match="isolated molecule"):
+        calculator.vector_jacobian_product(molecule, calculator.compute(molecule).values)
+    small = lodekit.LodeSphericalExpansion(
+        smearing=0.3, max_radial=3, max_angular=3, radius=4.0, accuracy=1e-6
+    )
+    assert small.plan(atoms)[0]["method"] == "range_separated"
+    with pytest.raises(lodekit.NotSupportedError, match="range-separated"):
+        small.vector_jacobian_product(atoms, small.compute(atoms).values)

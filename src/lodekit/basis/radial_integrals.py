@@ -20,7 +20,11 @@ from scipy.special import gammaln, hyp1f1
 
 from .gto import GtoBasis
 
-__all__ = ["gaussian_radial_integral", "kspace_radial_integral"]
+__all__ = [
+    "gaussian_radial_integral",
+    "kspace_radial_integral",
+    "kspace_radial_integral_derivative",
+]
 
 
 def _orders(basis: GtoBasis, max_angular: int):
@@ -58,6 +62,34 @@ def kspace_radial_integral(k: np.ndarray, basis: GtoBasis, max_angular: int) -> 
     ks = k * s / np.sqrt(2.0)
     values = np.exp(log_pref) * ks**l * hyp1f1(a, b, -(ks**2))
     return values @ basis.orthonormalization.T
+
+
+def kspace_radial_integral_derivative(
+    k: np.ndarray, basis: GtoBasis, max_angular: int
+) -> np.ndarray:
+    """dI_nl/dk, same shape as :func:`kspace_radial_integral` (units Å^(5/2)).
+
+    With u = k s / sqrt 2: d/dk [u^l 1F1(a; b; -u^2)] = (s / sqrt 2) [l u^(l-1) 1F1(a; b; -u^2)
+    - 2 (a / b) u^(l+1) 1F1(a+1; b+1; -u^2)] (DLMF 13.3.15).
+    """
+    k = np.asarray(k, dtype=np.float64)[:, None, None]
+    n, l, a, b = _orders(basis, max_angular)
+    s = basis.widths[None, :]
+    log_pref = (
+        basis.log_norms[None, :]
+        + 0.5 * np.log(0.5 * np.pi)
+        + 0.5 * n * np.log(2.0)
+        + (n + 3) * np.log(s)
+        + gammaln(a)
+        - gammaln(b)
+    )
+    u = k * s / np.sqrt(2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = np.where(l == 0, 0.0, l * u ** (l - 1))
+    d_values = (s / np.sqrt(2.0)) * (
+        lower * hyp1f1(a, b, -(u**2)) - 2.0 * (a / b) * u ** (l + 1) * hyp1f1(a + 1, b + 1, -(u**2))
+    )
+    return (np.exp(log_pref) * d_values) @ basis.orthonormalization.T
 
 
 def gaussian_radial_integral(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import sphericart
 
-__all__ = ["real_spherical_harmonics"]
+__all__ = ["real_spherical_harmonics", "real_spherical_harmonics_with_gradients"]
 
 
 @lru_cache(maxsize=16)
@@ -58,3 +58,20 @@ def real_spherical_harmonics(vectors: np.ndarray, max_angular: int) -> np.ndarra
     if set_threads is not None:
         set_threads(1)
     return _calculator(int(max_angular)).compute(xyz)
+
+
+def real_spherical_harmonics_with_gradients(
+    vectors: np.ndarray, max_angular: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Y_lm(r̂) and its gradient with respect to the Cartesian vector r.
+
+    Returns
+    -------
+    (ndarray (n, (max_angular + 1)^2), ndarray (n, 3, (max_angular + 1)^2))
+        The gradient is d Y_lm(r / |r|) / d r_alpha (units 1/length of r).
+    """
+    xyz = np.ascontiguousarray(vectors, dtype=np.float64).reshape(-1, 3)
+    set_threads = _single_thread_openmp()
+    if set_threads is not None:
+        set_threads(1)
+    return _calculator(int(max_angular)).compute_with_gradients(xyz)

@@ -26,11 +26,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..basis.gto import GtoBasis
-from ..basis.radial_integrals import kspace_radial_integral
-from ..basis.spherical_harmonics import real_spherical_harmonics
-from ..density import fourier_transform
+from ..basis.radial_integrals import kspace_radial_integral, kspace_radial_integral_derivative
+from ..basis.spherical_harmonics import (
+    real_spherical_harmonics,
+    real_spherical_harmonics_with_gradients,
+)
+from ..density import fourier_transform, fourier_transform_derivative
 
-__all__ = ["KspaceLayout", "half_space_kvectors", "lode_kspace_sum", "species_indicator"]
+__all__ = [
+    "KspaceLayout",
+    "contract_block",
+    "half_space_kvectors",
+    "lode_kspace_sum",
+    "species_indicator",
+]
 
 #: Largest number of doubles in one (centres x species, k-chunk) block.
 _CHUNK_ELEMENTS = 1 << 21
@@ -133,6 +142,26 @@ class KspaceLayout:
         self.sign = sign[self.parity]
         self.l_sorted = l_of_lm[self.parity]
 
+    def factor_derivative(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(k vectors, F, dF/dk_beta of shape (n_k, 3, lm sorted by parity, n_radial))."""
+        kvec = hkl @ self.recip
+        knorm = np.sqrt(np.einsum("ij,ij->i", kvec, kvec))
+        g = fourier_transform(knorm, self.smearing, self.exponent)[:, None, None]
+        dg = fourier_transform_derivative(knorm, self.smearing, self.exponent)[:, None, None]
+        integral = kspace_radial_integral(knorm, self.basis, self.max_angular)
+        d_integral = kspace_radial_integral_derivative(knorm, self.basis, self.max_angular)
+        radial = (g * integral)[:, self.l_sorted, :]
+        d_radial = (dg * integral + g * d_integral)[:, self.l_sorted, :]
+        ylm, d_ylm = real_spherical_harmonics_with_gradients(kvec, self.max_angular)
+        ylm = ylm[:, self.parity] * self.sign
+        d_ylm = d_ylm[:, :, self.parity] * self.sign
+        factor = ylm[:, :, None] * radial
+        unit = kvec / knorm[:, None]
+        d_factor = d_ylm[:, :, :, None] * radial[:, None] + (
+            unit[:, :, None, None] * (ylm[:, :, None] * d_radial)[:, None]
+        )
+        return kvec, factor, d_factor
+
     def factor(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(k vectors (n_k, 3), F (n_k, lm sorted by parity, n_radial))."""
         kvec = hkl @ self.recip
@@ -140,6 +169,38 @@ class KspaceLayout:
         radial = _radial_factor(knorm, self.basis, self.max_angular, self.smearing, self.exponent)
         ylm = real_spherical_harmonics(kvec, self.max_angular)[:, self.parity] * self.sign
         return kvec, ylm[:, :, None] * radial[:, self.l_sorted, :]
+
+
+def contract_block(
+    centre_phases: np.ndarray, rho: np.ndarray, factor: np.ndarray, n_even: int
+) -> np.ndarray:
+    """One k-chunk of the sum: sum_k F_k {Re | Im}[P_i(k) conj(rho_a(k))].
+
+    Parameters
+    ----------
+    centre_phases : complex ndarray (n_centres, n_k)
+        P_i = exp(i k·r_i).
+    rho : complex ndarray (n_species, n_k)
+        sum_{j in a} exp(i k·r_j) = A + i B.
+    factor : ndarray (n_k, lm sorted by parity, n)
+    n_even : int
+        Number of even-l lm entries (they come first).
+
+    Returns
+    -------
+    ndarray (n_centres, n_species x lm x n), lm sorted by parity.
+    """
+    n_k, n_lm, n_rad = factor.shape
+    n_species = rho.shape[0]
+    a_re, b_im = rho.real.T[:, :, None, None], rho.imag.T[:, :, None, None]
+    f_even, f_odd = factor[:, None, :n_even], factor[:, None, n_even:]
+    g = np.empty((n_k, 2, n_species, n_lm, n_rad))
+    g[:, 0, :, :n_even] = a_re * f_even  # multiplies cos
+    g[:, 0, :, n_even:] = -b_im * f_odd
+    g[:, 1, :, :n_even] = b_im * f_even  # multiplies sin
+    g[:, 1, :, n_even:] = a_re * f_odd
+    # complex128 viewed as float64 interleaves (cos, sin) along k, matching g's axis 1
+    return np.ascontiguousarray(centre_phases).view(np.float64) @ g.reshape(2 * n_k, -1)
 
 
 def lode_kspace_sum(
@@ -194,16 +255,8 @@ def lode_kspace_sum(
 
         phases = _phase_factors(frac, block)  # (atoms, k)
         rho = indicator @ phases  # sum_j exp(i k·r_j) = A + i B, (species, k)
-        a_re, b_im = rho.real.T[:, :, None, None], rho.imag.T[:, :, None, None]
-        f_even, f_odd = factor[:, None, :n_even], factor[:, None, n_even:]
-        g = np.empty((len(block), 2, n_species, n_lm, n_rad))
-        g[:, 0, :, :n_even] = a_re * f_even  # multiplies cos
-        g[:, 0, :, n_even:] = -b_im * f_odd
-        g[:, 1, :, :n_even] = b_im * f_even  # multiplies sin
-        g[:, 1, :, n_even:] = a_re * f_odd
         centre_phases = phases if all_centres else phases[centres]
-        # complex128 viewed as float64 interleaves (cos, sin) along k, matching g's axis 1
-        out += centre_phases.view(np.float64) @ g.reshape(2 * len(block), -1)
+        out += contract_block(centre_phases, rho, factor, n_even)
 
     parity = layout.parity
     out = out.reshape(n_centres, n_species, n_lm, n_rad)

@@ -19,7 +19,16 @@ P_i = exp(i k·r_i), rho_a = sum_{j in a} P_j and H = G_even·F_even - i G_odd·
     dE/dr_j (as a neighbour) =  sum_k k Im[U_a(j) conj(P_j)],   U_a = sum_i H_ia P_i,
 
 two matrix products per k-chunk: the cost of one evaluation of the coefficients, whatever
-the number of atoms pairs.
+the number of atom pairs.
+
+Strain: under r -> (1 + eps) r (positions and cell together) every k·r is unchanged, k ->
+(1 - eps^T) k and V -> (1 + tr eps) V, so only F_k moves:
+
+    dF_k / d eps_ab = -delta_ab F_k - k_a dF_k / dk_b,
+
+and d c / d eps is the k-space sum with that factor in place of F_k (one sum per ab), or,
+contracted with G, sum_k sum_f dF_k[f] / d eps_ab Z_k[f] with Z_k[f] = sum_ia G_ia[f]
+{Re | Im}[P_i conj(rho_a)]: the virial of a model at the cost of one evaluation.
 """
 
 from __future__ import annotations
@@ -31,11 +40,17 @@ from .kspace import (
     _CHUNK_ELEMENTS,
     KspaceLayout,
     _phase_factors,
+    contract_block,
     half_space_kvectors,
     species_indicator,
 )
 
-__all__ = ["lode_kspace_gradient", "lode_kspace_vjp"]
+__all__ = [
+    "lode_kspace_gradient",
+    "lode_kspace_strain_gradient",
+    "lode_kspace_strain_vjp",
+    "lode_kspace_vjp",
+]
 
 
 def _split(layout: KspaceLayout, factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,3 +178,103 @@ def lode_kspace_gradient(
         by_species[a][:, members] = natural[:, members]
         by_species[a][rows, centres] -= natural[:, members].sum(axis=1)
     return np.moveaxis(by_species, 0, 3)
+
+
+def _setup(positions, species_index, n_species, cell, basis, max_angular, smearing, exponent):
+    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
+    frac = positions @ np.linalg.inv(cell)
+    return layout, frac, species_indicator(species_index, n_species)
+
+
+def lode_kspace_strain_gradient(
+    positions: np.ndarray,
+    species_index: np.ndarray,
+    n_species: int,
+    centres: np.ndarray,
+    cell: np.ndarray,
+    basis: GtoBasis,
+    max_angular: int,
+    smearing: float,
+    exponent: int,
+    k_cutoff: float,
+) -> np.ndarray:
+    """d c_kspace[i, a, lm, n] / d eps_ab for a homogeneous deformation r -> (1 + eps) r.
+
+    Returns
+    -------
+    ndarray, shape (n_centres, 3, 3, n_species, (max_angular+1)^2, n_radial)
+        Axis 1 is a, axis 2 is b. The virial of a model is -dE/d eps.
+    """
+    n_centres = len(centres)
+    n_lm = (max_angular + 1) ** 2
+    n_rad = basis.size
+    hkl = half_space_kvectors(cell, k_cutoff)
+    out = np.zeros((n_centres, 3, 3, n_species * n_lm * n_rad))
+    if n_centres == 0 or len(hkl) == 0:
+        return out.reshape(n_centres, 3, 3, n_species, n_lm, n_rad)
+    layout, frac, indicator = _setup(
+        positions, species_index, n_species, cell, basis, max_angular, smearing, exponent
+    )
+    chunk = max(32, _CHUNK_ELEMENTS // max(len(positions), n_species * n_lm * n_rad))
+    for start in range(0, len(hkl), chunk):
+        block = hkl[start : start + chunk]
+        kvec, factor, d_factor = layout.factor_derivative(block)
+        phases = _phase_factors(frac, block)
+        rho = indicator @ phases
+        centre_phases = phases[centres]
+        plain = contract_block(centre_phases, rho, factor, layout.n_even)
+        for a in range(3):
+            out[:, a, a] -= plain
+            for b in range(3):
+                moved = -kvec[:, a, None, None] * d_factor[:, b]
+                out[:, a, b] += contract_block(centre_phases, rho, moved, layout.n_even)
+    out = out.reshape(n_centres, 3, 3, n_species, n_lm, n_rad)
+    result = np.empty_like(out)
+    result[..., layout.parity, :] = out
+    return result
+
+
+def lode_kspace_strain_vjp(
+    positions: np.ndarray,
+    species_index: np.ndarray,
+    n_species: int,
+    centres: np.ndarray,
+    cell: np.ndarray,
+    basis: GtoBasis,
+    max_angular: int,
+    smearing: float,
+    exponent: int,
+    k_cutoff: float,
+    upstream: np.ndarray,
+) -> np.ndarray:
+    """sum_{i a lm n} upstream[i, a, lm, n] d c_kspace[i, a, lm, n] / d eps_ab, shape (3, 3).
+
+    ``upstream`` has the shape of the coefficients (n_centres, n_species, lm, n).
+    """
+    out = np.zeros((3, 3))
+    hkl = half_space_kvectors(cell, k_cutoff)
+    n_centres = len(centres)
+    if n_centres == 0 or len(hkl) == 0:
+        return out
+    layout, frac, indicator = _setup(
+        positions, species_index, n_species, cell, basis, max_angular, smearing, exponent
+    )
+    g = upstream[:, :, layout.parity, :]  # (centres, species, lm sorted, n)
+    n_even = layout.n_even
+    chunk = max(32, _CHUNK_ELEMENTS // max(len(positions), n_centres, g[0].size))
+    for start in range(0, len(hkl), chunk):
+        block = hkl[start : start + chunk]
+        kvec, factor, d_factor = layout.factor_derivative(block)
+        phases = _phase_factors(frac, block)
+        rho = indicator @ phases
+        centre_phases = phases[centres]
+        # Z_k[f] = sum_ia G_ia[f] {Re | Im}[P_i(k) conj(rho_a(k))]: per species one product
+        z = np.zeros(factor.shape)
+        for a in range(indicator.shape[0]):
+            weighted = (centre_phases.T @ g[:, a].reshape(n_centres, -1)).reshape(factor.shape)
+            weighted *= rho[a].conj()[:, None, None]
+            z[:, :n_even] += weighted[:, :n_even].real
+            z[:, n_even:] += weighted[:, n_even:].imag
+        out -= np.eye(3) * np.sum(factor * z)
+        out -= np.einsum("ka,kbfn,kfn->ab", kvec, d_factor, z)
+    return out

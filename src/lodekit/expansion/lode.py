@@ -18,10 +18,11 @@ from ..density import (
     fourier_transform_difference,
     gto_moment,
 )
-from ..errors import InputError
-from ..systems import System
-from ._base import CalculatorBase
+from ..errors import InputError, NotSupportedError
+from ..systems import System, as_systems
+from ._base import CalculatorBase, _normalise_selection
 from .kspace import lode_kspace_sum
+from .kspace_gradients import lode_kspace_strain_vjp, lode_kspace_vjp
 from .plan import PeriodicPlan, choose_split, kspace_cutoff_for, remainder_range
 from .realspace import RadialField, molecule_sum, periodic_pair_sum
 from .result import split_by_l
@@ -322,3 +323,108 @@ class LodeSphericalExpansion(CalculatorBase):
                 coeffs[:, :, 0, :] -= self._k_zero_term(system.volume, counts, dg0)[None]
         coeffs[rows, own, 0, :] -= (1.0 - self.center_atom_weight) * centre_field
         return split_by_l(coeffs, self.max_angular), None, plan.as_dict()
+
+    # ------------------------------------------------------------------ gradients
+    def vector_jacobian_product(self, structures, upstream, selected_atoms=None) -> dict:
+        """Gradients of E = sum_i sum_{a l m n} G[i, a, l, m, n] c[i, a, l, m, n].
+
+        The contraction of the Jacobian with an upstream gradient G = dE/dc (for a linear
+        model, its weights): what forces and stress of a model need, at about the cost of one
+        evaluation of the coefficients, without the (centres x atoms) Jacobian.
+
+        Parameters
+        ----------
+        structures : ase.Atoms, lodekit.System, or a list of them
+            As for :meth:`compute`.
+        upstream : list of ndarray, or Expansion
+            ``upstream[l]`` has the shape of ``compute(structures, selected_atoms).values[l]``,
+            (n_centres, n_species, 2l + 1, n_radial): dE/dc in units of E per coefficient.
+        selected_atoms
+            As for :meth:`compute`; must match the rows of ``upstream``.
+
+        Returns
+        -------
+        dict
+            ``"positions"``: list with one (n_atoms, 3) array dE/dr per structure (forces are
+            its negative); ``"strain"``: (n_structures, 3, 3), dE/d eps_ab for the homogeneous
+            deformation r -> (1 + eps) r of positions and cell (the virial is its negative,
+            the stress -dE/d eps / V).
+
+        Raises
+        ------
+        NotSupportedError
+            For isolated molecules and range-separated plans (small smearing with
+            ``accuracy``): their gradients are not implemented yet.
+        """
+        systems = as_systems(structures)
+        selection = _normalise_selection(selected_atoms, systems)
+        for i, system in enumerate(systems):
+            self._check_system(system, i)
+        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        n_species = len(neighbor_types)
+        n_lm = (self.max_angular + 1) ** 2
+        flat = self._upstream(upstream, sum(len(c) for c in selection), n_species)
+        positions, strain = [], np.zeros((len(systems), 3, 3))
+        first = 0
+        for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
+            g = flat[first : first + len(centres)].reshape(len(centres), n_species, n_lm, -1)
+            first += len(centres)
+            if not system.periodic:
+                raise NotSupportedError(
+                    f"structure {index} is an isolated molecule: LODE gradients are only "
+                    "implemented for periodic structures so far"
+                )
+            plan = self._plan_system(system, len(centres), n_species)
+            if plan.method != "kspace":
+                raise NotSupportedError(
+                    f"structure {index} uses a range-separated plan ({plan.as_dict()}): "
+                    "gradients are only implemented for the pure k-space sum so far; give "
+                    "`k_cutoff` (or a larger smearing) instead"
+                )
+            species_index = np.searchsorted(neighbor_types, system.numbers)
+            arguments = (
+                system.positions,
+                species_index,
+                n_species,
+                centres,
+                system.cell,
+                self._basis,
+                self.max_angular,
+                plan.split_smearing,
+                self.exponent,
+                plan.k_cutoff,
+                g,
+            )
+            positions.append(lode_kspace_vjp(*arguments))
+            strain[index] = lode_kspace_strain_vjp(*arguments)
+            g0 = fourier_transform_at_zero(plan.split_smearing, self.exponent)
+            if np.isfinite(g0):
+                # the k = 0 term scales as 1/V: d/d eps_ab = -delta_ab times itself
+                counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
+                k_zero = self._k_zero_term(system.volume, counts, g0)
+                strain[index] -= np.eye(3) * np.sum(g[:, :, 0, :] * k_zero[None])
+        return {"positions": positions, "strain": strain}
+
+    def _upstream(self, upstream, n_rows: int, n_species: int) -> np.ndarray:
+        """Validated upstream gradient as (n_rows, n_species, (L+1)^2 x n_radial)."""
+        values = getattr(upstream, "values", upstream)
+        if not isinstance(values, (list, tuple)) or len(values) != self.max_angular + 1:
+            raise InputError(
+                f"`upstream` must be a list of {self.max_angular + 1} arrays (one per l, as "
+                "Expansion.values)"
+            )
+        parts = []
+        for l, block in enumerate(values):
+            block = np.asarray(block, dtype=np.float64)
+            expected = (n_rows, n_species, 2 * l + 1, self._basis.size)
+            if block.shape != expected:
+                raise InputError(
+                    f"`upstream[{l}]` has shape {block.shape}; expected {expected} (the shape "
+                    "of compute(structures, selected_atoms).values[l])"
+                )
+            if not np.all(np.isfinite(block)):
+                raise InputError(f"`upstream[{l}]` contains NaN or infinite values")
+            parts.append(block.reshape(n_rows, n_species, -1))
+        return np.concatenate(
+            [p.reshape(n_rows, n_species, 2 * l + 1, -1) for l, p in enumerate(parts)], axis=2
+        ).reshape(n_rows, -1)
