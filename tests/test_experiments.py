@@ -16,6 +16,9 @@ def test_point_charges_quick(tmp_path, capsys):
     # the physics the quick mode must already show: a linear nu=1 model is nearly exact
     lode = record["metrics"]["lode_nu1_s1"]
     assert lode["100"] < 1.0 < record["metrics"]["soap_rc3"]["100"]
+    # its error comes from the smearing (paper) unless more radial functions learn it away
+    assert record["metrics"]["lode_nu1_s05"]["200"] < lode["200"] / 2
+    assert record["metrics"]["lode_nu1_s1_n4"]["200"] < lode["200"] / 2
     assert "| LODE nu=1, sigma 1 Å (linear) |" in capsys.readouterr().out
 
 
@@ -35,6 +38,9 @@ def test_water_quick(tmp_path):
     assert set(record["metrics"]) == {"soap3", "soap4", "soap6", "lode3", "soap3_lode3"}
     assert set(record["config"]["lambda2_percent_rmse"]) == {"25", "50", "100"}
     assert all(v > 0 for curve in record["metrics"].values() for v in curve.values())
+    # already at 100 frames: the potential sees the density that SOAP(3 Å) cannot
+    at_100 = {name: curve["100"] for name, curve in record["metrics"].items()}
+    assert at_100["soap3_lode3"] < at_100["lode3"] < at_100["soap3"]
 
 
 def test_missing_data_gives_one_clear_line(tmp_path, monkeypatch, capsys):

@@ -55,6 +55,7 @@ def write_report(
         "experiment": title,
         "metric": "% RMSE = 100 RMSE(test) / std(test targets)",
         "metrics": {m: {str(k): v for k, v in curve.items()} for m, curve in metrics.items()},
+        "labels": {m: labels[m] for m in metrics},
         "paper": paper,
         "config": config,
         "versions": _versions(),
@@ -83,16 +84,29 @@ def _plot(path: Path, title: str, metrics: dict, labels: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(8.8, 4.8))
+    all_sizes = set()
     for model, curve in metrics.items():
         sizes = np.array(sorted(curve))
+        all_sizes.update(sizes.tolist())
         ax.loglog(sizes, [curve[n] for n in sizes], "o-", label=labels[model])
+    # label the training sizes themselves; log-scale minor labels (3x10^2...) collide
+    ticks = []
+    for size in sorted(all_sizes, reverse=True):  # the largest size always gets its label
+        if not ticks or np.log10(ticks[-1] / size) >= 0.1:
+            ticks.append(size)
+    ax.set_xticks(sorted(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_xlabel("training structures")
     ax.set_ylabel("% RMSE")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    # beside the axes: inside, it hides the curves it names
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=120)
