@@ -91,7 +91,8 @@ def column_scaling(x: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.n
     Why: a linear model of LODE features is not scale-invariant. The raw power spectrum of a
     potential is dominated by a few large, nearly constant products (the central atom's own
     smeared charge), so one ridge penalty on raw columns suppresses the small columns that
-    carry the information (measured on the water experiment: 9.5 % instead of 7.7 % RMSE).
+    carry the information (water experiment, exploratory fit at 800 frames: 9.5 % RMSE on raw
+    columns scaled as a whole, 7.7 % on standardised columns).
     """
     mean = np.zeros(x.shape[1])
     scale = np.ones(x.shape[1])
