@@ -76,22 +76,51 @@ def half_space_kvectors(cell: np.ndarray, k_cutoff: float) -> np.ndarray:
     return hkl[keep]
 
 
+def _per_distinct_norm(knorm: np.ndarray, function) -> list[np.ndarray]:
+    """function(unique norms) -> arrays (n_unique, ...), scattered back to every k.
+
+    Norms that agree to 1e-14 (one shell, summed in another order) share one evaluation: the
+    hypergeometric functions are the expensive part of a k-chunk.
+    """
+    order = np.argsort(knorm, kind="stable")
+    sorted_norm = knorm[order]
+    breaks = np.flatnonzero(np.diff(sorted_norm) > 1e-14 * sorted_norm[1:]) + 1
+    starts = np.concatenate([[0], breaks])
+    which = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(knorm)]])))
+    results = []
+    for table in function(sorted_norm[starts]):
+        out = np.empty((len(knorm), *table.shape[1:]))
+        out[order] = table[which]
+        results.append(out)
+    return results
+
+
 def _radial_factor(
     knorm: np.ndarray, basis: GtoBasis, max_angular: int, smearing: float, exponent: int
 ) -> np.ndarray:
     """ĝ_p(k) I_nl(k), evaluated once per distinct norm; shape (n_k, L+1, n)."""
-    order = np.argsort(knorm, kind="stable")
-    sorted_norm = knorm[order]
-    # norms that agree to 1e-14 (one shell, summed in another order) share one evaluation
-    breaks = np.flatnonzero(np.diff(sorted_norm) > 1e-14 * sorted_norm[1:]) + 1
-    starts = np.concatenate([[0], breaks])
-    unique = sorted_norm[starts]
-    table = kspace_radial_integral(unique, basis, max_angular)
-    table *= fourier_transform(unique, smearing, exponent)[:, None, None]
-    which = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(knorm)]])))
-    out = np.empty((len(knorm), *table.shape[1:]))
-    out[order] = table[which]
-    return out
+
+    def evaluate(unique):
+        table = kspace_radial_integral(unique, basis, max_angular)
+        return [table * fourier_transform(unique, smearing, exponent)[:, None, None]]
+
+    return _per_distinct_norm(knorm, evaluate)[0]
+
+
+def _radial_factor_with_derivative(
+    knorm: np.ndarray, basis: GtoBasis, max_angular: int, smearing: float, exponent: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ĝ_p I_nl, d(ĝ_p I_nl)/dk), each (n_k, L+1, n)."""
+
+    def evaluate(unique):
+        g = fourier_transform(unique, smearing, exponent)[:, None, None]
+        dg = fourier_transform_derivative(unique, smearing, exponent)[:, None, None]
+        integral = kspace_radial_integral(unique, basis, max_angular)
+        d_integral = kspace_radial_integral_derivative(unique, basis, max_angular)
+        return [g * integral, dg * integral + g * d_integral]
+
+    radial, d_radial = _per_distinct_norm(knorm, evaluate)
+    return radial, d_radial
 
 
 def _phase_factors(frac: np.ndarray, hkl: np.ndarray) -> np.ndarray:
@@ -142,25 +171,38 @@ class KspaceLayout:
         self.sign = sign[self.parity]
         self.l_sorted = l_of_lm[self.parity]
 
-    def factor_derivative(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(k vectors, F, dF/dk_beta of shape (n_k, 3, lm sorted by parity, n_radial))."""
+    def factor_parts(self, hkl: np.ndarray) -> dict:
+        """The pieces of F and of dF/dk, lm sorted by parity, signs and 8 pi / V included.
+
+        Keys: ``kvec`` (n_k, 3), ``unit`` (k̂), ``ylm`` (n_k, lm), ``d_ylm`` (n_k, 3, lm; the
+        gradient with respect to k), ``radial`` and ``d_radial`` (n_k, lm, n: ĝ I of each lm's
+        l and its k-derivative). F = ylm x radial and dF/dk_b = d_ylm_b x radial + k̂_b ylm x
+        d_radial.
+        """
         kvec = hkl @ self.recip
         knorm = np.sqrt(np.einsum("ij,ij->i", kvec, kvec))
-        g = fourier_transform(knorm, self.smearing, self.exponent)[:, None, None]
-        dg = fourier_transform_derivative(knorm, self.smearing, self.exponent)[:, None, None]
-        integral = kspace_radial_integral(knorm, self.basis, self.max_angular)
-        d_integral = kspace_radial_integral_derivative(knorm, self.basis, self.max_angular)
-        radial = (g * integral)[:, self.l_sorted, :]
-        d_radial = (dg * integral + g * d_integral)[:, self.l_sorted, :]
-        ylm, d_ylm = real_spherical_harmonics_with_gradients(kvec, self.max_angular)
-        ylm = ylm[:, self.parity] * self.sign
-        d_ylm = d_ylm[:, :, self.parity] * self.sign
-        factor = ylm[:, :, None] * radial
-        unit = kvec / knorm[:, None]
-        d_factor = d_ylm[:, :, :, None] * radial[:, None] + (
-            unit[:, :, None, None] * (ylm[:, :, None] * d_radial)[:, None]
+        radial, d_radial = _radial_factor_with_derivative(
+            knorm, self.basis, self.max_angular, self.smearing, self.exponent
         )
-        return kvec, factor, d_factor
+        ylm, d_ylm = real_spherical_harmonics_with_gradients(kvec, self.max_angular)
+        return {
+            "kvec": kvec,
+            "unit": kvec / knorm[:, None],
+            "ylm": ylm[:, self.parity] * self.sign,
+            "d_ylm": d_ylm[:, :, self.parity] * self.sign,
+            "radial": radial[:, self.l_sorted, :],
+            "d_radial": d_radial[:, self.l_sorted, :],
+        }
+
+    def factor_derivative(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(k vectors, F, dF/dk_beta of shape (n_k, 3, lm sorted by parity, n_radial))."""
+        parts = self.factor_parts(hkl)
+        ylm, radial = parts["ylm"], parts["radial"]
+        factor = ylm[:, :, None] * radial
+        d_factor = parts["d_ylm"][:, :, :, None] * radial[:, None] + (
+            parts["unit"][:, :, None, None] * (ylm[:, :, None] * parts["d_radial"])[:, None]
+        )
+        return parts["kvec"], factor, d_factor
 
     def factor(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(k vectors (n_k, 3), F (n_k, lm sorted by parity, n_radial))."""

@@ -74,7 +74,8 @@ def lode_kspace_vjp(
     exponent: int,
     k_cutoff: float,
     upstream: np.ndarray,
-) -> np.ndarray:
+    with_strain: bool = False,
+):
     """sum_{i a lm n} upstream[i, a, lm, n] d c_kspace[i, a, lm, n] / d r_j for every atom j.
 
     Parameters
@@ -84,29 +85,39 @@ def lode_kspace_vjp(
         As for :func:`~lodekit.expansion.kspace.lode_kspace_sum`.
     upstream : ndarray, shape (n_centres, n_species, (max_angular+1)^2, n_radial)
         dE/dc for a scalar E (e.g. a linear model's weights).
+    with_strain : bool
+        Also return dE/d eps (same pass over k: phases and factors are shared).
 
     Returns
     -------
     ndarray, shape (n_atoms, 3)
-        dE/dr_j (units of E per Å); forces are its negative.
+        dE/dr_j (units of E per Å); forces are its negative. With ``with_strain``, a tuple
+        (that array, dE/d eps of shape (3, 3)).
     """
     n_atoms = len(positions)
     grad = np.zeros((n_atoms, 3))
+    strain = np.zeros((3, 3))
     hkl = half_space_kvectors(cell, k_cutoff)
     if len(centres) == 0 or len(hkl) == 0:
-        return grad
+        return (grad, strain) if with_strain else grad
     layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
     frac = positions @ np.linalg.inv(cell)
     indicator = species_indicator(species_index, n_species)
     n_centres = len(centres)
-    g = upstream[:, :, layout.parity, :].reshape(n_centres * n_species, -1)
+    g_sorted = upstream[:, :, layout.parity, :]
+    g = g_sorted.reshape(n_centres * n_species, -1)
     n_even = layout.n_even * basis.size
     g_even, g_odd = g[:, :n_even], g[:, n_even:]
 
     chunk = max(32, _CHUNK_ELEMENTS // max(n_atoms, n_centres * n_species, g.shape[1]))
     for start in range(0, len(hkl), chunk):
         block = hkl[start : start + chunk]
-        kvec, factor = layout.factor(block)
+        if with_strain:
+            parts = layout.factor_parts(block)
+            kvec = parts["kvec"]
+            factor = parts["ylm"][:, :, None] * parts["radial"]
+        else:
+            kvec, factor = layout.factor(block)
         f_even, f_odd = _split(layout, factor)
         h = (g_even @ f_even.T) - 1j * (g_odd @ f_odd.T)  # (centres x species, k)
         h = h.reshape(n_centres, n_species, len(block))
@@ -117,7 +128,34 @@ def lode_kspace_vjp(
         np.add.at(grad, centres, -(as_centre @ kvec))
         u = np.einsum("iak,ik->ak", h, centre_phases)  # U_a(k)
         grad += np.imag(u[species_index] * phases.conj()) @ kvec
-    return grad
+        if with_strain:
+            strain += _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted)
+    return (grad, strain) if with_strain else grad
+
+
+def _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted) -> np.ndarray:
+    """One k-chunk of dE/d eps_ab = sum_k sum_f dF_k[f]/d eps_ab Z_k[f] (module docstring).
+
+    dF/dk_b = d_ylm_b radial + k̂_b ylm d_radial is never formed: with A = sum_n radial Z and
+    B = sum_n d_radial Z (per k and lm), sum_f dF_b Z = sum_lm (d_ylm_b A) + k̂_b sum_lm ylm B.
+    """
+    n_centres = centre_phases.shape[0]
+    n_even = layout.n_even
+    z = np.zeros(factor.shape)
+    for a in range(rho.shape[0]):
+        # Z_k[f] = sum_i G_ia[f] {Re | Im}[P_i(k) conj(rho_a(k))]
+        weighted = (centre_phases.T @ g_sorted[:, a].reshape(n_centres, -1)).reshape(factor.shape)
+        weighted *= rho[a].conj()[:, None, None]
+        z[:, :n_even] += weighted[:, :n_even].real
+        z[:, n_even:] += weighted[:, n_even:].imag
+    a_lm = np.einsum("kfn,kfn->kf", parts["radial"], z)
+    b_lm = np.einsum("kfn,kfn->kf", parts["d_radial"], z)
+    ylm = parts["ylm"]
+    along = (
+        np.einsum("kbf,kf->kb", parts["d_ylm"], a_lm)
+        + parts["unit"] * np.einsum("kf,kf->k", ylm, b_lm)[:, None]
+    )
+    return -np.eye(3) * np.sum(ylm * a_lm) - parts["kvec"].T @ along
 
 
 def lode_kspace_gradient(
@@ -249,32 +287,20 @@ def lode_kspace_strain_vjp(
 ) -> np.ndarray:
     """sum_{i a lm n} upstream[i, a, lm, n] d c_kspace[i, a, lm, n] / d eps_ab, shape (3, 3).
 
-    ``upstream`` has the shape of the coefficients (n_centres, n_species, lm, n).
+    ``upstream`` has the shape of the coefficients (n_centres, n_species, lm, n). Computed with
+    the position gradient in one pass (:func:`lode_kspace_vjp` with ``with_strain``).
     """
-    out = np.zeros((3, 3))
-    hkl = half_space_kvectors(cell, k_cutoff)
-    n_centres = len(centres)
-    if n_centres == 0 or len(hkl) == 0:
-        return out
-    layout, frac, indicator = _setup(
-        positions, species_index, n_species, cell, basis, max_angular, smearing, exponent
-    )
-    g = upstream[:, :, layout.parity, :]  # (centres, species, lm sorted, n)
-    n_even = layout.n_even
-    chunk = max(32, _CHUNK_ELEMENTS // max(len(positions), n_centres, g[0].size))
-    for start in range(0, len(hkl), chunk):
-        block = hkl[start : start + chunk]
-        kvec, factor, d_factor = layout.factor_derivative(block)
-        phases = _phase_factors(frac, block)
-        rho = indicator @ phases
-        centre_phases = phases[centres]
-        # Z_k[f] = sum_ia G_ia[f] {Re | Im}[P_i(k) conj(rho_a(k))]: per species one product
-        z = np.zeros(factor.shape)
-        for a in range(indicator.shape[0]):
-            weighted = (centre_phases.T @ g[:, a].reshape(n_centres, -1)).reshape(factor.shape)
-            weighted *= rho[a].conj()[:, None, None]
-            z[:, :n_even] += weighted[:, :n_even].real
-            z[:, n_even:] += weighted[:, n_even:].imag
-        out -= np.eye(3) * np.sum(factor * z)
-        out -= np.einsum("ka,kbfn,kfn->ab", kvec, d_factor, z)
-    return out
+    return lode_kspace_vjp(
+        positions,
+        species_index,
+        n_species,
+        centres,
+        cell,
+        basis,
+        max_angular,
+        smearing,
+        exponent,
+        k_cutoff,
+        upstream,
+        with_strain=True,
+    )[1]

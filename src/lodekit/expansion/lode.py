@@ -22,7 +22,7 @@ from ..errors import InputError, NotSupportedError
 from ..systems import System, as_systems
 from ._base import CalculatorBase, _normalise_selection
 from .kspace import lode_kspace_sum
-from .kspace_gradients import lode_kspace_strain_vjp, lode_kspace_vjp
+from .kspace_gradients import lode_kspace_vjp
 from .plan import PeriodicPlan, choose_split, kspace_cutoff_for, remainder_range
 from .realspace import RadialField, molecule_sum, periodic_pair_sum
 from .result import split_by_l
@@ -395,8 +395,8 @@ class LodeSphericalExpansion(CalculatorBase):
                 plan.k_cutoff,
                 g,
             )
-            positions.append(lode_kspace_vjp(*arguments))
-            strain[index] = lode_kspace_strain_vjp(*arguments)
+            gradient, strain[index] = lode_kspace_vjp(*arguments, with_strain=True)
+            positions.append(gradient)
             g0 = fourier_transform_at_zero(plan.split_smearing, self.exponent)
             if np.isfinite(g0):
                 # the k = 0 term scales as 1/V: d/d eps_ab = -delta_ab times itself
