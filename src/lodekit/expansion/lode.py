@@ -424,7 +424,5 @@ class LodeSphericalExpansion(CalculatorBase):
                 )
             if not np.all(np.isfinite(block)):
                 raise InputError(f"`upstream[{l}]` contains NaN or infinite values")
-            parts.append(block.reshape(n_rows, n_species, -1))
-        return np.concatenate(
-            [p.reshape(n_rows, n_species, 2 * l + 1, -1) for l, p in enumerate(parts)], axis=2
-        ).reshape(n_rows, -1)
+            parts.append(block)
+        return np.concatenate(parts, axis=2).reshape(n_rows, -1)
