@@ -322,3 +322,38 @@ def test_sizes_are_reported_before_computing():
     sizes = model.memory_estimate(n_environments=100_000, n_structures=5_000, n_features=500)
     assert sizes["k_mm"] == 8 * 2000**2
     assert sizes["total"] < 8 * 100_000**2 / 100  # far from a dense environment kernel
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        StructureRidge(alpha=1e-3, standardize=True, reduce="mean"),
+        AdditiveKernelRidge(alpha=1e-3, zeta=3, feature_blocks=[3, 2]),
+        AdditiveKernelRidge(
+            alpha=1e-3,
+            zeta=2,
+            feature_blocks=[3, 2],
+            linear_blocks=[1],
+            standardize_linear=True,
+            reduce="mean",
+            n_sparse=15,
+        ),
+        AdditiveKernelRidge(alpha=1e-3, zeta=1, normalize=False),
+    ],
+)
+def test_environment_gradient_matches_finite_differences(model):
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(40, 5)) + 0.5
+    groups = np.repeat(np.arange(10), 4)
+    species = rng.choice([1, 8], size=40)
+    model.fit(x, rng.normal(size=10), groups, species)
+    gradient = model.environment_gradient(x, groups, species)
+    h = 1e-6
+    for row, column in [(0, 0), (5, 3), (17, 4), (39, 1)]:
+        shifted = []
+        for sign in (1, -1):
+            moved = x.copy()
+            moved[row, column] += sign * h
+            shifted.append(model.predict(moved, groups, species)[groups[row]])
+        fd = (shifted[0] - shifted[1]) / (2 * h)
+        assert gradient[row, column] == pytest.approx(fd, rel=1e-6, abs=1e-9)

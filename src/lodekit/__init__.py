@@ -2,6 +2,7 @@
 
 from .errors import InputError, LodekitError, NotSupportedError
 from .expansion import Expansion, LodeSphericalExpansion, SphericalExpansion
+from .potential import LodePotential
 from .systems import System
 
 __version__ = "0.1.0.dev0"
@@ -9,6 +10,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "Expansion",
     "InputError",
+    "LodePotential",
     "LodeSphericalExpansion",
     "LodekitError",
     "NotSupportedError",

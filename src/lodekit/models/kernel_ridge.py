@@ -285,6 +285,54 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             counts /= np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
         return prediction + counts @ self.baseline_
 
+    def environment_gradient(self, X, groups=None, species=None):
+        """d y_A / d x_i for every environment i (row of X), the input of force models.
+
+        y_A = sum_i sum_m W_m k(x_i, x_m): with the inner product s = sum_b w_b x̂_b · x̂_mb of
+        the kernel blocks, d/dx̂_b = sum_m W_m zeta s^(zeta-1) w_b x̂_mb, projected on the
+        tangent of the unit sphere and divided by |x_b| when normalised ((1 - x̂ x̂^T)/|x|);
+        linear blocks give sum_m W_m w_b x_mb. Standardised columns are divided by their scale.
+
+        Returns
+        -------
+        ndarray, shape (n_environments, n_features)
+        """
+        check_is_fitted(self, "weights_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        groups, n_structures = as_groups(groups, X.shape[0])
+        mean = getattr(self, "feature_mean_", np.zeros(X.shape[1]))
+        scale = getattr(self, "feature_scale_", np.ones(X.shape[1]))
+        shifted = (X - mean) / scale
+        linear = self._linear()
+        prepared = self._prepared(X)
+        inner = np.zeros((X.shape[0], len(self.sparse_points_)))
+        for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
+            if index not in linear:
+                inner += weight * (prepared[:, block] @ self.sparse_points_[:, block].T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            power = np.where(inner != 0, self.zeta * inner ** (self.zeta - 1), 0.0)
+        if self.zeta == 1:
+            power = np.ones_like(inner)
+        coupling = power * self.weights_[None, :]
+        out = np.zeros_like(X)
+        for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
+            if index in linear:
+                out[:, block] = weight * (self.weights_ @ self.sparse_points_[:, block])
+                continue
+            g = weight * (coupling @ self.sparse_points_[:, block])
+            if self.normalize:
+                unit = prepared[:, block]
+                norm = np.linalg.norm(shifted[:, block], axis=1, keepdims=True)
+                g = (g - np.sum(g * unit, axis=1, keepdims=True) * unit) / np.where(
+                    norm > 0, norm, 1.0
+                )
+            out[:, block] = g
+        out /= scale
+        if self.reduce == "mean":
+            counts = np.bincount(groups, minlength=n_structures).astype(float)
+            out /= counts[groups][:, None]
+        return out
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False

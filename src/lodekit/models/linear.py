@@ -108,3 +108,20 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         phi, counts = self._structure_features(X, groups, species)
         return phi @ self.coef_ + counts @ self.baseline_
+
+    def environment_gradient(self, X, groups=None, species=None):
+        """d y_A / d x_i for every environment i (row of X): the weights (over the column
+        scale), divided by the number of environments of the structure with ``reduce="mean"``.
+
+        Returns
+        -------
+        ndarray, shape (n_environments, n_features)
+        """
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        groups, n_structures = as_groups(groups, X.shape[0])
+        out = np.tile(self.coef_ / self.feature_scale_, (X.shape[0], 1))
+        if self.reduce == "mean":
+            counts = np.bincount(groups, minlength=n_structures).astype(float)
+            out /= counts[groups][:, None]
+        return out
