@@ -23,21 +23,8 @@ HYPERS = dict(smearing=0.9, max_radial=3, max_angular=3, radius=4.0, k_cutoff=4.
 def _jacobian(calculator, atoms, centres=None):
     """Dense d c / d r of the whole expansion (in k_cutoff mode the k = 0, centre and
     background terms do not depend on positions)."""
-    system = System.from_ase(atoms)
-    types = np.unique(system.numbers)
-    centres = np.arange(len(system)) if centres is None else np.asarray(centres)
-    return lode_kspace_gradient(
-        system.positions,
-        np.searchsorted(types, system.numbers),
-        len(types),
-        centres,
-        system.cell,
-        calculator._basis,
-        calculator.max_angular,
-        calculator.smearing,
-        calculator.exponent,
-        calculator.effective_k_cutoff,
-    )
+    centres = np.arange(len(atoms)) if centres is None else centres
+    return lode_kspace_gradient(*_arguments(calculator, atoms, centres))
 
 
 def _arguments(calculator, atoms, centres):
@@ -103,24 +90,10 @@ def test_vector_jacobian_product_equals_contracted_jacobian(kind):
     rng = np.random.default_rng(12)
     atoms = STRUCTURES[kind](rng)
     calculator = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)
-    system = System.from_ase(atoms)
-    types = np.unique(system.numbers)
     centres = np.arange(len(atoms))[::2]
     jacobian = _jacobian(calculator, atoms, centres)
     upstream = rng.normal(size=(len(centres), *jacobian.shape[3:]))
-    vjp = lode_kspace_vjp(
-        system.positions,
-        np.searchsorted(types, system.numbers),
-        len(types),
-        centres,
-        system.cell,
-        calculator._basis,
-        calculator.max_angular,
-        calculator.smearing,
-        calculator.exponent,
-        calculator.effective_k_cutoff,
-        upstream,
-    )
+    vjp = lode_kspace_vjp(*_arguments(calculator, atoms, centres), upstream)
     expected = np.einsum("ijxalm,ialm->jx", jacobian, upstream)
     np.testing.assert_allclose(vjp, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
     # no net force on a periodic system: translation invariance

@@ -35,6 +35,18 @@ def _orders(basis: GtoBasis, max_angular: int):
     return n, l, a, b
 
 
+def _kspace_log_prefactor(basis: GtoBasis, n, s, a, b) -> np.ndarray:
+    """log of N_n sqrt(pi/2) 2^(n/2) s^(n+3) Gamma(a)/Gamma(b), shape (L+1, n_radial)."""
+    return (
+        basis.log_norms[None, :]
+        + 0.5 * np.log(0.5 * np.pi)
+        + 0.5 * n * np.log(2.0)
+        + (n + 3) * np.log(s)
+        + gammaln(a)
+        - gammaln(b)
+    )
+
+
 def kspace_radial_integral(k: np.ndarray, basis: GtoBasis, max_angular: int) -> np.ndarray:
     """I_nl(k) for the orthonormal basis.
 
@@ -51,14 +63,7 @@ def kspace_radial_integral(k: np.ndarray, basis: GtoBasis, max_angular: int) -> 
     n, l, a, b = _orders(basis, max_angular)
     s = basis.widths[None, :]
     # N_n sqrt(pi/2) 2^(n/2) s^(n+3) Gamma(a)/Gamma(b), in logs; then (k s / sqrt 2)^l
-    log_pref = (
-        basis.log_norms[None, :]
-        + 0.5 * np.log(0.5 * np.pi)
-        + 0.5 * n * np.log(2.0)
-        + (n + 3) * np.log(s)
-        + gammaln(a)
-        - gammaln(b)
-    )
+    log_pref = _kspace_log_prefactor(basis, n, s, a, b)
     ks = k * s / np.sqrt(2.0)
     values = np.exp(log_pref) * ks**l * hyp1f1(a, b, -(ks**2))
     return values @ basis.orthonormalization.T
@@ -75,14 +80,7 @@ def kspace_radial_integral_derivative(
     k = np.asarray(k, dtype=np.float64)[:, None, None]
     n, l, a, b = _orders(basis, max_angular)
     s = basis.widths[None, :]
-    log_pref = (
-        basis.log_norms[None, :]
-        + 0.5 * np.log(0.5 * np.pi)
-        + 0.5 * n * np.log(2.0)
-        + (n + 3) * np.log(s)
-        + gammaln(a)
-        - gammaln(b)
-    )
+    log_pref = _kspace_log_prefactor(basis, n, s, a, b)
     u = k * s / np.sqrt(2.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         lower = np.where(l == 0, 0.0, l * u ** (l - 1))

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..expansion import Expansion
+from .invariants import species_pairs
 
 __all__ = ["by_center_type_backward", "lode_nu1_backward", "power_spectrum_backward"]
 
@@ -80,12 +81,7 @@ def power_spectrum_backward(
     if distinct_pairs is None:
         distinct_pairs = symmetric
     types_a, types_b = a.neighbor_types, other.neighbor_types
-    pairs = [
-        (i, j)
-        for i in range(len(types_a))
-        for j in range(len(types_b))
-        if not distinct_pairs or types_a[i] <= types_b[j]
-    ]
+    pairs = species_pairs(types_a, types_b, distinct_pairs)
     n_a, n_b = a.n_radial, other.n_radial
     n_features = (a.max_angular + 1) * len(pairs) * n_a * n_b
     grad = _check_rows(grad, len(a), n_features, "grad")

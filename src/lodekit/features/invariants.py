@@ -47,6 +47,17 @@ def lode_nu1(expansion: Expansion) -> Features:
     )
 
 
+def species_pairs(types_a, types_b, distinct_pairs: bool) -> list[tuple[int, int]]:
+    """Channel pairs (i, j) of a power spectrum, in its column order; with ``distinct_pairs``
+    only types_a[i] <= types_b[j]."""
+    return [
+        (i, j)
+        for i in range(len(types_a))
+        for j in range(len(types_b))
+        if not distinct_pairs or types_a[i] <= types_b[j]
+    ]
+
+
 def power_spectrum(a: Expansion, b: Expansion | None = None, *, distinct_pairs=None) -> Features:
     """P_{a n a' n' l} = (-1)^l / sqrt(2l+1) sum_m A^a_{nlm} B^{a'}_{n'lm} (featomic's convention).
 
@@ -81,12 +92,7 @@ def power_spectrum(a: Expansion, b: Expansion | None = None, *, distinct_pairs=N
             "spectrum pairs equal l"
         )
     types_a, types_b = a.neighbor_types, b.neighbor_types
-    pairs = [
-        (i, j)
-        for i in range(len(types_a))
-        for j in range(len(types_b))
-        if not distinct_pairs or types_a[i] <= types_b[j]
-    ]
+    pairs = species_pairs(types_a, types_b, distinct_pairs)
     n_a, n_b = a.n_radial, b.n_radial
     blocks, props = [], []
     for l, (va, vb) in enumerate(zip(a.values, b.values, strict=True)):
