@@ -22,6 +22,7 @@ from .gto import GtoBasis
 
 __all__ = [
     "gaussian_radial_integral",
+    "gaussian_radial_integral_derivative",
     "kspace_radial_integral",
     "kspace_radial_integral_derivative",
 ]
@@ -121,4 +122,47 @@ def gaussian_radial_integral(
         log_beta_l = np.where(l == 0, 0.0, l * np.log(beta))
     expo = log_pref + log_beta_l + z - 0.5 * d * d / sig2
     values = np.exp(expo) * hyp1f1(b - a, b, -z)
+    return values @ basis.orthonormalization.T
+
+
+def gaussian_radial_integral_derivative(
+    d: np.ndarray, basis: GtoBasis, max_angular: int, smearing: float
+) -> np.ndarray:
+    """dJ_nl/dd, same shape as :func:`gaussian_radial_integral` (units Å^(1/2)).
+
+    With J = exp(E) 1F1(b - a; b; -z), E = log_pref + l log(beta) + z - d^2/(2 sigma^2),
+    beta = d/sigma^2 and z = beta^2/(4 alpha): dE/dd = l/d + 2z/d - d/sigma^2 and
+    d 1F1(b - a; b; -z)/dd = -((b - a)/b) 1F1(b - a + 1; b + 1; -z) 2z/d (DLMF 13.3.15). The
+    l/d term is written as l beta^(l-1)/sigma^2 so that d = 0 is finite.
+    """
+    d = np.asarray(d, dtype=np.float64)[:, None, None]
+    _n, l, a, b = _orders(basis, max_angular)
+    sig2 = smearing * smearing
+    alpha = 0.5 / sig2 + 0.5 / basis.widths[None, :] ** 2
+    beta = d / sig2
+    z = beta**2 / (4 * alpha)
+    log_pref = (
+        np.log(4 * np.pi)
+        - 0.75 * np.log(np.pi * sig2)
+        + basis.log_norms[None, :]
+        + 0.5 * np.log(np.pi)
+        - (l + 2) * np.log(2.0)
+        - a * np.log(alpha)
+        + gammaln(a)
+        - gammaln(b)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_beta = np.log(beta)
+        log_beta_l = np.where(l == 0, 0.0, l * log_beta)
+        log_beta_l1 = np.where(l <= 1, 0.0, (l - 1) * log_beta)
+        common = log_pref + z - 0.5 * d * d / sig2
+        scale = np.exp(common + log_beta_l)
+        # 2z/d = d / (2 alpha sigma^4), finite at d = 0
+        two_z_over_d = d / (2 * alpha * sig2 * sig2)
+        lower = np.where(l == 0, 0.0, l * np.exp(common + log_beta_l1) / sig2)
+    kummer = hyp1f1(b - a, b, -z)
+    shifted = hyp1f1(b - a + 1, b + 1, -z)
+    values = lower * kummer + scale * (
+        (two_z_over_d - d / sig2) * kummer - ((b - a) / b) * two_z_over_d * shifted
+    )
     return values @ basis.orthonormalization.T

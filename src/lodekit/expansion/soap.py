@@ -6,13 +6,17 @@ import numpy as np
 
 from .. import _validation as check
 from ..basis.gto import GtoBasis
-from ..basis.radial_integrals import gaussian_radial_integral
+from ..basis.radial_integrals import (
+    gaussian_radial_integral,
+    gaussian_radial_integral_derivative,
+)
+from ..basis.spherical_harmonics import real_spherical_harmonics_with_gradients
 from ..basis.splines import TabulatedFunction
 from ..errors import InputError
 from ..neighbors import neighbor_pairs
-from ..systems import System
-from ._base import CalculatorBase
-from .pairs import accumulate_pairs
+from ..systems import System, as_systems
+from ._base import CalculatorBase, _normalise_selection
+from .pairs import PAIR_CHUNK, accumulate_pairs
 from .result import split_by_l
 
 __all__ = ["SphericalExpansion"]
@@ -92,6 +96,7 @@ class SphericalExpansion(CalculatorBase):
         self.spline_accuracy = spline_accuracy
         self._basis = GtoBasis(self.max_radial, self.cutoff)
         self._table = None
+        self._d_table = None
         self._self_term = None
 
     def radial_integral(self, distances: np.ndarray) -> np.ndarray:
@@ -108,6 +113,24 @@ class SphericalExpansion(CalculatorBase):
         if self.spline_accuracy is not None and self._table is None:
             self._table = TabulatedFunction(self._exact_radial, self.cutoff, self.spline_accuracy)
 
+    def radial_integral_derivative(self, distances: np.ndarray) -> np.ndarray:
+        """dJ_nl/dd (Å^(1/2)), shape (n, max_angular + 1, n_radial); tabulated to
+        ``spline_accuracy`` like the values, or in closed form with None."""
+        if self.spline_accuracy is None:
+            return gaussian_radial_integral_derivative(
+                distances, self._basis, self.max_angular, self.smearing
+            )
+        self._prepare()
+        if self._d_table is None:
+            self._d_table = TabulatedFunction(
+                lambda d: gaussian_radial_integral_derivative(
+                    d, self._basis, self.max_angular, self.smearing
+                ),
+                self.cutoff,
+                self.spline_accuracy,
+            )
+        return self._d_table(distances)
+
     def _exact_radial(self, distances: np.ndarray) -> np.ndarray:
         return gaussian_radial_integral(distances, self._basis, self.max_angular, self.smearing)
 
@@ -117,6 +140,94 @@ class SphericalExpansion(CalculatorBase):
         start = self.cutoff - self.cutoff_width
         x = np.clip((distances - start) / self.cutoff_width, 0.0, 1.0)
         return 0.5 * (1.0 + np.cos(np.pi * x))
+
+    def _cutoff_derivative(self, distances: np.ndarray) -> np.ndarray:
+        if self.cutoff_function == "step":
+            return np.zeros_like(distances)
+        start = self.cutoff - self.cutoff_width
+        x = (distances - start) / self.cutoff_width
+        inside = (x > 0) & (x < 1)
+        return np.where(inside, -0.5 * np.pi / self.cutoff_width * np.sin(np.pi * x), 0.0)
+
+    def _pairs(self, system: System, centres: np.ndarray, species_index: np.ndarray):
+        """Pairs (centre row, neighbour atom, vector) inside the cutoff, centres selected."""
+        row_of_atom = np.full(len(system), -1)
+        row_of_atom[centres] = np.arange(len(centres))
+        i, j, vectors = neighbor_pairs(system, self.cutoff)
+        keep = (row_of_atom[i] >= 0) & (np.linalg.norm(vectors, axis=1) < self.cutoff)
+        return i[keep], j[keep], vectors[keep], row_of_atom
+
+    def vector_jacobian_product(self, structures, upstream, selected_atoms=None) -> dict:
+        """Gradients of E = sum G · c, as :meth:`LodeSphericalExpansion.vector_jacobian_product`.
+
+        Every pair (i, j) inside the cutoff contributes f_c(d) J_nl(d) Y_lm(d̂) with d = r_j -
+        r_i; its gradient with respect to d is (f_c J)' d̂ Y + f_c J grad Y, contracted with G of
+        the pair's row and added to j and subtracted from i; the strain derivative is
+        sum over pairs of g_a d_b. The centre's own term is constant.
+
+        Returns
+        -------
+        dict
+            ``"positions"``: one (n_atoms, 3) array dE/dr per structure; ``"strain"``:
+            (n_structures, 3, 3), dE/d eps_ab for r -> (1 + eps) r.
+        """
+        systems = as_systems(structures)
+        selection = _normalise_selection(selected_atoms, systems)
+        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        n_species = len(neighbor_types)
+        n_rad = self._basis.size
+        values = getattr(upstream, "values", upstream)
+        n_rows = sum(len(c) for c in selection)
+        if not isinstance(values, (list, tuple)) or len(values) != self.max_angular + 1:
+            raise InputError(
+                f"`upstream` must be a list of {self.max_angular + 1} arrays (one per l, as "
+                "Expansion.values)"
+            )
+        for l, block in enumerate(values):
+            expected = (n_rows, n_species, 2 * l + 1, n_rad)
+            if np.shape(block) != expected:
+                raise InputError(
+                    f"`upstream[{l}]` has shape {np.shape(block)}; expected {expected} (the "
+                    "shape of compute(structures, selected_atoms).values[l])"
+                )
+        flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values], axis=2)
+        if not np.all(np.isfinite(flat)):
+            raise InputError("`upstream` contains NaN or infinite values")
+        l_of_lm = np.repeat(
+            np.arange(self.max_angular + 1), 2 * np.arange(self.max_angular + 1) + 1
+        )
+        self._prepare()
+        positions, strain = [], np.zeros((len(systems), 3, 3))
+        first = 0
+        for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
+            g = flat[first : first + len(centres)]
+            first += len(centres)
+            species_index = np.searchsorted(neighbor_types, system.numbers)
+            i, j, vectors, row_of_atom = self._pairs(system, centres, species_index)
+            grad = np.zeros((len(system), 3))
+            for start in range(0, len(i), PAIR_CHUNK):
+                sl = slice(start, start + PAIR_CHUNK)
+                v = vectors[sl]
+                d = np.linalg.norm(v, axis=1)
+                cut, d_cut = self._cutoff_factor(d), self._cutoff_derivative(d)
+                radial = self.radial_integral(d)
+                d_radial = d_cut[:, None, None] * radial + cut[:, None, None] * (
+                    self.radial_integral_derivative(d)
+                )
+                radial = radial * cut[:, None, None]
+                ylm, d_ylm = real_spherical_harmonics_with_gradients(v, self.max_angular)
+                pair_g = g[row_of_atom[i[sl]], species_index[j[sl]]]  # (pairs, lm, n)
+                with_radial = np.einsum("pfn,pfn->pf", pair_g, radial[:, l_of_lm, :])
+                with_d_radial = np.einsum("pfn,pfn->pf", pair_g, d_radial[:, l_of_lm, :])
+                vector_g = (
+                    np.einsum("pxf,pf->px", d_ylm, with_radial)
+                    + (v / d[:, None]) * (np.einsum("pf,pf->p", ylm, with_d_radial)[:, None])
+                )
+                np.add.at(grad, j[sl], vector_g)
+                np.add.at(grad, i[sl], -vector_g)
+                strain[index] += vector_g.T @ v
+            positions.append(grad)
+        return {"positions": positions, "strain": strain}
 
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         n_species = len(neighbor_types)
