@@ -63,7 +63,7 @@ def test_potential_forces_and_stress_are_gradients_of_its_energy(kind):
     else:
         features = "power_spectrum"
         model = AdditiveKernelRidge(zeta=2, alpha=1e-4, n_sparse=60)
-    potential = LodePotential(calculator, model, features=features, center_types=[11, 17])
+    potential = LodePotential(model, lode=calculator, features=features, center_types=[11, 17])
     expansion = calculator.compute(frames)
     x = lode_nu1(expansion) if features == "nu1" else power_spectrum(expansion)
     x = x.by_center_type([11, 17])
@@ -112,7 +112,7 @@ def test_nve_conserves_energy_with_the_ase_calculator():
     model = StructureRidge(alpha=1e-8, standardize=True)
     model.fit(x.values, energies, x.samples[:, 0], x.samples[:, 2])
     atoms = random_point_charges(1, seed=7, n_charges=8, box_range=(9.0, 9.0), min_distance=2.6)[0]
-    lode = LodekitCalculator(LodePotential(calculator, model, center_types=[11, 17]))
+    lode = LodekitCalculator(LodePotential(model, lode=calculator, center_types=[11, 17]))
     repulsion = LennardJones(sigma=2.2, epsilon=0.2, rc=4.4, smooth=True)
     atoms.calc = SumCalculator([lode, repulsion])
     # Maxwell-Boltzmann momenta at 300 K, written out (ASE's helpers change between versions)
@@ -133,3 +133,71 @@ def test_nve_conserves_energy_with_the_ase_calculator():
     assert np.ptp(kinetic) > 0.05
     assert np.abs(totals - totals[0]).max() < 2e-3 * np.ptp(kinetic)
     assert atoms.get_stress().shape == (6,)
+
+
+@pytest.mark.parametrize("features", [("soap", "power_spectrum"), ("rho_x_v",), ("soap", "nu1")])
+def test_potential_with_soap_blocks_is_the_gradient_of_its_energy(features):
+    """SOAP + LODE kernels and the multi-scale rho x V model: both expansions' products."""
+    frames, energies = _training_set()
+    lode = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)
+    soap = lodekit.SphericalExpansion(cutoff=3.5, smearing=0.4, max_radial=2, max_angular=2)
+    potential_blocks = []
+    lode_x, soap_x = lode.compute(frames), soap.compute(frames)
+    for block in features:
+        if block == "soap":
+            potential_blocks.append(power_spectrum(soap_x).values)
+        elif block == "power_spectrum":
+            potential_blocks.append(power_spectrum(lode_x).values)
+        elif block == "nu1":
+            potential_blocks.append(lode_nu1(lode_x).values)
+        else:
+            potential_blocks.append(power_spectrum(soap_x, lode_x).values)
+    x = np.hstack(potential_blocks)
+    widths = [b.shape[1] for b in potential_blocks]
+    if len(widths) == 1:
+        model = StructureRidge(alpha=1e-6, standardize=True)
+    else:
+        model = AdditiveKernelRidge(
+            zeta=2,
+            alpha=1e-4,
+            n_sparse=60,
+            feature_blocks=widths,
+            linear_blocks=[1],
+            standardize_linear=True,
+        )
+    model.fit(x, energies, lode_x.samples[:, 0], lode_x.samples[:, 2])
+    potential = LodePotential(model, lode=lode, soap=soap, features=features)
+
+    atoms = random_point_charges(1, seed=9, n_charges=8, box_range=(8.0, 8.0), min_distance=1.8)[0]
+    atoms.set_cell(atoms.cell.array @ np.array([[1, 0, 0], [0.2, 1, 0], [-0.1, 0.3, 1]]))
+    result = potential.compute(atoms)
+    h = 1e-5
+    for j, alpha in [(1, 0), (6, 2)]:
+        energy = []
+        for sign in (1, -1):
+            moved = atoms.copy()
+            moved.positions[j, alpha] += sign * h
+            energy.append(potential.compute(moved, forces=False)["energy"])
+        fd = -(energy[0] - energy[1]) / (2 * h)
+        assert result["forces"][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    for a, b in [(0, 0), (0, 2)]:
+        energy = []
+        for sign in (1, -1):
+            strain = np.zeros((3, 3))
+            strain[a, b] = strain[b, a] = sign * h / 2 if a != b else sign * h
+            moved = atoms.copy()
+            moved.set_cell(atoms.cell.array @ (np.eye(3) + strain).T, scale_atoms=True)
+            energy.append(potential.compute(moved, forces=False)["energy"])
+        fd = (energy[0] - energy[1]) / (2 * h) / atoms.get_volume()
+        assert result["stress"][a, b] == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def test_potential_errors():
+    model = StructureRidge()
+    lode = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)
+    with pytest.raises(lodekit.InputError, match="need a SphericalExpansion"):
+        LodePotential(model, lode=lode, features="rho_x_v")
+    with pytest.raises(lodekit.InputError, match="each block must be one of"):
+        LodePotential(model, lode=lode, features="nu3")
+    with pytest.raises(lodekit.InputError, match="reduce='sum'"):
+        LodePotential(StructureRidge(reduce="mean"), lode=lode)
