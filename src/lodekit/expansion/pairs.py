@@ -6,9 +6,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..basis.spherical_harmonics import real_spherical_harmonics
+from ..basis.spherical_harmonics import (
+    real_spherical_harmonics,
+    real_spherical_harmonics_with_gradients,
+)
 
-__all__ = ["accumulate_pairs"]
+__all__ = ["accumulate_pairs", "pair_gradients"]
 
 #: Pairs handled at once: small enough that the (pairs, lm, n) work array stays in cache.
 PAIR_CHUNK = 1024
@@ -94,3 +97,50 @@ def _accumulate_dense(out, target, vectors, distances, radial, max_angular, n_ra
             product = ylm[row_start:row_stop].T @ values[row_start:row_stop]
             out[target[first + row_start]] += product[lm_index, columns]
         chunk_start = chunk_stop
+
+
+def pair_gradients(
+    upstream: np.ndarray,
+    target: np.ndarray,
+    vectors: np.ndarray,
+    radial: Callable[[np.ndarray], np.ndarray],
+    radial_derivative: Callable[[np.ndarray], np.ndarray],
+    max_angular: int,
+) -> np.ndarray:
+    """The transpose of :func:`accumulate_pairs`, differentiated: for every pair p,
+
+    g_p = d/d vectors[p] sum_{lm n} upstream[target[p], lm, n] Y_lm(v̂) F_nl(|v|)
+        = sum_lm [grad Y_lm(v) A_lm + v̂ Y_lm(v̂) B_lm],
+    A_lm = sum_n G F_nl, B_lm = sum_n G F'_nl.
+
+    Parameters
+    ----------
+    upstream : ndarray, shape (n_rows, (max_angular + 1)^2, n_radial)
+        dE/d(out) of the forward accumulation.
+    target, vectors, radial
+        As for :func:`accumulate_pairs`.
+    radial_derivative : callable
+        distances (m,) -> dF/dd, shape (m, max_angular + 1, n_radial).
+
+    Returns
+    -------
+    ndarray, shape (n_pairs, 3)
+        dE/d vectors[p]: add it to the neighbour, subtract it from the centre; the strain
+        derivative is sum_p g_p (x) vectors[p].
+    """
+    out = np.zeros((len(target), 3))
+    ls = np.arange(max_angular + 1)
+    l_of_lm = np.repeat(ls, 2 * ls + 1)
+    for start in range(0, len(target), PAIR_CHUNK):
+        sl = slice(start, start + PAIR_CHUNK)
+        v = vectors[sl]
+        d = np.linalg.norm(v, axis=1)
+        g = upstream[target[sl]]  # (pairs, lm, n)
+        with_radial = np.einsum("pfn,pfn->pf", g, radial(d)[:, l_of_lm, :])
+        with_derivative = np.einsum("pfn,pfn->pf", g, radial_derivative(d)[:, l_of_lm, :])
+        ylm, d_ylm = real_spherical_harmonics_with_gradients(v, max_angular)
+        out[sl] = (
+            np.einsum("pxf,pf->px", d_ylm, with_radial)
+            + (v / d[:, None]) * (np.einsum("pf,pf->p", ylm, with_derivative)[:, None])
+        )
+    return out

@@ -10,13 +10,12 @@ from ..basis.radial_integrals import (
     gaussian_radial_integral,
     gaussian_radial_integral_derivative,
 )
-from ..basis.spherical_harmonics import real_spherical_harmonics_with_gradients
 from ..basis.splines import TabulatedFunction
 from ..errors import InputError
 from ..neighbors import neighbor_pairs
 from ..systems import System, as_systems
 from ._base import CalculatorBase, _normalise_selection
-from .pairs import PAIR_CHUNK, accumulate_pairs
+from .pairs import accumulate_pairs, pair_gradients
 from .result import split_by_l
 
 __all__ = ["SphericalExpansion"]
@@ -193,39 +192,32 @@ class SphericalExpansion(CalculatorBase):
         flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values], axis=2)
         if not np.all(np.isfinite(flat)):
             raise InputError("`upstream` contains NaN or infinite values")
-        l_of_lm = np.repeat(
-            np.arange(self.max_angular + 1), 2 * np.arange(self.max_angular + 1) + 1
-        )
         self._prepare()
+
+        def radial(d):
+            return self.radial_integral(d) * self._cutoff_factor(d)[:, None, None]
+
+        def radial_derivative(d):
+            # (f_c J)' = f_c' J + f_c J'
+            cut, d_cut = self._cutoff_factor(d), self._cutoff_derivative(d)
+            values, slopes = self.radial_integral(d), self.radial_integral_derivative(d)
+            return d_cut[:, None, None] * values + cut[:, None, None] * slopes
+
         positions, strain = [], np.zeros((len(systems), 3, 3))
         first = 0
         for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
-            g = flat[first : first + len(centres)]
+            g = flat[first : first + len(centres)].reshape(len(centres) * n_species, -1, n_rad)
             first += len(centres)
             species_index = np.searchsorted(neighbor_types, system.numbers)
             i, j, vectors, row_of_atom = self._pairs(system, centres, species_index)
+            target = row_of_atom[i] * n_species + species_index[j]
+            per_pair = pair_gradients(
+                g, target, vectors, radial, radial_derivative, self.max_angular
+            )
             grad = np.zeros((len(system), 3))
-            for start in range(0, len(i), PAIR_CHUNK):
-                sl = slice(start, start + PAIR_CHUNK)
-                v = vectors[sl]
-                d = np.linalg.norm(v, axis=1)
-                cut, d_cut = self._cutoff_factor(d), self._cutoff_derivative(d)
-                radial = self.radial_integral(d)
-                d_radial = d_cut[:, None, None] * radial + cut[:, None, None] * (
-                    self.radial_integral_derivative(d)
-                )
-                radial = radial * cut[:, None, None]
-                ylm, d_ylm = real_spherical_harmonics_with_gradients(v, self.max_angular)
-                pair_g = g[row_of_atom[i[sl]], species_index[j[sl]]]  # (pairs, lm, n)
-                with_radial = np.einsum("pfn,pfn->pf", pair_g, radial[:, l_of_lm, :])
-                with_d_radial = np.einsum("pfn,pfn->pf", pair_g, d_radial[:, l_of_lm, :])
-                vector_g = (
-                    np.einsum("pxf,pf->px", d_ylm, with_radial)
-                    + (v / d[:, None]) * (np.einsum("pf,pf->p", ylm, with_d_radial)[:, None])
-                )
-                np.add.at(grad, j[sl], vector_g)
-                np.add.at(grad, i[sl], -vector_g)
-                strain[index] += vector_g.T @ v
+            np.add.at(grad, j, per_pair)
+            np.add.at(grad, i, -per_pair)
+            strain[index] = per_pair.T @ vectors
             positions.append(grad)
         return {"positions": positions, "strain": strain}
 
