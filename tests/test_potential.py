@@ -201,3 +201,27 @@ def test_potential_errors():
         LodePotential(model, lode=lode, features="nu3")
     with pytest.raises(lodekit.InputError, match="reduce='sum'"):
         LodePotential(StructureRidge(reduce="mean"), lode=lode)
+
+
+def test_potential_on_a_molecule_gives_forces_and_no_stress():
+    frames, energies = _training_set()
+    calculator = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)
+    x = lode_nu1(calculator.compute(frames)).by_center_type([11, 17])
+    model = StructureRidge(alpha=1e-8).fit(x.values, energies, x.samples[:, 0], x.samples[:, 2])
+    potential = LodePotential(model, lode=calculator, center_types=[11, 17])
+    atoms = frames[1].copy()
+    atoms.pbc = False
+    atoms.cell = np.zeros((3, 3))
+    result = potential.compute(atoms)
+    assert "stress" not in result
+    h = 1e-5
+    for j, alpha in [(2, 1), (5, 0)]:
+        energy = []
+        for sign in (1, -1):
+            moved = atoms.copy()
+            moved.positions[j, alpha] += sign * h
+            energy.append(potential.compute(moved, forces=False)["energy"])
+        fd = -(energy[0] - energy[1]) / (2 * h)
+        assert result["forces"][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    # an isolated molecule feels no net force
+    assert np.abs(result["forces"].sum(axis=0)).max() < 1e-10 * np.abs(result["forces"]).max()

@@ -1,6 +1,6 @@
 """lodekit: long-distance equivariant (LODE) features for atomistic machine learning."""
 
-from .errors import InputError, LodekitError, NotSupportedError
+from .errors import InputError, LodekitError
 from .expansion import Expansion, LodeSphericalExpansion, SphericalExpansion
 from .potential import LodePotential
 from .systems import System
@@ -13,7 +13,6 @@ __all__ = [
     "LodePotential",
     "LodeSphericalExpansion",
     "LodekitError",
-    "NotSupportedError",
     "SphericalExpansion",
     "System",
     "__version__",

@@ -15,10 +15,6 @@ class InputError(LodekitError, ValueError):
     """An argument given by the user is invalid (wrong value, shape or type)."""
 
 
-class NotSupportedError(LodekitError, NotImplementedError):
-    """A valid request that lodekit cannot serve yet (the message says what is missing)."""
-
-
 def describe(value, limit: int = 60) -> str:
     """Short, single-line representation of ``value`` for error messages."""
     text = repr(value).replace("\n", " ")

@@ -30,8 +30,7 @@ class LodePotential:
         Fitted with ``reduce="sum"`` (extensive energies) on the environments of the features
         below, in that column order.
     lode : LodeSphericalExpansion, optional
-        Needed by "nu1", "power_spectrum" and "rho_x_v" (periodic structures, pure k-space
-        sum).
+        Needed by "nu1", "power_spectrum" and "rho_x_v".
     soap : SphericalExpansion, optional
         Needed by "soap" and "rho_x_v".
     features : str or sequence of str
@@ -86,8 +85,8 @@ class LodePotential:
         return out
 
     def compute(self, structure, *, forces=True, stress=True) -> dict:
-        """``energy`` (float), and when asked ``forces`` (n_atoms, 3) and ``stress`` (3, 3,
-        (1/V) dE/d eps, ASE's sign convention) of one periodic structure."""
+        """``energy`` (float), and when asked ``forces`` (n_atoms, 3) and, for a periodic
+        structure, ``stress`` (3, 3, (1/V) dE/d eps, ASE's sign convention)."""
         systems = as_systems(structure)
         if len(systems) != 1:
             raise InputError(f"`structure` holds {len(systems)} structures; give one")
@@ -154,7 +153,7 @@ class LodePotential:
             strain += result["strain"][0]
         if forces:
             out["forces"] = -gradient
-        if stress:
+        if stress and system.periodic:
             # an energy is rotation-invariant: dE/d eps is symmetric up to rounding
             out["stress"] = 0.5 * (strain + strain.T) / system.volume
         return out

@@ -14,7 +14,7 @@ from lodekit.expansion.kspace_gradients import (
     lode_kspace_vjp,
 )
 from lodekit.systems import System
-from tests.helpers import cubic_box, three_species_box, triclinic_box
+from tests.helpers import cubic_box, molecule, three_species_box, triclinic_box
 
 STRUCTURES = {"cubic": cubic_box, "triclinic": triclinic_box, "three_species": three_species_box}
 HYPERS = dict(smearing=0.9, max_radial=3, max_angular=3, radius=4.0, k_cutoff=4.0)
@@ -228,14 +228,74 @@ def test_vector_jacobian_product_errors():
     bad[0][0, 0, 0, 0] = np.nan
     with pytest.raises(lodekit.InputError, match="NaN"):
         calculator.vector_jacobian_product(atoms, bad)
-    molecule = atoms.copy()
-    molecule.pbc = False
-    molecule.cell = np.zeros((3, 3))
-    with pytest.raises(lodekit.NotSupportedError, match="isolated molecule"):
-        calculator.vector_jacobian_product(molecule, calculator.compute(molecule).values)
-    small = lodekit.LodeSphericalExpansion(
-        smearing=0.3, max_radial=3, max_angular=3, radius=4.0, accuracy=1e-6
+
+
+def _fd_check(calculator, atoms, rng, h, tolerance, strain=True):
+    """The public product against central differences of sum G · c (positions, strain)."""
+    reference = calculator.compute(atoms)
+    weights = [rng.normal(size=v.shape) for v in reference.values]
+
+    def energy(structure):
+        return sum(
+            np.sum(w * v)
+            for w, v in zip(weights, calculator.compute(structure).values, strict=True)
+        )
+
+    gradients = calculator.vector_jacobian_product(atoms, weights)
+    positions = gradients["positions"][0]
+    for j in range(0, len(atoms), 2):
+        for alpha in range(3):
+            moved = [atoms.copy(), atoms.copy()]
+            moved[0].positions[j, alpha] += h
+            moved[1].positions[j, alpha] -= h
+            fd = (energy(moved[0]) - energy(moved[1])) / (2 * h)
+            assert abs(positions[j, alpha] - fd) < tolerance * np.abs(positions).max()
+    if not strain:
+        return
+    for a, b in [(0, 0), (1, 0), (2, 2), (0, 2)]:
+        values = []
+        for sign in (1, -1):
+            deformation = np.eye(3)
+            deformation[a, b] += sign * h
+            moved = atoms.copy()
+            moved.set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
+            values.append(energy(moved))
+        fd = (values[0] - values[1]) / (2 * h)
+        assert (
+            abs(gradients["strain"][0, a, b] - fd) < tolerance * np.abs(gradients["strain"]).max()
+        )
+
+
+@pytest.mark.parametrize("exponent", [0, 1, 3, 6])
+def test_molecule_gradients_match_finite_differences(exponent):
+    rng = np.random.default_rng(18)
+    atoms = molecule(rng, 9)
+    calculator = lodekit.LodeSphericalExpansion(
+        smearing=0.8, exponent=exponent, max_radial=3, max_angular=3, radius=3.5
     )
-    assert small.plan(atoms)[0]["method"] == "range_separated"
-    with pytest.raises(lodekit.NotSupportedError, match="range-separated"):
-        small.vector_jacobian_product(atoms, small.compute(atoms).values)
+    _fd_check(calculator, atoms, rng, 1e-5, 1e-7, strain=False)
+
+
+def test_molecule_gradients_across_the_multipole_switch():
+    """A pair on either side of d_switch: the tail's derivative is used beyond it."""
+    rng = np.random.default_rng(19)
+    calculator = lodekit.LodeSphericalExpansion(
+        smearing=0.5, exponent=1, max_radial=2, max_angular=2, radius=1.5
+    )
+    d_switch = calculator.molecule_field.d_switch
+    atoms = molecule(rng, 4)
+    atoms.positions[3] = atoms.positions[0] + [d_switch + 0.7, 0.3, -0.2]
+    atoms.positions[2] = atoms.positions[0] + [d_switch - 0.4, 0.1, 0.5]
+    _fd_check(calculator, atoms, rng, 1e-5, 1e-7, strain=False)
+
+
+@pytest.mark.parametrize("exponent", [1, 3, 6])
+def test_range_separated_gradients_match_finite_differences(exponent):
+    rng = np.random.default_rng(21)
+    atoms = cubic_box(rng)
+    calculator = lodekit.LodeSphericalExpansion(
+        smearing=0.3, exponent=exponent, max_radial=3, max_angular=3, radius=4.0, accuracy=1e-6
+    )
+    assert calculator.plan(atoms)[0]["method"] == "range_separated"
+    # no pair may cross the real-space cutoff within +-h, or the sum itself jumps there
+    _fd_check(calculator, atoms, rng, 1e-6, 1e-6)

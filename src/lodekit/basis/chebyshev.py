@@ -68,8 +68,22 @@ class ChebyshevTable:
         self._coeffs = coeffs  # (panels, degree + 1, columns)
         self._shape = shape
 
+    def derivative(self, x: np.ndarray) -> np.ndarray:
+        """d/dx of the interpolant (not re-fitted: the exact derivative of the table), same
+        shape as the values."""
+        if not hasattr(self, "_d_coeffs"):
+            # d/dx = (2 / width) d/dt on every panel
+            self._d_coeffs = (2.0 / self._width) * np.concatenate(
+                [chebyshev.chebder(self._coeffs, axis=1), np.zeros_like(self._coeffs[:, :1])],
+                axis=1,
+            )
+        return self._evaluate(x, self._d_coeffs)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Interpolated values for 0 <= x <= x_max, shape (n, *shape)."""
+        return self._evaluate(x, self._coeffs)
+
+    def _evaluate(self, x: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         panel = np.minimum((x / self._width).astype(np.int64), self.n_panels - 1)
         t = 2.0 * (x - panel * self._width) / self._width - 1.0
@@ -79,5 +93,5 @@ class ChebyshevTable:
         bounds = np.searchsorted(panel[order], np.arange(self.n_panels + 1))
         for p in np.flatnonzero(np.diff(bounds)):
             rows = order[bounds[p] : bounds[p + 1]]
-            out[rows] = basis[rows] @ self._coeffs[p]
+            out[rows] = basis[rows] @ coeffs[p]
         return out.reshape(len(x), *self._shape)

@@ -80,3 +80,10 @@ class MultipoleTail:
         d = np.asarray(d, dtype=np.float64)
         powers = d[:, None] ** -(self.exponent + np.arange(self.n_terms + 1))[None, :]
         return np.einsum("dk,kln->dln", powers, self._coefficients)
+
+    def derivative(self, d: np.ndarray) -> np.ndarray:
+        """dQ_nl/dd, shape (n_d, L + 1, n): the series differentiated term by term."""
+        d = np.asarray(d, dtype=np.float64)
+        orders = self.exponent + np.arange(self.n_terms + 1)
+        powers = -orders[None, :] * d[:, None] ** -(orders + 1)[None, :]
+        return np.einsum("dk,kln->dln", powers, self._coefficients)

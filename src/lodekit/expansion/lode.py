@@ -18,13 +18,19 @@ from ..density import (
     fourier_transform_difference,
     gto_moment,
 )
-from ..errors import InputError, NotSupportedError
+from ..errors import InputError
 from ..systems import System, as_systems
 from ._base import CalculatorBase, _normalise_selection
 from .kspace import lode_kspace_sum
 from .kspace_gradients import lode_kspace_vjp
 from .plan import PeriodicPlan, choose_split, kspace_cutoff_for, remainder_range
-from .realspace import RadialField, molecule_sum, periodic_pair_sum
+from .realspace import (
+    RadialField,
+    molecule_pair_gradients,
+    molecule_sum,
+    periodic_pair_gradients,
+    periodic_pair_sum,
+)
 from .result import split_by_l
 
 __all__ = ["LodeSphericalExpansion"]
@@ -350,11 +356,12 @@ class LodeSphericalExpansion(CalculatorBase):
             deformation r -> (1 + eps) r of positions and cell (the virial is its negative,
             the stress -dE/d eps / V).
 
-        Raises
-        ------
-        NotSupportedError
-            For isolated molecules and range-separated plans (small smearing with
-            ``accuracy``): their gradients are not implemented yet.
+        Notes
+        -----
+        Periodic structures: the k-space sum and, for range-separated plans, the real-space
+        remainder over the pairs of the forward sum (the remainder jumps by up to the requested
+        accuracy where a pair crosses its cutoff; the gradient ignores those jumps). Isolated
+        molecules: the tabulated projections of every pair, differentiated exactly.
         """
         systems = as_systems(structures)
         selection = _normalise_selection(selected_atoms, systems)
@@ -369,19 +376,20 @@ class LodeSphericalExpansion(CalculatorBase):
         for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
             g = flat[first : first + len(centres)].reshape(len(centres), n_species, n_lm, -1)
             first += len(centres)
-            if not system.periodic:
-                raise NotSupportedError(
-                    f"structure {index} is an isolated molecule: LODE gradients are only "
-                    "implemented for periodic structures so far"
-                )
-            plan = self._plan_system(system, len(centres), n_species)
-            if plan.method != "kspace":
-                raise NotSupportedError(
-                    f"structure {index} uses a range-separated plan ({plan.as_dict()}): "
-                    "gradients are only implemented for the pure k-space sum so far; give "
-                    "`k_cutoff` (or a larger smearing) instead"
-                )
             species_index = np.searchsorted(neighbor_types, system.numbers)
+            if not system.periodic:
+                gradient, strain[index] = molecule_pair_gradients(
+                    system.positions,
+                    species_index,
+                    n_species,
+                    centres,
+                    self.molecule_field,
+                    self.max_angular,
+                    g,
+                )
+                positions.append(gradient)
+                continue
+            plan = self._plan_system(system, len(centres), n_species)
             arguments = (
                 system.positions,
                 species_index,
@@ -396,13 +404,33 @@ class LodeSphericalExpansion(CalculatorBase):
                 g,
             )
             gradient, strain[index] = lode_kspace_vjp(*arguments, with_strain=True)
-            positions.append(gradient)
+            counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
             g0 = fourier_transform_at_zero(plan.split_smearing, self.exponent)
             if np.isfinite(g0):
                 # the k = 0 term scales as 1/V: d/d eps_ab = -delta_ab times itself
-                counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
                 k_zero = self._k_zero_term(system.volume, counts, g0)
                 strain[index] -= np.eye(3) * np.sum(g[:, :, 0, :] * k_zero[None])
+            if plan.method == "range_separated":
+                pair_gradient, pair_strain = periodic_pair_gradients(
+                    system,
+                    species_index,
+                    n_species,
+                    centres,
+                    self._remainder_field(plan.split_smearing),
+                    plan.real_space_cutoff,
+                    self.max_angular,
+                    g,
+                )
+                gradient += pair_gradient
+                strain[index] += pair_strain
+                if 1 <= self.exponent <= 3:
+                    # the subtracted k = 0 term of the remainder, also ~ 1/V
+                    dg0 = fourier_difference_at_zero(
+                        self.smearing, plan.split_smearing, self.exponent
+                    )
+                    k_zero = self._k_zero_term(system.volume, counts, dg0)
+                    strain[index] += np.eye(3) * np.sum(g[:, :, 0, :] * k_zero[None])
+            positions.append(gradient)
         return {"positions": positions, "strain": strain}
 
     def _upstream(self, upstream, n_rows: int, n_species: int) -> np.ndarray:

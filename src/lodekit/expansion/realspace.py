@@ -17,9 +17,15 @@ from ..basis.field_projection import FieldProjection
 from ..basis.gto import GtoBasis
 from ..basis.multipoles import MultipoleTail
 from ..neighbors import neighbor_pairs
-from .pairs import accumulate_pairs
+from .pairs import accumulate_pairs, pair_gradients
 
-__all__ = ["RadialField", "molecule_sum", "periodic_pair_sum"]
+__all__ = [
+    "RadialField",
+    "molecule_pair_gradients",
+    "molecule_sum",
+    "periodic_pair_gradients",
+    "periodic_pair_sum",
+]
 
 #: Largest number of (centre, atom) pairs formed at once for molecules.
 _PAIRS_PER_BLOCK = 1 << 18
@@ -70,6 +76,16 @@ class RadialField:
         out[near] = self.table(d[near])
         if self.tail is not None:
             out[~near] = self.tail(d[~near])
+        return 4 * np.pi * out
+
+    def derivative(self, d: np.ndarray) -> np.ndarray:
+        """d/dd of 4 pi Q_nl(d), shape (n_d, L + 1, n)."""
+        d = np.asarray(d, dtype=np.float64)
+        near = d <= self.d_switch
+        out = np.zeros((len(d), *self.table._shape))
+        out[near] = self.table.derivative(d[near])
+        if self.tail is not None and not near.all():
+            out[~near] = self.tail.derivative(d[~near])
         return 4 * np.pi * out
 
 
@@ -135,3 +151,69 @@ def periodic_pair_sum(
     target = row_of_atom[i] * n_species + species_index[j]
     out = accumulate_pairs(len(centres) * n_species, target, vectors, field, max_angular, n_radial)
     return out.reshape(len(centres), n_species, n_lm, n_radial)
+
+
+def _scatter(i, j, vectors, per_pair, grad, strain):
+    """Add pair gradients dE/d(r_j - r_i) to atoms and to the strain derivative."""
+    np.add.at(grad, j, per_pair)
+    np.add.at(grad, i, -per_pair)
+    strain += per_pair.T @ vectors
+
+
+def molecule_pair_gradients(
+    positions: np.ndarray,
+    species_index: np.ndarray,
+    n_species: int,
+    centres: np.ndarray,
+    field: RadialField,
+    max_angular: int,
+    upstream: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """dE/dr (n_atoms, 3) and dE/d eps (3, 3) of E = sum upstream · molecule_sum(...).
+
+    ``upstream`` has the shape of :func:`molecule_sum`'s result.
+    """
+    n_atoms = len(positions)
+    grad, strain = np.zeros((n_atoms, 3)), np.zeros((3, 3))
+    g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])
+    block = max(1, _PAIRS_PER_BLOCK // max(n_atoms, 1))
+    for start in range(0, len(centres), block):
+        rows = np.arange(start, min(start + block, len(centres)))
+        i = np.repeat(centres[rows], n_atoms)
+        row = np.repeat(rows, n_atoms)
+        j = np.tile(np.arange(n_atoms), len(rows))
+        other = i != j
+        i, j, row = i[other], j[other], row[other]
+        vectors = positions[j] - positions[i]
+        target = row * n_species + species_index[j]
+        per_pair = pair_gradients(g, target, vectors, field, field.derivative, max_angular)
+        _scatter(i, j, vectors, per_pair, grad, strain)
+    return grad, strain
+
+
+def periodic_pair_gradients(
+    system,
+    species_index: np.ndarray,
+    n_species: int,
+    centres: np.ndarray,
+    field: RadialField,
+    cutoff: float,
+    max_angular: int,
+    upstream: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """dE/dr and dE/d eps of E = sum upstream · periodic_pair_sum(...).
+
+    The pairs are those of the forward sum (within ``cutoff``, fixed while differentiating):
+    the sum jumps by at most the neglected remainder when a pair crosses the cutoff.
+    """
+    row_of_atom = np.full(len(system), -1)
+    row_of_atom[centres] = np.arange(len(centres))
+    i, j, vectors = neighbor_pairs(system, cutoff)
+    keep = row_of_atom[i] >= 0
+    i, j, vectors = i[keep], j[keep], vectors[keep]
+    target = row_of_atom[i] * n_species + species_index[j]
+    g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])
+    grad, strain = np.zeros((len(system), 3)), np.zeros((3, 3))
+    per_pair = pair_gradients(g, target, vectors, field, field.derivative, max_angular)
+    _scatter(i, j, vectors, per_pair, grad, strain)
+    return grad, strain
