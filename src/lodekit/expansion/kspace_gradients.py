@@ -1,4 +1,4 @@
-"""Position gradients of the k-space LODE sum (math.md §4.1), dense and contracted.
+"""Position and strain gradients of the k-space LODE sum (math.md §4.1), dense and contracted.
 
 With the k-dependent factor F_k of :class:`~lodekit.expansion.kspace.KspaceLayout` (lm sorted
 by parity), the k-space coefficients are
