@@ -84,9 +84,7 @@ class LodePotential:
                 out.append(power_spectrum(soap, lode))
         return out
 
-    def compute(self, structure, *, forces=True, stress=True) -> dict:
-        """``energy`` (float), and when asked ``forces`` (n_atoms, 3) and, for a periodic
-        structure, ``stress`` (3, 3, (1/V) dE/d eps, ASE's sign convention)."""
+    def _forward(self, structure):
         systems = as_systems(structure)
         if len(systems) != 1:
             raise InputError(f"`structure` holds {len(systems)} structures; give one")
@@ -111,12 +109,10 @@ class LodePotential:
             split = np.zeros((len(values), len(self.center_types), values.shape[1]))
             split[np.arange(len(values)), which] = values
             values = split.reshape(len(values), -1)
-        groups = np.zeros(len(values), dtype=np.int64)
-        energy = float(self.model.predict(values, groups, species)[0])
-        out = {"energy": energy}
-        if not (forces or stress):
-            return out
-        grad = self.model.environment_gradient(values, groups, species)
+        return system, expansions, values, widths, species
+
+    def _pullback(self, system, expansions, widths, species, grad):
+        """dE/dr and dE/d eps for dE/d(model features) ``grad`` (n_env, n_columns)."""
         if self.center_types is not None:
             grad = by_center_type_backward(grad, species, self.center_types, sum(widths))
         upstream = [None, None]  # dE/dc of the LODE and of the SOAP expansion
@@ -151,9 +147,42 @@ class LodePotential:
             result = calculator.vector_jacobian_product(system, up)
             gradient += result["positions"][0]
             strain += result["strain"][0]
+        return gradient, strain
+
+    def compute(self, structure, *, forces=True, stress=True) -> dict:
+        """``energy`` (float), and when asked ``forces`` (n_atoms, 3) and, for a periodic
+        structure, ``stress`` (3, 3, (1/V) dE/d eps, ASE's sign convention)."""
+        system, expansions, values, widths, species = self._forward(structure)
+        groups = np.zeros(len(values), dtype=np.int64)
+        energy = float(self.model.predict(values, groups, species)[0])
+        out = {"energy": energy}
+        if not (forces or stress):
+            return out
+        grad = self.model.environment_gradient(values, groups, species)
+        gradient, strain = self._pullback(system, expansions, widths, species, grad)
         if forces:
             out["forces"] = -gradient
         if stress and system.periodic:
             # an energy is rotation-invariant: dE/d eps is symmetric up to rounding
             out["stress"] = 0.5 * (strain + strain.T) / system.volume
+        return out
+
+    def feature_derivatives(self, structure) -> np.ndarray:
+        """d(sum_i x_i)/dr_j of the model's feature columns, shape (n_atoms, 3, n_columns).
+
+        One product per column (each costs about one evaluation): the input of force training
+        (``StructureRidge.fit(..., forces=, feature_derivatives=)``), meant for the small
+        feature sets of linear models.
+        """
+        system, expansions, values, widths, species = self._forward(structure)
+        out = np.zeros((len(system), 3, values.shape[1]))
+        present = np.ones(values.shape[1], dtype=bool)
+        if self.center_types is not None:
+            # columns of centre species absent from this structure are zero, and so are
+            # their derivatives
+            present = np.repeat(np.isin(self.center_types, species), sum(widths))
+        for column in np.flatnonzero(present):
+            grad = np.zeros_like(values)
+            grad[:, column] = 1.0
+            out[:, :, column] = self._pullback(system, expansions, widths, species, grad)[0]
         return out

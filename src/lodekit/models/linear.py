@@ -76,8 +76,34 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             X = (X - mean) / self.feature_scale_
         return g @ X, counts
 
-    def fit(self, X, y, groups=None, species=None, cv_groups=None):
-        """Fit on environments X (n_env, n_features) and structure targets y (n_structures,)."""
+    def fit(
+        self,
+        X,
+        y,
+        groups=None,
+        species=None,
+        cv_groups=None,
+        *,
+        forces=None,
+        feature_derivatives=None,
+        force_weight=1.0,
+    ):
+        """Fit on environments X (n_env, n_features) and structure targets y (n_structures,).
+
+        With ``forces`` the energies and forces are fitted together (``reduce="sum"``): the
+        force on atom j of structure A is -d(sum_i x_i)/dr_j · w, so every force component is one
+        more row of the least-squares problem, weighted by ``force_weight`` (eV/Å rows against
+        eV rows). The alpha search then holds out whole structures (energy and force rows).
+
+        Parameters
+        ----------
+        forces : sequence of ndarray (n_atoms_A, 3), optional
+            Reference forces of every structure (eV/Å).
+        feature_derivatives : sequence of ndarray (n_atoms_A, 3, n_features), optional
+            d(sum_i x_i)/dr of every structure, in the columns of X (e.g.
+            :meth:`lodekit.LodePotential.feature_derivatives`).
+        force_weight : float
+        """
         if self.reduce not in ("sum", "mean"):
             raise InputError(f"`reduce` is {self.reduce!r} but must be 'sum' or 'mean'")
         X = validate_data(self, X, dtype=np.float64)
@@ -94,6 +120,10 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         if len(phi) != len(y):
             raise InputError(f"`groups` names {len(phi)} structures but `y` has {len(y)} values")
         baseline = counts if self.baselines else None
+        if forces is not None or feature_derivatives is not None:
+            phi, y, baseline, cv_groups = self._with_forces(
+                phi, y, baseline, cv_groups, forces, feature_derivatives, force_weight
+            )
         self.alpha_ = select_alpha(
             phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
         )
@@ -101,6 +131,40 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         if not self.baselines:
             self.baseline_ = np.zeros(len(self.types_))
         return self
+
+    def _with_forces(self, phi, y, baseline, cv_groups, forces, derivatives, weight):
+        """Energy rows followed by force rows; one cross-validation label per row."""
+        n = len(y)
+        if self.reduce != "sum":
+            raise InputError("fitting forces needs reduce='sum' (an extensive energy)")
+        if forces is None or derivatives is None or len(forces) != n or len(derivatives) != n:
+            raise InputError(
+                f"`forces` and `feature_derivatives` must both be given, one entry per structure "
+                f"({n})"
+            )
+        weight = float(weight)
+        if not np.isfinite(weight) or weight <= 0:
+            raise InputError(f"`force_weight` is {weight} but must be positive")
+        rows, targets, labels = [], [], []
+        structure_labels = np.arange(n) if cv_groups is None else np.asarray(cv_groups)
+        for a, (f, d) in enumerate(zip(forces, derivatives, strict=True)):
+            f = np.asarray(f, dtype=np.float64)
+            d = np.asarray(d, dtype=np.float64)
+            if d.ndim != 3 or d.shape[1:] != (3, phi.shape[1]) or f.shape != d.shape[:2]:
+                raise InputError(
+                    f"structure {a}: `forces` has shape {f.shape} and `feature_derivatives` "
+                    f"{d.shape}; expected (n_atoms, 3) and (n_atoms, 3, {phi.shape[1]})"
+                )
+            # F = -d(sum x)/dr · w, in the standardised columns the weights refer to
+            rows.append(-weight * (d / self.feature_scale_).reshape(-1, phi.shape[1]))
+            targets.append(weight * f.ravel())
+            labels.append(np.full(f.size, structure_labels[a]))
+        phi = np.vstack([phi, *rows])
+        y = np.concatenate([y, *targets])
+        if baseline is not None:
+            n_force = sum(len(t) for t in targets)
+            baseline = np.vstack([baseline, np.zeros((n_force, baseline.shape[1]))])
+        return phi, y, baseline, np.concatenate([structure_labels, *labels])
 
     def predict(self, X, groups=None, species=None):
         """Structure predictions, shape (n_structures,)."""
