@@ -91,15 +91,9 @@ def kspace_radial_integral_derivative(
     return (np.exp(log_pref) * d_values) @ basis.orthonormalization.T
 
 
-def gaussian_radial_integral(
-    d: np.ndarray, basis: GtoBasis, max_angular: int, smearing: float
-) -> np.ndarray:
-    """J_nl(d) for a Gaussian of width ``smearing`` at distance ``d`` (Å).
-
-    Returns
-    -------
-    ndarray, shape (n_d, max_angular + 1, n_radial), units Å^(3/2) (density L2-normalised)
-    """
+def _gaussian_terms(d, basis: GtoBasis, max_angular: int, smearing: float):
+    """Shared pieces of J_nl(d) and its derivative: d (n, 1, 1), l, a, b, sigma^2, alpha,
+    beta = d/sigma^2, z = beta^2/(4 alpha) and the log prefactor (math.md §5)."""
     d = np.asarray(d, dtype=np.float64)[:, None, None]
     _n, l, a, b = _orders(basis, max_angular)
     sig2 = smearing * smearing
@@ -116,6 +110,19 @@ def gaussian_radial_integral(
         + gammaln(a)
         - gammaln(b)
     )
+    return d, l, a, b, sig2, alpha, beta, z, log_pref
+
+
+def gaussian_radial_integral(
+    d: np.ndarray, basis: GtoBasis, max_angular: int, smearing: float
+) -> np.ndarray:
+    """J_nl(d) for a Gaussian of width ``smearing`` at distance ``d`` (Å).
+
+    Returns
+    -------
+    ndarray, shape (n_d, max_angular + 1, n_radial), units Å^(3/2) (density L2-normalised)
+    """
+    d, l, a, b, sig2, _alpha, beta, z, log_pref = _gaussian_terms(d, basis, max_angular, smearing)
     # exp(-d^2/2 sigma^2) 1F1(a; b; z) = exp(z - d^2/2sigma^2) 1F1(b - a; b; -z) (Kummer): the
     # two exponentials would over/underflow separately for sharp Gaussians.
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -135,22 +142,7 @@ def gaussian_radial_integral_derivative(
     d 1F1(b - a; b; -z)/dd = -((b - a)/b) 1F1(b - a + 1; b + 1; -z) 2z/d (DLMF 13.3.15). The
     l/d term is written as l beta^(l-1)/sigma^2 so that d = 0 is finite.
     """
-    d = np.asarray(d, dtype=np.float64)[:, None, None]
-    _n, l, a, b = _orders(basis, max_angular)
-    sig2 = smearing * smearing
-    alpha = 0.5 / sig2 + 0.5 / basis.widths[None, :] ** 2
-    beta = d / sig2
-    z = beta**2 / (4 * alpha)
-    log_pref = (
-        np.log(4 * np.pi)
-        - 0.75 * np.log(np.pi * sig2)
-        + basis.log_norms[None, :]
-        + 0.5 * np.log(np.pi)
-        - (l + 2) * np.log(2.0)
-        - a * np.log(alpha)
-        + gammaln(a)
-        - gammaln(b)
-    )
+    d, l, a, b, sig2, alpha, beta, z, log_pref = _gaussian_terms(d, basis, max_angular, smearing)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_beta = np.log(beta)
         log_beta_l = np.where(l == 0, 0.0, l * log_beta)

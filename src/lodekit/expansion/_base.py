@@ -70,6 +70,35 @@ class CalculatorBase:
     def _prepare(self) -> None:
         """Hook: build lazy tables before structures are dispatched to threads."""
 
+    def _gradient_inputs(self, structures, upstream, selected_atoms):
+        """Validated inputs of ``vector_jacobian_product``: (systems, per-structure centres,
+        neighbour types, upstream as (n_rows, n_species, (L+1)^2, n_radial))."""
+        systems = as_systems(structures)
+        selection = _normalise_selection(selected_atoms, systems)
+        for i, system in enumerate(systems):
+            self._check_system(system, i)
+        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        n_rows = sum(len(c) for c in selection)
+        values = getattr(upstream, "values", upstream)
+        if not isinstance(values, (list, tuple)) or len(values) != self.max_angular + 1:
+            raise InputError(
+                f"`upstream` must be a list of {self.max_angular + 1} arrays (one per l, as "
+                "Expansion.values)"
+            )
+        parts = []
+        for l, block in enumerate(values):
+            block = np.asarray(block, dtype=np.float64)
+            expected = (n_rows, len(neighbor_types), 2 * l + 1, self._basis.size)
+            if block.shape != expected:
+                raise InputError(
+                    f"`upstream[{l}]` has shape {block.shape}; expected {expected} (the shape "
+                    "of compute(structures, selected_atoms).values[l])"
+                )
+            if not np.all(np.isfinite(block)):
+                raise InputError(f"`upstream[{l}]` contains NaN or infinite values")
+            parts.append(block)
+        return systems, selection, neighbor_types, np.concatenate(parts, axis=2)
+
     def compute(self, structures, selected_atoms=None, *, n_threads=None) -> Expansion:
         """Expand the environments of the selected atoms.
 

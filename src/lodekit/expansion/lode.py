@@ -20,7 +20,7 @@ from ..density import (
 )
 from ..errors import InputError
 from ..systems import System, as_systems
-from ._base import CalculatorBase, _normalise_selection
+from ._base import CalculatorBase
 from .kspace import lode_kspace_sum
 from .kspace_gradients import lode_kspace_vjp
 from .plan import PeriodicPlan, choose_split, kspace_cutoff_for, remainder_range
@@ -258,7 +258,6 @@ class LodeSphericalExpansion(CalculatorBase):
         ``{"method": "molecule", "table_accuracy": ...}``. Building the plan may tabulate the
         remainder field (cached for later calls).
         """
-        from ..systems import as_systems
 
         systems = as_systems(structures)
         n_species = len(np.unique(np.concatenate([s.numbers for s in systems])))
@@ -271,6 +270,21 @@ class LodeSphericalExpansion(CalculatorBase):
         return out
 
     # ------------------------------------------------------------------ evaluation
+    def _kspace_arguments(self, system, species_index, n_species, centres, plan) -> tuple:
+        """Positional arguments of the k-space functions (sum, products) for one structure."""
+        return (
+            system.positions,
+            species_index,
+            n_species,
+            centres,
+            system.cell,
+            self._basis,
+            self.max_angular,
+            plan.split_smearing,
+            self.exponent,
+            plan.k_cutoff,
+        )
+
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         species_index = np.searchsorted(neighbor_types, system.numbers)
         n_species = len(neighbor_types)
@@ -294,16 +308,7 @@ class LodeSphericalExpansion(CalculatorBase):
         plan = self._plan_system(system, len(centres), n_species)
         split = plan.split_smearing
         coeffs = lode_kspace_sum(
-            system.positions,
-            species_index,
-            n_species,
-            centres,
-            system.cell,
-            self._basis,
-            self.max_angular,
-            split,
-            self.exponent,
-            plan.k_cutoff,
+            *self._kspace_arguments(system, species_index, n_species, centres, plan)
         )
         counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
         g0 = fourier_transform_at_zero(split, self.exponent)
@@ -363,14 +368,11 @@ class LodeSphericalExpansion(CalculatorBase):
         accuracy where a pair crosses its cutoff; the gradient ignores those jumps). Isolated
         molecules: the tabulated projections of every pair, differentiated exactly.
         """
-        systems = as_systems(structures)
-        selection = _normalise_selection(selected_atoms, systems)
-        for i, system in enumerate(systems):
-            self._check_system(system, i)
-        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        systems, selection, neighbor_types, flat = self._gradient_inputs(
+            structures, upstream, selected_atoms
+        )
         n_species = len(neighbor_types)
         n_lm = (self.max_angular + 1) ** 2
-        flat = self._upstream(upstream, sum(len(c) for c in selection), n_species)
         positions, strain = [], np.zeros((len(systems), 3, 3))
         first = 0
         for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
@@ -390,20 +392,8 @@ class LodeSphericalExpansion(CalculatorBase):
                 positions.append(gradient)
                 continue
             plan = self._plan_system(system, len(centres), n_species)
-            arguments = (
-                system.positions,
-                species_index,
-                n_species,
-                centres,
-                system.cell,
-                self._basis,
-                self.max_angular,
-                plan.split_smearing,
-                self.exponent,
-                plan.k_cutoff,
-                g,
-            )
-            gradient, strain[index] = lode_kspace_vjp(*arguments, with_strain=True)
+            arguments = self._kspace_arguments(system, species_index, n_species, centres, plan)
+            gradient, strain[index] = lode_kspace_vjp(*arguments, g, with_strain=True)
             counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
             g0 = fourier_transform_at_zero(plan.split_smearing, self.exponent)
             if np.isfinite(g0):
@@ -432,25 +422,3 @@ class LodeSphericalExpansion(CalculatorBase):
                     strain[index] += np.eye(3) * np.sum(g[:, :, 0, :] * k_zero[None])
             positions.append(gradient)
         return {"positions": positions, "strain": strain}
-
-    def _upstream(self, upstream, n_rows: int, n_species: int) -> np.ndarray:
-        """Validated upstream gradient as (n_rows, n_species, (L+1)^2 x n_radial)."""
-        values = getattr(upstream, "values", upstream)
-        if not isinstance(values, (list, tuple)) or len(values) != self.max_angular + 1:
-            raise InputError(
-                f"`upstream` must be a list of {self.max_angular + 1} arrays (one per l, as "
-                "Expansion.values)"
-            )
-        parts = []
-        for l, block in enumerate(values):
-            block = np.asarray(block, dtype=np.float64)
-            expected = (n_rows, n_species, 2 * l + 1, self._basis.size)
-            if block.shape != expected:
-                raise InputError(
-                    f"`upstream[{l}]` has shape {block.shape}; expected {expected} (the shape "
-                    "of compute(structures, selected_atoms).values[l])"
-                )
-            if not np.all(np.isfinite(block)):
-                raise InputError(f"`upstream[{l}]` contains NaN or infinite values")
-            parts.append(block)
-        return np.concatenate(parts, axis=2).reshape(n_rows, -1)

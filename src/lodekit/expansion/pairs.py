@@ -10,14 +10,32 @@ from ..basis.spherical_harmonics import (
     real_spherical_harmonics,
     real_spherical_harmonics_with_gradients,
 )
+from ..neighbors import neighbor_pairs
 
-__all__ = ["accumulate_pairs", "pair_gradients"]
+__all__ = ["accumulate_pairs", "pair_gradients", "selected_pairs"]
 
 #: Pairs handled at once: small enough that the (pairs, lm, n) work array stays in cache.
 PAIR_CHUNK = 1024
 
 #: Average pairs per output row above which one matrix product per row is faster.
 DENSE_ROWS = 96
+
+
+def selected_pairs(system, species_index, n_species: int, centres: np.ndarray, cutoff: float):
+    """Pairs of the selected centres within ``cutoff`` (periodic images included).
+
+    Returns
+    -------
+    i, j, vectors, target
+        Centre atom, neighbour atom, r_j + shift - r_i (Å) and the output row of every pair,
+        target = (row of i among ``centres``) x n_species + species channel of j.
+    """
+    row_of_atom = np.full(len(system), -1)
+    row_of_atom[centres] = np.arange(len(centres))
+    i, j, vectors = neighbor_pairs(system, cutoff)
+    keep = (row_of_atom[i] >= 0) & (np.linalg.norm(vectors, axis=1) < cutoff)
+    i, j, vectors = i[keep], j[keep], vectors[keep]
+    return i, j, vectors, row_of_atom[i] * n_species + species_index[j]
 
 
 def accumulate_pairs(
@@ -103,8 +121,7 @@ def pair_gradients(
     upstream: np.ndarray,
     target: np.ndarray,
     vectors: np.ndarray,
-    radial: Callable[[np.ndarray], np.ndarray],
-    radial_derivative: Callable[[np.ndarray], np.ndarray],
+    radial_with_derivative: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     max_angular: int,
 ) -> np.ndarray:
     """The transpose of :func:`accumulate_pairs`, differentiated: for every pair p,
@@ -117,10 +134,11 @@ def pair_gradients(
     ----------
     upstream : ndarray, shape (n_rows, (max_angular + 1)^2, n_radial)
         dE/d(out) of the forward accumulation.
-    target, vectors, radial
+    target, vectors
         As for :func:`accumulate_pairs`.
-    radial_derivative : callable
-        distances (m,) -> dF/dd, shape (m, max_angular + 1, n_radial).
+    radial_with_derivative : callable
+        distances (m,) -> (F, dF/dd), each (m, max_angular + 1, n_radial): one call, so that
+        the work they share (tables, cutoff factors) is done once.
 
     Returns
     -------
@@ -136,8 +154,9 @@ def pair_gradients(
         v = vectors[sl]
         d = np.linalg.norm(v, axis=1)
         g = upstream[target[sl]]  # (pairs, lm, n)
-        with_radial = np.einsum("pfn,pfn->pf", g, radial(d)[:, l_of_lm, :])
-        with_derivative = np.einsum("pfn,pfn->pf", g, radial_derivative(d)[:, l_of_lm, :])
+        values, slopes = radial_with_derivative(d)
+        with_radial = np.einsum("pfn,pfn->pf", g, values[:, l_of_lm, :])
+        with_derivative = np.einsum("pfn,pfn->pf", g, slopes[:, l_of_lm, :])
         ylm, d_ylm = real_spherical_harmonics_with_gradients(v, max_angular)
         out[sl] = (
             np.einsum("pxf,pf->px", d_ylm, with_radial)

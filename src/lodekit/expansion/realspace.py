@@ -16,8 +16,7 @@ from ..basis.chebyshev import ChebyshevTable
 from ..basis.field_projection import FieldProjection
 from ..basis.gto import GtoBasis
 from ..basis.multipoles import MultipoleTail
-from ..neighbors import neighbor_pairs
-from .pairs import accumulate_pairs, pair_gradients
+from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 
 __all__ = [
     "RadialField",
@@ -78,6 +77,10 @@ class RadialField:
             out[~near] = self.tail(d[~near])
         return 4 * np.pi * out
 
+    def with_derivative(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(4 pi Q_nl(d), its d-derivative), for :func:`~.pairs.pair_gradients`."""
+        return self(d), self.derivative(d)
+
     def derivative(self, d: np.ndarray) -> np.ndarray:
         """d/dd of 4 pi Q_nl(d), shape (n_d, L + 1, n)."""
         d = np.asarray(d, dtype=np.float64)
@@ -87,6 +90,22 @@ class RadialField:
         if self.tail is not None and not near.all():
             out[~near] = self.tail.derivative(d[~near])
         return 4 * np.pi * out
+
+
+def _molecule_pairs(positions: np.ndarray, species_index, n_species: int, centres: np.ndarray):
+    """Blocks of (rows, i, j, vectors, target): every centre with every other atom, a bounded
+    number of pairs at a time; target = (centre row - first row of the block) x species +
+    species of j."""
+    n_atoms = len(positions)
+    block = max(1, _PAIRS_PER_BLOCK // max(n_atoms, 1))
+    for start in range(0, len(centres), block):
+        rows = np.arange(start, min(start + block, len(centres)))
+        i = np.repeat(centres[rows], n_atoms)
+        row = np.repeat(rows - start, n_atoms)
+        j = np.tile(np.arange(n_atoms), len(rows))
+        other = i != j
+        i, j, row = i[other], j[other], row[other]
+        yield rows, i, j, positions[j] - positions[i], row * n_species + species_index[j]
 
 
 def molecule_sum(
@@ -104,19 +123,11 @@ def molecule_sum(
     -------
     ndarray, shape (n_centres, n_species, (max_angular+1)^2, n_radial)
     """
-    n_atoms = len(positions)
     n_lm = (max_angular + 1) ** 2
     out = np.zeros((len(centres), n_species, n_lm, n_radial))
-    block = max(1, _PAIRS_PER_BLOCK // max(n_atoms, 1))
-    for start in range(0, len(centres), block):
-        rows = np.arange(start, min(start + block, len(centres)))
-        i = np.repeat(centres[rows], n_atoms)
-        row = np.repeat(rows - start, n_atoms)
-        j = np.tile(np.arange(n_atoms), len(rows))
-        other = i != j
-        i, j, row = i[other], j[other], row[other]
-        vectors = positions[j] - positions[i]
-        target = row * n_species + species_index[j]
+    for rows, _i, _j, vectors, target in _molecule_pairs(
+        positions, species_index, n_species, centres
+    ):
         n_rows = len(rows) * n_species
         part = accumulate_pairs(n_rows, target, vectors, field, max_angular, n_radial)
         out[rows] = part.reshape(len(rows), n_species, n_lm, n_radial)
@@ -143,12 +154,7 @@ def periodic_pair_sum(
     ndarray, shape (n_centres, n_species, (max_angular+1)^2, n_radial)
     """
     n_lm = (max_angular + 1) ** 2
-    row_of_atom = np.full(len(system), -1)
-    row_of_atom[centres] = np.arange(len(centres))
-    i, j, vectors = neighbor_pairs(system, cutoff)
-    keep = row_of_atom[i] >= 0
-    i, j, vectors = i[keep], j[keep], vectors[keep]
-    target = row_of_atom[i] * n_species + species_index[j]
+    _i, _j, vectors, target = selected_pairs(system, species_index, n_species, centres, cutoff)
     out = accumulate_pairs(len(centres) * n_species, target, vectors, field, max_angular, n_radial)
     return out.reshape(len(centres), n_species, n_lm, n_radial)
 
@@ -173,20 +179,14 @@ def molecule_pair_gradients(
 
     ``upstream`` has the shape of :func:`molecule_sum`'s result.
     """
-    n_atoms = len(positions)
-    grad, strain = np.zeros((n_atoms, 3)), np.zeros((3, 3))
+    grad, strain = np.zeros((len(positions), 3)), np.zeros((3, 3))
     g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])
-    block = max(1, _PAIRS_PER_BLOCK // max(n_atoms, 1))
-    for start in range(0, len(centres), block):
-        rows = np.arange(start, min(start + block, len(centres)))
-        i = np.repeat(centres[rows], n_atoms)
-        row = np.repeat(rows, n_atoms)
-        j = np.tile(np.arange(n_atoms), len(rows))
-        other = i != j
-        i, j, row = i[other], j[other], row[other]
-        vectors = positions[j] - positions[i]
-        target = row * n_species + species_index[j]
-        per_pair = pair_gradients(g, target, vectors, field, field.derivative, max_angular)
+    for rows, i, j, vectors, target in _molecule_pairs(
+        positions, species_index, n_species, centres
+    ):
+        # block targets count from the block's first row
+        block_g = g[rows[0] * n_species : (rows[-1] + 1) * n_species]
+        per_pair = pair_gradients(block_g, target, vectors, field.with_derivative, max_angular)
         _scatter(i, j, vectors, per_pair, grad, strain)
     return grad, strain
 
@@ -206,14 +206,9 @@ def periodic_pair_gradients(
     The pairs are those of the forward sum (within ``cutoff``, fixed while differentiating):
     the sum jumps by at most the neglected remainder when a pair crosses the cutoff.
     """
-    row_of_atom = np.full(len(system), -1)
-    row_of_atom[centres] = np.arange(len(centres))
-    i, j, vectors = neighbor_pairs(system, cutoff)
-    keep = row_of_atom[i] >= 0
-    i, j, vectors = i[keep], j[keep], vectors[keep]
-    target = row_of_atom[i] * n_species + species_index[j]
+    i, j, vectors, target = selected_pairs(system, species_index, n_species, centres, cutoff)
     g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])
     grad, strain = np.zeros((len(system), 3)), np.zeros((3, 3))
-    per_pair = pair_gradients(g, target, vectors, field, field.derivative, max_angular)
+    per_pair = pair_gradients(g, target, vectors, field.with_derivative, max_angular)
     _scatter(i, j, vectors, per_pair, grad, strain)
     return grad, strain

@@ -12,10 +12,9 @@ from ..basis.radial_integrals import (
 )
 from ..basis.splines import TabulatedFunction
 from ..errors import InputError
-from ..neighbors import neighbor_pairs
-from ..systems import System, as_systems
-from ._base import CalculatorBase, _normalise_selection
-from .pairs import accumulate_pairs, pair_gradients
+from ..systems import System
+from ._base import CalculatorBase
+from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 from .result import split_by_l
 
 __all__ = ["SphericalExpansion"]
@@ -148,14 +147,6 @@ class SphericalExpansion(CalculatorBase):
         inside = (x > 0) & (x < 1)
         return np.where(inside, -0.5 * np.pi / self.cutoff_width * np.sin(np.pi * x), 0.0)
 
-    def _pairs(self, system: System, centres: np.ndarray, species_index: np.ndarray):
-        """Pairs (centre row, neighbour atom, vector) inside the cutoff, centres selected."""
-        row_of_atom = np.full(len(system), -1)
-        row_of_atom[centres] = np.arange(len(centres))
-        i, j, vectors = neighbor_pairs(system, self.cutoff)
-        keep = (row_of_atom[i] >= 0) & (np.linalg.norm(vectors, axis=1) < self.cutoff)
-        return i[keep], j[keep], vectors[keep], row_of_atom
-
     def vector_jacobian_product(self, structures, upstream, selected_atoms=None) -> dict:
         """Gradients of E = sum G · c, as :meth:`LodeSphericalExpansion.vector_jacobian_product`.
 
@@ -170,38 +161,21 @@ class SphericalExpansion(CalculatorBase):
             ``"positions"``: one (n_atoms, 3) array dE/dr per structure; ``"strain"``:
             (n_structures, 3, 3), dE/d eps_ab for r -> (1 + eps) r.
         """
-        systems = as_systems(structures)
-        selection = _normalise_selection(selected_atoms, systems)
-        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        systems, selection, neighbor_types, flat = self._gradient_inputs(
+            structures, upstream, selected_atoms
+        )
         n_species = len(neighbor_types)
         n_rad = self._basis.size
-        values = getattr(upstream, "values", upstream)
-        n_rows = sum(len(c) for c in selection)
-        if not isinstance(values, (list, tuple)) or len(values) != self.max_angular + 1:
-            raise InputError(
-                f"`upstream` must be a list of {self.max_angular + 1} arrays (one per l, as "
-                "Expansion.values)"
-            )
-        for l, block in enumerate(values):
-            expected = (n_rows, n_species, 2 * l + 1, n_rad)
-            if np.shape(block) != expected:
-                raise InputError(
-                    f"`upstream[{l}]` has shape {np.shape(block)}; expected {expected} (the "
-                    "shape of compute(structures, selected_atoms).values[l])"
-                )
-        flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values], axis=2)
-        if not np.all(np.isfinite(flat)):
-            raise InputError("`upstream` contains NaN or infinite values")
         self._prepare()
 
-        def radial(d):
-            return self.radial_integral(d) * self._cutoff_factor(d)[:, None, None]
-
-        def radial_derivative(d):
-            # (f_c J)' = f_c' J + f_c J'
+        def radial_with_derivative(d):
+            # F = f_c J and F' = f_c' J + f_c J', sharing J and f_c
             cut, d_cut = self._cutoff_factor(d), self._cutoff_derivative(d)
             values, slopes = self.radial_integral(d), self.radial_integral_derivative(d)
-            return d_cut[:, None, None] * values + cut[:, None, None] * slopes
+            return (
+                cut[:, None, None] * values,
+                d_cut[:, None, None] * values + cut[:, None, None] * slopes,
+            )
 
         positions, strain = [], np.zeros((len(systems), 3, 3))
         first = 0
@@ -209,11 +183,10 @@ class SphericalExpansion(CalculatorBase):
             g = flat[first : first + len(centres)].reshape(len(centres) * n_species, -1, n_rad)
             first += len(centres)
             species_index = np.searchsorted(neighbor_types, system.numbers)
-            i, j, vectors, row_of_atom = self._pairs(system, centres, species_index)
-            target = row_of_atom[i] * n_species + species_index[j]
-            per_pair = pair_gradients(
-                g, target, vectors, radial, radial_derivative, self.max_angular
+            i, j, vectors, target = selected_pairs(
+                system, species_index, n_species, centres, self.cutoff
             )
+            per_pair = pair_gradients(g, target, vectors, radial_with_derivative, self.max_angular)
             grad = np.zeros((len(system), 3))
             np.add.at(grad, j, per_pair)
             np.add.at(grad, i, -per_pair)
@@ -227,13 +200,10 @@ class SphericalExpansion(CalculatorBase):
         n_rad = self._basis.size
         species_index = np.searchsorted(neighbor_types, system.numbers)
 
-        row_of_atom = np.full(len(system), -1)
-        row_of_atom[centres] = np.arange(len(centres))
-        i, j, vectors = neighbor_pairs(system, self.cutoff)
-        keep = (row_of_atom[i] >= 0) & (np.linalg.norm(vectors, axis=1) < self.cutoff)
-        i, j, vectors = i[keep], j[keep], vectors[keep]
         # each pair lands in (centre row, neighbour species): one flat output row
-        target = row_of_atom[i] * n_species + species_index[j]
+        _i, _j, vectors, target = selected_pairs(
+            system, species_index, n_species, centres, self.cutoff
+        )
 
         def radial(distances):
             values = self.radial_integral(distances)
