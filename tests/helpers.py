@@ -47,7 +47,9 @@ def molecule(rng, n_atoms=10):
     return atoms
 
 
-def featomic_lode(atoms, *, smearing, exponent, max_radial, max_angular, radius, weight, k_cutoff):
+def featomic_lode(
+    atoms, *, smearing, exponent, max_radial, max_angular, radius, weight, k_cutoff, gradients=None
+):
     import featomic
 
     calculator = featomic.LodeSphericalExpansion(
@@ -65,11 +67,20 @@ def featomic_lode(atoms, *, smearing, exponent, max_radial, max_angular, radius,
             "spline_accuracy": None,
         },
     )
-    return calculator.compute(atoms)
+    return calculator.compute(atoms, gradients=gradients)
 
 
 def featomic_soap(
-    atoms, *, cutoff, cutoff_function, cutoff_width, smearing, max_radial, max_angular, weight
+    atoms,
+    *,
+    cutoff,
+    cutoff_function,
+    cutoff_width,
+    smearing,
+    max_radial,
+    max_angular,
+    weight,
+    gradients=None,
 ):
     import featomic
 
@@ -88,7 +99,7 @@ def featomic_soap(
             "spline_accuracy": None,
         },
     )
-    return calculator.compute(atoms)
+    return calculator.compute(atoms, gradients=gradients)
 
 
 def max_relative_difference(reference, ours):

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import InputError, describe
 from ..systems import System, as_systems
-from .result import Expansion
+from .jacobian import Jacobian
+from .result import GRADIENT_PARAMETERS, Expansion, Gradient, split_gradient_by_l
 
 __all__ = ["CalculatorBase"]
 
@@ -99,7 +100,9 @@ class CalculatorBase:
             parts.append(block)
         return systems, selection, neighbor_types, np.concatenate(parts, axis=2)
 
-    def compute(self, structures, selected_atoms=None, *, n_threads=None) -> Expansion:
+    def compute(
+        self, structures, selected_atoms=None, *, gradients=None, n_threads=None
+    ) -> Expansion:
         """Expand the environments of the selected atoms.
 
         Parameters
@@ -122,12 +125,19 @@ class CalculatorBase:
         selection = _normalise_selection(selected_atoms, systems)
         for i, system in enumerate(systems):
             self._check_system(system, i)
+        gradients = _check_gradients(gradients)
         neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
         n_threads = _thread_count(n_threads, len(systems))
         self._prepare()
 
         def run(pair):
-            return self._compute_system(pair[0], pair[1], neighbor_types)
+            values, mask, info = self._compute_system(pair[0], pair[1], neighbor_types)
+            jacobian = None
+            if gradients:
+                jacobian = self._jacobian_system(
+                    pair[0], pair[1], neighbor_types, "strain" in gradients
+                )
+            return values, mask, info, jacobian
 
         jobs = list(zip(systems, selection, strict=True))
         if n_threads > 1:
@@ -136,8 +146,8 @@ class CalculatorBase:
                 results = list(pool.map(run, jobs))
         else:
             results = [run(job) for job in jobs]
-        parts = [values for values, _, _ in results]
-        masks = [mask for _, mask, _ in results]
+        parts = [result[0] for result in results]
+        masks = [result[1] for result in results]
         samples = []
         for index, (system, centres) in enumerate(jobs):
             samples.append(
@@ -152,8 +162,59 @@ class CalculatorBase:
             neighbor_types=neighbor_types,
             hypers=json.loads(self.to_json()),
             has_neighbors=None if masks[0] is None else np.concatenate(masks),
-            info={"structures": [info for _, _, info in results]},
+            info={"structures": [result[2] for result in results]},
+            gradients=_assemble_gradients(
+                gradients, [result[3] for result in results], jobs, self.max_angular
+            ),
         )
+
+    def _jacobian_system(self, system, centres, neighbor_types, with_strain) -> Jacobian:
+        raise NotImplementedError  # pragma: no cover - every calculator defines it
+
+
+def _check_gradients(gradients) -> tuple[str, ...]:
+    if gradients is None:
+        return ()
+    if isinstance(gradients, str):
+        gradients = [gradients]
+    if not isinstance(gradients, (list, tuple)) or not all(
+        g in GRADIENT_PARAMETERS for g in gradients
+    ):
+        raise InputError(
+            f"`gradients` is {describe(gradients)}; expected None or a list of "
+            f"{list(GRADIENT_PARAMETERS)}"
+        )
+    return tuple(g for g in GRADIENT_PARAMETERS if g in gradients)
+
+
+def _assemble_gradients(gradients, jacobians, jobs, max_angular) -> dict:
+    """Per-structure Jacobians -> one :class:`Gradient` per parameter, rows of all structures."""
+    if not gradients:
+        return {}
+    out = {}
+    offsets = np.cumsum([0] + [len(centres) for _, centres in jobs])
+    if "positions" in gradients:
+        samples, types, values = [], [], []
+        for index, ((system, _), jacobian) in enumerate(zip(jobs, jacobians, strict=True)):
+            rows, atoms = jacobian.keys[:, 0], jacobian.keys[:, 1]
+            samples.append(
+                np.column_stack([rows + offsets[index], np.full(len(rows), index), atoms])
+            )
+            types.append(system.numbers[atoms])
+            values.append(jacobian.positions)
+        flat = np.concatenate(values)
+        out["positions"] = Gradient(
+            samples=np.concatenate(samples).astype(np.int64).reshape(-1, 3),
+            values=split_gradient_by_l(flat, max_angular),
+            atom_types=np.concatenate(types).astype(np.int64),
+        )
+    if "strain" in gradients:
+        flat = np.concatenate([jacobian.strain for jacobian in jacobians])
+        out["strain"] = Gradient(
+            samples=np.arange(offsets[-1], dtype=np.int64).reshape(-1, 1),
+            values=split_gradient_by_l(flat, max_angular),
+        )
+    return out
 
 
 def _thread_count(n_threads, n_jobs: int) -> int:

@@ -21,11 +21,14 @@ from ..density import (
 from ..errors import InputError
 from ..systems import System, as_systems
 from ._base import CalculatorBase
+from .jacobian import Jacobian, pair_jacobian
 from .kspace import lode_kspace_sum
-from .kspace_gradients import lode_kspace_vjp
+from .kspace_gradients import lode_kspace_gradient, lode_kspace_strain_gradient, lode_kspace_vjp
+from .pairs import selected_pairs
 from .plan import PeriodicPlan, choose_split, kspace_cutoff_for, remainder_range
 from .realspace import (
     RadialField,
+    molecule_pair_blocks,
     molecule_pair_gradients,
     molecule_sum,
     periodic_pair_gradients,
@@ -336,6 +339,72 @@ class LodeSphericalExpansion(CalculatorBase):
         return split_by_l(coeffs, self.max_angular), None, plan.as_dict()
 
     # ------------------------------------------------------------------ gradients
+    def _jacobian_system(
+        self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, with_strain: bool
+    ) -> Jacobian:
+        """Full Jacobian of :meth:`_compute_system` (the same terms, differentiated)."""
+        species_index = np.searchsorted(neighbor_types, system.numbers)
+        n_species = len(neighbor_types)
+        n_lm = (self.max_angular + 1) ** 2
+        n_rad = self._basis.size
+        if not system.periodic:
+            field = self.molecule_field
+            parts = [Jacobian.empty(len(centres), n_species, n_lm, n_rad, with_strain)]
+            for rows, i, j, vectors, target in molecule_pair_blocks(
+                system.positions, species_index, n_species, centres
+            ):
+                per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
+                parts.append(
+                    Jacobian.from_pairs(
+                        len(centres),
+                        n_species,
+                        rows[0] + target // n_species,
+                        i,
+                        j,
+                        species_index[j],
+                        vectors,
+                        per_pair,
+                        with_strain,
+                    )
+                )
+            return Jacobian.merge(parts)
+
+        plan = self._plan_system(system, len(centres), n_species)
+        arguments = self._kspace_arguments(system, species_index, n_species, centres, plan)
+        strain = None
+        counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
+        if with_strain:
+            strain = lode_kspace_strain_gradient(*arguments)
+            g0 = fourier_transform_at_zero(plan.split_smearing, self.exponent)
+            k_zero = np.zeros((n_species, n_rad))
+            if np.isfinite(g0):  # ~ 1/V: d/d eps_ab = -delta_ab times itself
+                k_zero += self._k_zero_term(system.volume, counts, g0)
+            if plan.method == "range_separated" and 1 <= self.exponent <= 3:
+                dg0 = fourier_difference_at_zero(self.smearing, plan.split_smearing, self.exponent)
+                k_zero -= self._k_zero_term(system.volume, counts, dg0)
+            for a in range(3):
+                strain[:, a, a, :, 0, :] -= k_zero[None]
+        jacobian = Jacobian.from_dense(lode_kspace_gradient(*arguments), strain)
+        if plan.method == "range_separated":
+            i, j, vectors, target = selected_pairs(
+                system, species_index, n_species, centres, plan.real_space_cutoff
+            )
+            field = self._remainder_field(plan.split_smearing)
+            per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
+            remainder = Jacobian.from_pairs(
+                len(centres),
+                n_species,
+                target // n_species,
+                i,
+                j,
+                species_index[j],
+                vectors,
+                per_pair,
+                with_strain,
+            )
+            jacobian = Jacobian.merge([jacobian, remainder])
+        return jacobian
+
     def vector_jacobian_product(self, structures, upstream, selected_atoms=None) -> dict:
         """Gradients of E = sum_i sum_{a l m n} G[i, a, l, m, n] c[i, a, l, m, n].
 

@@ -6,7 +6,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["PeriodicPlan", "choose_split", "kspace_cutoff_for", "remainder_range"]
+__all__ = [
+    "PERIODIC_METHODS",
+    "PeriodicPlan",
+    "choose_split",
+    "kspace_cutoff_for",
+    "remainder_range",
+]
+
+#: How a periodic structure can be evaluated.
+PERIODIC_METHODS = ("kspace", "range_separated")
 
 # Rough costs on one core (seconds per unit), measured on the development machine with the
 # benchmarks of this repository: one (centre x species x k x coefficient) multiply-add of the

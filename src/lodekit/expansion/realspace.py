@@ -20,6 +20,7 @@ from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 
 __all__ = [
     "RadialField",
+    "molecule_pair_blocks",
     "molecule_pair_gradients",
     "molecule_sum",
     "periodic_pair_gradients",
@@ -92,7 +93,7 @@ class RadialField:
         return 4 * np.pi * out
 
 
-def _molecule_pairs(positions: np.ndarray, species_index, n_species: int, centres: np.ndarray):
+def molecule_pair_blocks(positions: np.ndarray, species_index, n_species: int, centres: np.ndarray):
     """Blocks of (rows, i, j, vectors, target): every centre with every other atom, a bounded
     number of pairs at a time; target = (centre row - first row of the block) x species +
     species of j."""
@@ -125,7 +126,7 @@ def molecule_sum(
     """
     n_lm = (max_angular + 1) ** 2
     out = np.zeros((len(centres), n_species, n_lm, n_radial))
-    for rows, _i, _j, vectors, target in _molecule_pairs(
+    for rows, _i, _j, vectors, target in molecule_pair_blocks(
         positions, species_index, n_species, centres
     ):
         n_rows = len(rows) * n_species
@@ -181,7 +182,7 @@ def molecule_pair_gradients(
     """
     grad, strain = np.zeros((len(positions), 3)), np.zeros((3, 3))
     g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])
-    for rows, i, j, vectors, target in _molecule_pairs(
+    for rows, i, j, vectors, target in molecule_pair_blocks(
         positions, species_index, n_species, centres
     ):
         # block targets count from the block's first row

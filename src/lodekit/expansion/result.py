@@ -8,9 +8,40 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Expansion", "split_by_l"]
+__all__ = ["Expansion", "Gradient", "split_by_l", "split_gradient_by_l"]
 
 SAMPLE_NAMES = ("system", "atom", "center_type")
+
+#: What :meth:`compute` can differentiate with respect to, in featomic's names.
+GRADIENT_PARAMETERS = ("positions", "strain")
+
+#: Component names of gradients in featomic's layout.
+XYZ = ("xyz", "xyz_1", "xyz_2")
+
+
+@dataclass(frozen=True, eq=False)
+class Gradient:
+    """The Jacobian of an :class:`Expansion` with respect to positions or strain.
+
+    Attributes
+    ----------
+    samples : ndarray of int64
+        Positions: (n_rows, 3), (sample, system, atom): row ``sample`` of the expansion
+        differentiated with respect to the position of ``atom`` of ``system``; only the
+        atoms the coefficients depend on (for cutoff expansions, the neighbours and the
+        centre). Strain: (n_centres, 1), the sample.
+    values : list of ndarray
+        Positions: ``values[l]`` of shape (n_rows, 3, n_species, 2l+1, n_radial), d c / d r_x
+        (coefficient units per Å). Strain: (n_centres, 3, 3, n_species, 2l+1, n_radial),
+        d c / d eps_ab for r -> (1 + eps) r of positions and cell (axis 1 is a, axis 2 is b;
+        dimensionless strain, so coefficient units).
+    atom_types : ndarray of int64, shape (n_rows,), or None
+        Positions only: atomic number of the differentiated atom.
+    """
+
+    samples: np.ndarray
+    values: list
+    atom_types: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +67,9 @@ class Expansion:
     info : dict
         How the numbers were computed, per structure (``info["structures"][i]``): e.g. the
         LODE plan (k-space cutoff, range separation) chosen for an ``accuracy``.
+    gradients : dict
+        ``"positions"`` and/or ``"strain"`` -> :class:`Gradient`, when requested from
+        ``compute(..., gradients=[...])``.
     """
 
     values: list
@@ -44,6 +78,7 @@ class Expansion:
     hypers: dict = field(default_factory=dict)
     has_neighbors: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    gradients: dict = field(default_factory=dict)
 
     sample_names = SAMPLE_NAMES
 
@@ -83,6 +118,10 @@ class Expansion:
 
         Keys (o3_lambda, o3_sigma, center_type, neighbor_type), sorted by centre type, then
         neighbour type, then lambda; samples (system, atom); components o3_mu; properties n.
+        Computed gradients become gradient blocks: "positions" with samples (sample, system,
+        atom) for the atoms of the block's neighbour type and the centre, components (xyz,
+        o3_mu); "strain" with samples (sample,), components (xyz_2, xyz_1, o3_mu) holding
+        d c / d eps_{xyz_1 xyz_2} (featomic's order: the transpose of ``Gradient.values``).
         Requires ``metatensor-core`` (``pip install lodekit[metatensor]``).
         """
         try:
@@ -94,6 +133,9 @@ class Expansion:
 
         keys, blocks = [], []
         properties = Labels(["n"], np.arange(self.n_radial, dtype=np.int32).reshape(-1, 1))
+        xyz = [Labels([name], np.arange(3, dtype=np.int32).reshape(-1, 1)) for name in XYZ]
+        positions = self.gradients.get("positions")
+        strain = self.gradients.get("strain")
         for center in self.center_types:
             centre_rows = np.flatnonzero(self.samples[:, 2] == center)
             for a, neighbor in enumerate(self.neighbor_types):
@@ -101,19 +143,64 @@ class Expansion:
                 if self.has_neighbors is not None:
                     rows = rows[self.has_neighbors[rows, a]]
                 samples = Labels(["system", "atom"], self.samples[rows, :2].astype(np.int32))
-                for l, values in enumerate(self.values):
-                    mu = np.arange(-l, l + 1, dtype=np.int32).reshape(-1, 1)
-                    blocks.append(
-                        TensorBlock(
-                            values=np.ascontiguousarray(values[rows, a]),
-                            samples=samples,
-                            components=[Labels(["o3_mu"], mu)],
-                            properties=properties,
-                        )
+                # gradient rows of this block: its samples, differentiated with respect to
+                # the atoms of this neighbour type and the centre itself
+                block_row = np.full(len(self), -1)
+                block_row[rows] = np.arange(len(rows))
+                if positions is not None:
+                    sample = positions.samples[:, 0]
+                    centre_atom = self.samples[sample, 1]
+                    keep = (block_row[sample] >= 0) & (
+                        (positions.atom_types == neighbor)
+                        | (positions.samples[:, 2] == centre_atom)
                     )
+                    gradient_samples = positions.samples[keep].astype(np.int32)
+                    gradient_samples[:, 0] = block_row[sample[keep]]
+                for l, values in enumerate(self.values):
+                    mu = Labels(["o3_mu"], np.arange(-l, l + 1, dtype=np.int32).reshape(-1, 1))
+                    block = TensorBlock(
+                        values=np.ascontiguousarray(values[rows, a]),
+                        samples=samples,
+                        components=[mu],
+                        properties=properties,
+                    )
+                    if positions is not None:
+                        block.add_gradient(
+                            "positions",
+                            TensorBlock(
+                                values=np.ascontiguousarray(positions.values[l][keep, :, a]),
+                                samples=Labels(["sample", "system", "atom"], gradient_samples),
+                                components=[xyz[0], mu],
+                                properties=properties,
+                            ),
+                        )
+                    if strain is not None:
+                        block.add_gradient(
+                            "strain",
+                            TensorBlock(
+                                # featomic stores d c / d eps_{xyz_1 xyz_2} as
+                                # (xyz_2, xyz_1): the axes of ours swapped
+                                values=np.ascontiguousarray(
+                                    strain.values[l][rows, :, :, a].swapaxes(1, 2)
+                                ),
+                                samples=Labels(
+                                    ["sample"], np.arange(len(rows), dtype=np.int32)[:, None]
+                                ),
+                                components=[xyz[2], xyz[1], mu],
+                                properties=properties,
+                            ),
+                        )
+                    blocks.append(block)
                     keys.append((l, 1, int(center), int(neighbor)))
         names = ["o3_lambda", "o3_sigma", "center_type", "neighbor_type"]
         return TensorMap(Labels(names, np.array(keys, dtype=np.int32)), blocks)
+
+
+def split_gradient_by_l(jacobian: np.ndarray, max_angular: int) -> list[np.ndarray]:
+    """(n, ..., n_species, (L+1)^2, n_radial) -> per l, (n, ..., n_species, 2l+1, n_radial)."""
+    return [
+        np.ascontiguousarray(jacobian[..., l * l : (l + 1) ** 2, :]) for l in range(max_angular + 1)
+    ]
 
 
 def split_by_l(coeffs: np.ndarray, max_angular: int) -> list[np.ndarray]:

@@ -14,6 +14,7 @@ from ..basis.splines import TabulatedFunction
 from ..errors import InputError
 from ..systems import System
 from ._base import CalculatorBase
+from .jacobian import Jacobian, pair_jacobian
 from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 from .result import split_by_l
 
@@ -147,6 +148,37 @@ class SphericalExpansion(CalculatorBase):
         inside = (x > 0) & (x < 1)
         return np.where(inside, -0.5 * np.pi / self.cutoff_width * np.sin(np.pi * x), 0.0)
 
+    def _radial_with_derivative(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """F = f_c J and F' = f_c' J + f_c J' (the pair function and its slope), sharing J."""
+        cut, d_cut = self._cutoff_factor(d), self._cutoff_derivative(d)
+        values, slopes = self.radial_integral(d), self.radial_integral_derivative(d)
+        return (
+            cut[:, None, None] * values,
+            d_cut[:, None, None] * values + cut[:, None, None] * slopes,
+        )
+
+    def _jacobian_system(
+        self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, with_strain: bool
+    ) -> Jacobian:
+        n_species = len(neighbor_types)
+        species_index = np.searchsorted(neighbor_types, system.numbers)
+        i, j, vectors, target = selected_pairs(
+            system, species_index, n_species, centres, self.cutoff
+        )
+        per_pair = pair_jacobian(vectors, self._radial_with_derivative, self.max_angular)
+        # the centre's own term is constant: no gradient
+        return Jacobian.from_pairs(
+            len(centres),
+            n_species,
+            target // n_species,
+            i,
+            j,
+            species_index[j],
+            vectors,
+            per_pair,
+            with_strain,
+        )
+
     def vector_jacobian_product(self, structures, upstream, selected_atoms=None) -> dict:
         """Gradients of E = sum G · c, as :meth:`LodeSphericalExpansion.vector_jacobian_product`.
 
@@ -167,16 +199,6 @@ class SphericalExpansion(CalculatorBase):
         n_species = len(neighbor_types)
         n_rad = self._basis.size
         self._prepare()
-
-        def radial_with_derivative(d):
-            # F = f_c J and F' = f_c' J + f_c J', sharing J and f_c
-            cut, d_cut = self._cutoff_factor(d), self._cutoff_derivative(d)
-            values, slopes = self.radial_integral(d), self.radial_integral_derivative(d)
-            return (
-                cut[:, None, None] * values,
-                d_cut[:, None, None] * values + cut[:, None, None] * slopes,
-            )
-
         positions, strain = [], np.zeros((len(systems), 3, 3))
         first = 0
         for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
@@ -186,7 +208,9 @@ class SphericalExpansion(CalculatorBase):
             i, j, vectors, target = selected_pairs(
                 system, species_index, n_species, centres, self.cutoff
             )
-            per_pair = pair_gradients(g, target, vectors, radial_with_derivative, self.max_angular)
+            per_pair = pair_gradients(
+                g, target, vectors, self._radial_with_derivative, self.max_angular
+            )
             grad = np.zeros((len(system), 3))
             np.add.at(grad, j, per_pair)
             np.add.at(grad, i, -per_pair)

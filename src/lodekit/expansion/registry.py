@@ -1,0 +1,100 @@
+"""Every code path of the expansion calculators, each with hyperparameters that take it.
+
+The gradient tests (finite differences of positions and strain, Jacobian against
+vector-Jacobian product) are parametrised over :func:`code_paths`. The list is generated
+from the options the calculators accept (exponents, cutoff functions, evaluation methods),
+so a new option appears here, and in the tests, without anyone remembering to add it; a
+test also checks that every calculator class is listed in :data:`CALCULATORS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..density import SUPPORTED_EXPONENTS
+from .lode import LodeSphericalExpansion
+from .plan import PERIODIC_METHODS
+from .soap import CUTOFF_FUNCTIONS, SphericalExpansion
+
+__all__ = ["CALCULATORS", "CodePath", "code_paths"]
+
+#: The public calculators, by name.
+CALCULATORS = {
+    SphericalExpansion.name: SphericalExpansion,
+    LodeSphericalExpansion.name: LodeSphericalExpansion,
+}
+
+#: Values of ``spline_accuracy`` of the density expansion: exact and tabulated radial integrals.
+SPLINE_MODES = (None, 1e-10)
+
+#: Boundary conditions a structure can have.
+BOUNDARIES = ("periodic", "molecule")
+
+
+@dataclass(frozen=True)
+class CodePath:
+    """One way a calculator evaluates a structure.
+
+    Attributes
+    ----------
+    name : str
+        Readable identifier, used as a test id.
+    calculator : str
+        Key of :data:`CALCULATORS`.
+    hypers : dict
+        Keyword arguments of the calculator.
+    boundary : {"periodic", "molecule"}
+    method : str
+        For LODE, the evaluation method the structure must get ("kspace", "range_separated",
+        "molecule"); "pairs" for the density expansion.
+    """
+
+    name: str
+    calculator: str
+    hypers: dict = field(hash=False)
+    boundary: str
+    method: str
+
+    def build(self):
+        return CALCULATORS[self.calculator](**self.hypers)
+
+
+def code_paths() -> list[CodePath]:
+    """All code paths, small enough hyperparameters for finite-difference tests."""
+    paths = []
+    for cutoff_function in CUTOFF_FUNCTIONS:
+        for spline in SPLINE_MODES:
+            for boundary in BOUNDARIES:
+                hypers = dict(
+                    cutoff=3.5,
+                    smearing=0.4,
+                    max_radial=3,
+                    max_angular=3,
+                    cutoff_function=cutoff_function,
+                    cutoff_width=0.8,
+                    spline_accuracy=spline,
+                    center_atom_weight=0.7,
+                )
+                name = f"soap-{cutoff_function}-spline{spline}-{boundary}"
+                paths.append(CodePath(name, SphericalExpansion.name, hypers, boundary, "pairs"))
+    for exponent in SUPPORTED_EXPONENTS:
+        base = dict(exponent=exponent, max_radial=2, max_angular=3, radius=3.0)
+        for method in (*PERIODIC_METHODS, "molecule"):
+            if method == "kspace":
+                hypers = dict(base, smearing=0.9, k_cutoff=4.0, center_atom_weight=0.5)
+            elif method == "range_separated":
+                # a sharp smearing and a tight accuracy make the split worthwhile
+                hypers = dict(base, smearing=0.3, accuracy=1e-6)
+            else:
+                hypers = dict(base, smearing=0.6)
+            boundary = "molecule" if method == "molecule" else "periodic"
+            paths.append(
+                CodePath(
+                    f"lode-p{exponent}-{method}",
+                    LodeSphericalExpansion.name,
+                    hypers,
+                    boundary,
+                    method,
+                )
+            )
+    return paths

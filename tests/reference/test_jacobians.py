@@ -1,0 +1,179 @@
+"""Full Jacobians from ``compute(..., gradients=[...])`` on every code path of the registry:
+finite differences of positions and strain, the vector-Jacobian product, and featomic 0.6.7's
+gradient blocks (positions for both expansions, strain for the density expansion; featomic
+has no LODE strain)."""
+
+import numpy as np
+import pytest
+
+import lodekit
+from lodekit.expansion._base import CalculatorBase
+from lodekit.expansion.registry import BOUNDARIES, CALCULATORS, code_paths
+from tests.helpers import (
+    cubic_box,
+    featomic_lode,
+    featomic_soap,
+    molecule,
+    three_species_box,
+    triclinic_box,
+)
+
+PATHS = code_paths()
+GRADIENTS = ["positions", "strain"]
+
+
+def _structure(path):
+    rng = np.random.default_rng(21)
+    if path.boundary == "molecule":
+        return molecule(rng, 8)
+    # the range-separated plan is chosen for this box (sharp smearing, 12 atoms)
+    return (
+        cubic_box(rng) if path.calculator == "lode_spherical_expansion" else three_species_box(rng)
+    )
+
+
+def _flat(values):
+    return np.concatenate(values, axis=-2)
+
+
+def _dense_positions(expansion, n_atoms):
+    """(n_centres, n_atoms, 3, n_species, lm, n) from the sparse gradient rows."""
+    gradient = expansion.gradients["positions"]
+    values = _flat(gradient.values)
+    dense = np.zeros((len(expansion), n_atoms, *values.shape[1:]))
+    dense[gradient.samples[:, 0], gradient.samples[:, 2]] = values
+    return dense
+
+
+def _deformed(atoms, a, b, h):
+    deformation = np.eye(3)
+    deformation[a, b] += h
+    moved = atoms.copy()
+    if atoms.pbc.any():
+        moved.set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
+    else:
+        moved.positions = atoms.positions @ deformation.T
+    return moved
+
+
+def test_registry_lists_every_calculator_and_option():
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    assert {cls.name for cls in subclasses(CalculatorBase)} == set(CALCULATORS)
+    assert {path.calculator for path in PATHS} == set(CALCULATORS)
+    assert {path.boundary for path in PATHS} == set(BOUNDARIES)
+    lode = {(p.hypers["exponent"], p.method) for p in PATHS if p.method != "pairs"}
+    assert len(lode) == 3 * len(lodekit.density.SUPPORTED_EXPONENTS)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_registry_path_takes_its_method(path):
+    atoms = _structure(path)
+    expansion = path.build().compute(atoms)
+    if path.method != "pairs":
+        assert expansion.info["structures"][0]["method"] == path.method
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_jacobian_matches_finite_differences(path):
+    atoms = _structure(path)
+    calculator = path.build()
+    centres = np.array([0, 3, len(atoms) - 1])
+    expansion = calculator.compute(atoms, centres, gradients=GRADIENTS)
+    positions = _dense_positions(expansion, len(atoms))
+    strain = _flat(expansion.gradients["strain"].values)
+    # the range-separated remainder is cut at a finite distance: a step small enough that
+    # no pair crosses the cutoff
+    h = 1e-6 if path.method == "range_separated" else 1e-5
+    tolerance = 1e-6 if path.method == "range_separated" else 1e-7
+    scale = np.abs(positions).max()
+    assert scale > 0
+
+    def values(moved):
+        return _flat(calculator.compute(moved, centres).values)
+
+    for j in (0, 3, 5, len(atoms) - 1):
+        for alpha in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[j, alpha] += h
+            minus.positions[j, alpha] -= h
+            fd = (values(plus) - values(minus)) / (2 * h)
+            assert np.abs(positions[:, j, alpha] - fd).max() < tolerance * scale, (j, alpha)
+    scale = np.abs(strain).max()
+    for a, b in [(0, 0), (1, 1), (0, 1), (1, 0), (2, 1)]:
+        fd = (values(_deformed(atoms, a, b, h)) - values(_deformed(atoms, a, b, -h))) / (2 * h)
+        assert np.abs(strain[:, a, b] - fd).max() < tolerance * scale, (a, b)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_jacobian_contracted_equals_vector_jacobian_product(path):
+    atoms = _structure(path)
+    calculator = path.build()
+    rng = np.random.default_rng(5)
+    expansion = calculator.compute(atoms, gradients=GRADIENTS)
+    upstream = [rng.normal(size=v.shape) for v in expansion.values]
+    vjp = calculator.vector_jacobian_product(atoms, upstream)
+    g = _flat(upstream)
+    by_jacobian = np.einsum("iasn,ijxasn->jx", g, _dense_positions(expansion, len(atoms)))
+    reference = vjp["positions"][0]
+    assert np.abs(by_jacobian - reference).max() < 1e-11 * np.abs(reference).max()
+    strain = np.einsum("iasn,ixyasn->xy", g, _flat(expansion.gradients["strain"].values))
+    assert np.abs(strain - vjp["strain"][0]).max() < 1e-11 * np.abs(strain).max()
+
+
+def _compare_gradient_blocks(reference, ours, parameters, tolerance):
+    """Same keys, same gradient samples (as sets) and values within ``tolerance`` relative to
+    the largest reference gradient."""
+    assert reference.keys == ours.keys
+    for parameter in parameters:
+        scale = max(np.abs(b.gradient(parameter).values).max() for b in reference.blocks())
+        for key, block in reference.items():
+            expected, mine = block.gradient(parameter), ours.block(key).gradient(parameter)
+            assert expected.components == mine.components
+            rows = {tuple(s): i for i, s in enumerate(mine.samples.values.tolist())}
+            assert set(rows) == {tuple(s) for s in expected.samples.values.tolist()}, key
+            order = [rows[tuple(s)] for s in expected.samples.values.tolist()]
+            difference = np.abs(expected.values - mine.values[order]).max(initial=0.0)
+            assert difference < tolerance * scale, (parameter, key, difference / scale)
+
+
+@pytest.mark.parametrize("make", [three_species_box, triclinic_box])
+@pytest.mark.parametrize("cutoff_function", ["step", "shifted_cosine"])
+def test_soap_gradient_blocks_equal_featomic(make, cutoff_function):
+    atoms = make(np.random.default_rng(8))
+    hypers = dict(
+        cutoff=3.5,
+        cutoff_function=cutoff_function,
+        cutoff_width=0.6,
+        smearing=0.4,
+        max_radial=3,
+        max_angular=3,
+    )
+    reference = featomic_soap(atoms, weight=0.8, gradients=GRADIENTS, **hypers)
+    calculator = lodekit.SphericalExpansion(spline_accuracy=None, center_atom_weight=0.8, **hypers)
+    ours = calculator.compute(atoms, gradients=GRADIENTS).to_tensormap()
+    _compare_gradient_blocks(reference, ours, GRADIENTS, 1e-12)
+
+
+@pytest.mark.parametrize("exponent", [1, 3, 6])
+def test_lode_position_gradient_blocks_equal_featomic(exponent):
+    atoms = triclinic_box(np.random.default_rng(9))
+    hypers = dict(smearing=0.9, max_radial=3, max_angular=3, radius=4.0, k_cutoff=4.0)
+    reference = featomic_lode(
+        atoms, exponent=exponent, weight=1.0, gradients=["positions"], **hypers
+    )
+    calculator = lodekit.LodeSphericalExpansion(exponent=exponent, **hypers)
+    ours = calculator.compute(atoms, gradients=["positions"]).to_tensormap()
+    _compare_gradient_blocks(reference, ours, ["positions"], 1e-9)
+
+
+def test_gradients_argument_is_checked():
+    calculator = lodekit.SphericalExpansion(cutoff=3.0, smearing=0.3, max_radial=1, max_angular=1)
+    atoms = molecule(np.random.default_rng(1), 4)
+    with pytest.raises(lodekit.InputError, match="`gradients`"):
+        calculator.compute(atoms, gradients=["cell"])
+    only = calculator.compute(atoms, gradients="positions")
+    assert set(only.gradients) == {"positions"}
