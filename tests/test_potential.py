@@ -296,3 +296,99 @@ def test_force_fitting_errors():
         StructureRidge(reduce="mean").fit(
             *args, forces=[np.zeros((8, 3))] * 2, feature_derivatives=[np.zeros((8, 3, 24))] * 2
         )
+
+
+def test_feature_jacobian_matches_finite_differences():
+    """Per-environment feature Jacobians (forward through the expansions' full Jacobians) of
+    every feature block, split by centre type, against central differences of the features."""
+    atoms = triclinic_box(np.random.default_rng(2))
+    lode = lodekit.LodeSphericalExpansion(**HYPERS)
+    soap = lodekit.SphericalExpansion(
+        cutoff=3.0, smearing=0.4, max_radial=2, max_angular=2, spline_accuracy=None
+    )
+    potential = LodePotential(
+        StructureRidge(),
+        lode=lode,
+        soap=soap,
+        features=("nu1", "soap", "power_spectrum", "rho_x_v"),
+        center_types=[1, 8],
+    )
+    jacobian = potential.feature_jacobian(atoms)
+    assert jacobian.shape[:3] == (len(atoms), len(atoms), 3)
+    h = 1e-5
+    for j in (0, 4, 9):
+        for alpha in range(3):
+            moved = [atoms.copy(), atoms.copy()]
+            moved[0].positions[j, alpha] += h
+            moved[1].positions[j, alpha] -= h
+            fd = (potential._forward(moved[0])[2] - potential._forward(moved[1])[2]) / (2 * h)
+            assert np.abs(jacobian[:, j, alpha] - fd).max() < 1e-7 * np.abs(jacobian).max()
+
+
+def _lennard_jones_frames(n_frames):
+    from ase.calculators.lj import LennardJones
+
+    from tests.helpers import random_structure
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(n_frames):
+        atoms = random_structure(rng, np.eye(3) * 7.0, ["Ar"] * 10, min_distance=2.4)
+        atoms.calc = LennardJones(sigma=2.5, epsilon=0.1, rc=4.5, smooth=True)
+        frames.append((atoms, atoms.get_potential_energy(), atoms.get_forces()))
+    return frames
+
+
+def test_kernel_model_trained_on_forces_learns_lennard_jones():
+    """A SOAP kernel model (zeta = 2, sparse) fitted to ASE's Lennard-Jones energies and forces
+    of 8 random cells: on 8 other cells its forces (through the potential's backward chain)
+    beat the energy-only model's by far. Measured: force RMSE 0.17 vs 0.49 eV/Å (forces
+    have a spread of 0.57 eV/Å)."""
+    frames = _lennard_jones_frames(16)
+    train, test = frames[:8], frames[8:]
+    soap = lodekit.SphericalExpansion(
+        cutoff=5.0, smearing=0.5, max_radial=4, max_angular=4, cutoff_width=1.0
+    )
+    x = np.vstack([power_spectrum(soap.compute(atoms)).values for atoms, _, _ in train])
+    groups = np.repeat(np.arange(len(train)), 10)
+    energies = np.array([energy for _, energy, _ in train])
+    species = np.full(len(x), 18)
+    args = (x, energies, groups, species)
+    energy_only = AdditiveKernelRidge(zeta=2, alpha=1e-8, n_sparse=60).fit(*args)
+    probe = LodePotential(energy_only, soap=soap, features="soap")
+    jacobians = [probe.feature_jacobian(atoms) for atoms, _, _ in train]
+    both = AdditiveKernelRidge(zeta=2, alpha=1e-8, n_sparse=60).fit(
+        *args, forces=[f for _, _, f in train], feature_jacobians=jacobians
+    )
+    errors = {}
+    for name, model in [("energy", energy_only), ("both", both)]:
+        potential = LodePotential(model, soap=soap, features="soap")
+        residuals = [potential.compute(a, stress=False)["forces"] - f for a, _, f in test]
+        errors[name] = np.sqrt(np.mean(np.concatenate(residuals) ** 2))
+    spread = np.std(np.concatenate([f for _, _, f in test]))
+    assert errors["both"] < 0.45 * errors["energy"]
+    assert errors["both"] < 0.35 * spread
+
+    # the force rows of the fit are the gradient the potential differentiates
+    atoms, _, _ = train[3]
+    rows = both._derivative_rows(x[groups == 3], jacobians[3].reshape(10, -1, x.shape[1]))
+    predicted = LodePotential(both, soap=soap, features="soap").compute(atoms)["forces"]
+    np.testing.assert_allclose(-(rows @ both.weights_).reshape(-1, 3), predicted, atol=1e-10)
+
+
+def test_kernel_force_fitting_errors():
+    frames = _lennard_jones_frames(2)
+    soap = lodekit.SphericalExpansion(cutoff=4.0, smearing=0.5, max_radial=2, max_angular=2)
+    x = np.vstack([power_spectrum(soap.compute(atoms)).values for atoms, _, _ in frames])
+    args = (x, np.array([e for _, e, _ in frames]), np.repeat([0, 1], 10))
+    forces = [f for _, _, f in frames]
+    with pytest.raises(lodekit.InputError, match="must both be given"):
+        AdditiveKernelRidge().fit(*args, forces=forces)
+    with pytest.raises(lodekit.InputError, match="environments, atoms, xyz, features"):
+        AdditiveKernelRidge().fit(
+            *args, forces=forces, feature_jacobians=[np.zeros((10, 10, 3, 5))] * 2
+        )
+    with pytest.raises(lodekit.InputError, match="reduce='sum'"):
+        AdditiveKernelRidge(reduce="mean").fit(
+            *args, forces=forces, feature_jacobians=[np.zeros((10, 10, 3, x.shape[1]))] * 2
+        )

@@ -13,6 +13,7 @@ from .errors import InputError
 from .expansion import LodeSphericalExpansion, SphericalExpansion
 from .features import lode_nu1, power_spectrum
 from .features.backward import by_center_type_backward, lode_nu1_backward, power_spectrum_backward
+from .features.forward import by_center_type_forward, lode_nu1_forward, power_spectrum_forward
 from .systems import System, as_systems
 
 __all__ = ["LodePotential"]
@@ -186,3 +187,50 @@ class LodePotential:
             grad[:, column] = 1.0
             out[:, :, column] = self._pullback(system, expansions, widths, species, grad)[0]
         return out
+
+    def feature_jacobian(self, structure) -> np.ndarray:
+        """d x_i / d r_j of every environment's feature columns, (n_env, n_atoms, 3, n_columns).
+
+        Per environment, unlike :meth:`feature_derivatives`: what kernel models need to be
+        trained on forces (``AdditiveKernelRidge.fit(..., forces=, feature_jacobians=)``).
+        Built forward from the full Jacobians of the expansions
+        (``compute(..., gradients=["positions"])``), so memory grows as environments x atoms
+        x coefficients: meant for training structures of up to a few hundred atoms.
+        """
+        systems = as_systems(structure)
+        if len(systems) != 1:
+            raise InputError(f"`structure` holds {len(systems)} structures; give one")
+        system = systems[0]
+        n_atoms = len(system)
+        expansions, tangents = [], []
+        for calculator in (self.lode, self.soap):
+            if calculator is None:
+                expansions.append(None)
+                tangents.append(None)
+                continue
+            expansion = calculator.compute(system, gradients=["positions"])
+            gradient = expansion.gradients["positions"]
+            tangent = []
+            for values in gradient.values:
+                # (rows, 3, species, m, n) -> (centres, atoms x 3, species, m, n)
+                dense = np.zeros((len(expansion), n_atoms, *values.shape[1:]))
+                dense[gradient.samples[:, 0], gradient.samples[:, 2]] = values
+                tangent.append(dense.reshape(len(expansion), 3 * n_atoms, *values.shape[2:]))
+            expansions.append(expansion)
+            tangents.append(tangent)
+        lode, soap = expansions
+        blocks = []
+        for block in self.features:
+            if block == "nu1":
+                blocks.append(lode_nu1_forward(lode, tangents[0]))
+            elif block == "power_spectrum":
+                blocks.append(power_spectrum_forward(lode, tangents[0]))
+            elif block == "soap":
+                blocks.append(power_spectrum_forward(soap, tangents[1]))
+            else:
+                blocks.append(power_spectrum_forward(soap, tangents[1], lode, tangents[0]))
+        out = np.concatenate(blocks, axis=2)
+        if self.center_types is not None:
+            species = next(e for e in expansions if e is not None).samples[:, 2]
+            out = by_center_type_forward(out, species, self.center_types)
+        return out.reshape(out.shape[0], n_atoms, 3, out.shape[2])

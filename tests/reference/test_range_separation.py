@@ -7,6 +7,7 @@ from ase.build import bulk
 import lodekit
 from lodekit import InputError
 from tests.helpers import (
+    cubic_box,
     featomic_lode,
     max_relative_difference,
     random_structure,
@@ -102,3 +103,42 @@ def test_accuracy_round_trips_through_json():
     )
     again = lodekit.LodeSphericalExpansion.from_json(calculator.to_json())
     assert again == calculator and again.accuracy == 1e-7
+
+
+def test_range_separated_energy_is_continuous_as_a_pair_crosses_the_cutoff():
+    """Move an atom so that one pair sweeps through the switch and past the real-space cutoff:
+    E = sum G · c must change by exactly the integral of its gradient (trapezoid rule over
+    small steps). A hard cut would jump there by what was neglected, which with a loose
+    accuracy of 1e-3 is far above the quadrature error."""
+    from lodekit.neighbors import neighbor_pairs
+
+    rng = np.random.default_rng(21)
+    atoms = cubic_box(rng)
+    calculator = lodekit.LodeSphericalExpansion(
+        smearing=0.3, exponent=1, max_radial=2, max_angular=2, radius=3.0, accuracy=1e-3
+    )
+    plan = calculator.plan(atoms)[0]
+    assert plan["method"] == "range_separated" and plan["switch_width"] > 0
+    cutoff = plan["real_space_cutoff"]
+    # the pair of atom 0 just outside the cutoff; atom 0 walks 0.9 Å towards it
+    i, j, vectors = neighbor_pairs(lodekit.System.from_ase(atoms), cutoff + 0.5)
+    mine = (i == 0) & (j != 0)
+    distances = np.linalg.norm(vectors[mine], axis=1)
+    target = np.argmin(np.abs(distances - (cutoff + 0.2)))
+    direction = vectors[mine][target] / distances[target]
+    upstream = [rng.normal(size=v.shape) for v in calculator.compute(atoms).values]
+
+    steps = np.linspace(0.0, 0.9, 181)
+    energies, slopes = [], []
+    for t in steps:
+        moved = atoms.copy()
+        moved.positions[0] += t * direction
+        values = calculator.compute(moved).values
+        energies.append(sum(np.sum(g * v) for g, v in zip(upstream, values, strict=True)))
+        gradient = calculator.vector_jacobian_product(moved, upstream)["positions"][0]
+        slopes.append(gradient[0] @ direction)
+    energies, slopes = np.array(energies), np.array(slopes)
+    dt = steps[1] - steps[0]
+    predicted = 0.5 * (slopes[1:] + slopes[:-1]) * dt
+    mismatch = np.abs(np.diff(energies) - predicted).max()
+    assert mismatch < 1e-6 * np.abs(energies).max(), mismatch

@@ -28,6 +28,7 @@ from .pairs import selected_pairs
 from .plan import PeriodicPlan, choose_split, kspace_cutoff_for, remainder_range
 from .realspace import (
     RadialField,
+    SwitchedField,
     molecule_pair_blocks,
     molecule_pair_gradients,
     molecule_sum,
@@ -44,6 +45,9 @@ MIN_KCUT_SMEARING = float(np.sqrt(2.0 * np.log(10.0)))
 
 #: Accuracy of the real-space tables relative to their largest value.
 TABLE_ACCURACY = 1e-13
+
+#: Width (Å) of the switch that turns the real-space remainder off at its cutoff.
+SWITCH_WIDTH = 0.5
 
 #: Smallest ``accuracy`` accepted.
 MIN_ACCURACY = 1e-14
@@ -237,8 +241,19 @@ class LodeSphericalExpansion(CalculatorBase):
         k_cutoff = kspace_cutoff_for(0.5 * self.accuracy, split)
         if split == self.smearing:
             return PeriodicPlan("kspace", k_cutoff, split, 0.0, self.accuracy)
-        cutoff = self._remainder_cutoff(split, len(system) / system.volume)
-        return PeriodicPlan("range_separated", k_cutoff, split, cutoff, self.accuracy)
+        # the switch starts where the neglected tail is within budget, so it costs no accuracy
+        cutoff = self._remainder_cutoff(split, len(system) / system.volume) + SWITCH_WIDTH
+        return PeriodicPlan(
+            "range_separated", k_cutoff, split, cutoff, self.accuracy, switch_width=SWITCH_WIDTH
+        )
+
+    def _switched_remainder(self, plan: PeriodicPlan) -> SwitchedField:
+        """The remainder field of a range-separated plan, switched off at its cutoff."""
+        return SwitchedField(
+            self._remainder_field(plan.split_smearing),
+            plan.real_space_cutoff - plan.switch_width,
+            plan.switch_width,
+        )
 
     def _remainder_cutoff(self, split: float, density: float) -> float:
         """Smallest pair distance beyond which the neglected remainder, summed over an
@@ -323,7 +338,7 @@ class LodeSphericalExpansion(CalculatorBase):
                 species_index,
                 n_species,
                 centres,
-                self._remainder_field(split),
+                self._switched_remainder(plan),
                 plan.real_space_cutoff,
                 self.max_angular,
                 self._basis.size,
@@ -389,7 +404,7 @@ class LodeSphericalExpansion(CalculatorBase):
             i, j, vectors, target = selected_pairs(
                 system, species_index, n_species, centres, plan.real_space_cutoff
             )
-            field = self._remainder_field(plan.split_smearing)
+            field = self._switched_remainder(plan)
             per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
             remainder = Jacobian.from_pairs(
                 len(centres),
@@ -433,8 +448,8 @@ class LodeSphericalExpansion(CalculatorBase):
         Notes
         -----
         Periodic structures: the k-space sum and, for range-separated plans, the real-space
-        remainder over the pairs of the forward sum (the remainder jumps by up to the requested
-        accuracy where a pair crosses its cutoff; the gradient ignores those jumps). Isolated
+        remainder over the pairs of the forward sum (switched off smoothly at its cutoff, so the
+        coefficients and these gradients are continuous as pairs come and go). Isolated
         molecules: the tabulated projections of every pair, differentiated exactly.
         """
         systems, selection, neighbor_types, flat = self._gradient_inputs(
@@ -475,7 +490,7 @@ class LodeSphericalExpansion(CalculatorBase):
                     species_index,
                     n_species,
                     centres,
-                    self._remainder_field(plan.split_smearing),
+                    self._switched_remainder(plan),
                     plan.real_space_cutoff,
                     self.max_angular,
                     g,

@@ -38,6 +38,10 @@ class PeriodicPlan:
         Smearing (Å) of the field handled in k-space; equals ``smearing`` for "kspace".
     real_space_cutoff : float
         Pair cutoff (Å) of the short-ranged remainder; 0 for "kspace".
+    switch_width : float
+        The remainder is switched off smoothly (C2) between ``real_space_cutoff -
+        switch_width`` and ``real_space_cutoff`` (Å), so that energies and forces stay
+        continuous when a pair crosses the cutoff; 0 for "kspace".
     accuracy : float or None
         The accuracy the plan was made for (None: featomic-compatible fixed k_cutoff).
     """
@@ -47,6 +51,7 @@ class PeriodicPlan:
     split_smearing: float
     real_space_cutoff: float
     accuracy: float | None
+    switch_width: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -20,6 +20,7 @@ from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 
 __all__ = [
     "RadialField",
+    "SwitchedField",
     "molecule_pair_blocks",
     "molecule_pair_gradients",
     "molecule_sum",
@@ -91,6 +92,33 @@ class RadialField:
         if self.tail is not None and not near.all():
             out[~near] = self.tail.derivative(d[~near])
         return 4 * np.pi * out
+
+
+class SwitchedField:
+    """A radial field times a C2 switch s(d): 1 below ``start``, 0 beyond ``start + width``,
+    s = 1 - 10 x^3 + 15 x^4 - 6 x^5 with x = (d - start) / width in between.
+
+    Cutting a short-ranged sum at a pair distance makes it jump when a pair crosses the
+    cutoff (by up to what was neglected); switched, the sum and its first two derivatives
+    stay continuous, which molecular dynamics needs to conserve energy.
+    """
+
+    def __init__(self, field, start: float, width: float):
+        self.field, self.start, self.width = field, float(start), float(width)
+
+    def switch(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.clip((d - self.start) / self.width, 0.0, 1.0)
+        value = 1.0 - x**3 * (10.0 - 15.0 * x + 6.0 * x * x)
+        slope = -30.0 * x * x * (1.0 - x) ** 2 / self.width
+        return value, slope
+
+    def __call__(self, d: np.ndarray) -> np.ndarray:
+        return self.field(d) * self.switch(d)[0][:, None, None]
+
+    def with_derivative(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values, slopes = self.field.with_derivative(d)
+        s, ds = self.switch(d)
+        return values * s[:, None, None], slopes * s[:, None, None] + values * ds[:, None, None]
 
 
 def molecule_pair_blocks(positions: np.ndarray, species_index, n_species: int, centres: np.ndarray):
@@ -204,8 +232,8 @@ def periodic_pair_gradients(
 ) -> tuple[np.ndarray, np.ndarray]:
     """dE/dr and dE/d eps of E = sum upstream · periodic_pair_sum(...).
 
-    The pairs are those of the forward sum (within ``cutoff``, fixed while differentiating):
-    the sum jumps by at most the neglected remainder when a pair crosses the cutoff.
+    The pairs are those of the forward sum (within ``cutoff``); with a :class:`SwitchedField`
+    that vanishes at the cutoff, the sum and this gradient are continuous as pairs cross it.
     """
     i, j, vectors, target = selected_pairs(system, species_index, n_species, centres, cutoff)
     g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])

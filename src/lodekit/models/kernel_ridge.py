@@ -184,13 +184,125 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         return out
 
     # -------------------------------------------------------------------------------------
-    def fit(self, X, y, groups=None, species=None, cv_groups=None):
+    def _derivative_rows(self, x: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
+        """d/dr of the kernel rows of one structure: (3 n_atoms, n_sparse).
+
+        With y_A = sum_i sum_m k(x_i, x_m) W_m, the force rows are -sum_i dk(x_i, x_m)/dx_i ·
+        dx_i/dr (the same chain as :meth:`environment_gradient`, kept per sparse point m).
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_env, n_features)
+            Raw features of the structure's environments.
+        jacobian : ndarray, shape (n_env, 3 n_atoms, n_features)
+            dx_i/dr of the raw features.
+        """
+        mean = getattr(self, "feature_mean_", np.zeros(x.shape[1]))
+        scale = getattr(self, "feature_scale_", np.ones(x.shape[1]))
+        shifted = (x - mean) / scale
+        tangent = jacobian / scale  # d shifted / dr
+        prepared = self._prepared(x)
+        linear = self._linear()
+        sparse = self.sparse_points_
+        inner = np.zeros((len(x), len(sparse)))
+        for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
+            if index not in linear:
+                inner += weight * (prepared[:, block] @ sparse[:, block].T)
+        if self.zeta == 1:
+            power = np.ones_like(inner)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                power = np.where(inner != 0, self.zeta * inner ** (self.zeta - 1), 0.0)
+        out = np.zeros((jacobian.shape[1], len(sparse)))
+        for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
+            t = tangent[:, :, block]
+            if index in linear:
+                out += weight * (t.sum(axis=0) @ sparse[:, block].T)
+                continue
+            if self.normalize:
+                # d x̂ = (1 - x̂ x̂^T) dx / |x|
+                unit = prepared[:, block]
+                norm = np.linalg.norm(shifted[:, block], axis=1)
+                t = t - np.einsum("itf,if->it", t, unit)[:, :, None] * unit[:, None, :]
+                t = t / np.where(norm > 0, norm, 1.0)[:, None, None]
+            out += weight * np.einsum("itf,mf,im->tm", t, sparse[:, block], power, optimize=True)
+        return out
+
+    def _with_forces(
+        self, phi, projector, y, baseline, cv_groups, X, groups, forces, jacobians, weight
+    ):
+        """Energy rows followed by force rows in the Nyström features; one cross-validation
+        label per row."""
+        n = len(y)
+        if self.reduce != "sum":
+            raise InputError("fitting forces needs reduce='sum' (an extensive energy)")
+        if forces is None or jacobians is None or len(forces) != n or len(jacobians) != n:
+            raise InputError(
+                f"`forces` and `feature_jacobians` must both be given, one entry per structure "
+                f"({n})"
+            )
+        weight = float(weight)
+        if not np.isfinite(weight) or weight <= 0:
+            raise InputError(f"`force_weight` is {weight} but must be positive")
+        rows, targets, labels = [], [], []
+        structure_labels = np.arange(n) if cv_groups is None else np.asarray(cv_groups)
+        for a, (f, d) in enumerate(zip(forces, jacobians, strict=True)):
+            f = np.asarray(f, dtype=np.float64)
+            d = np.asarray(d, dtype=np.float64)
+            members = np.flatnonzero(groups == a)
+            expected = (len(members), len(f), 3, X.shape[1])
+            if f.ndim != 2 or f.shape[1:] != (3,) or d.shape != expected:
+                raise InputError(
+                    f"structure {a}: `forces` has shape {f.shape} and `feature_jacobians` "
+                    f"{d.shape}; expected (n_atoms, 3) and {expected} (environments, atoms, "
+                    "xyz, features)"
+                )
+            if not (np.all(np.isfinite(f)) and np.all(np.isfinite(d))):
+                raise InputError(f"structure {a}: `forces` or `feature_jacobians` is not finite")
+            derivative = self._derivative_rows(X[members], d.reshape(len(members), -1, X.shape[1]))
+            rows.append(-weight * derivative @ projector)
+            targets.append(weight * f.ravel())
+            labels.append(np.full(f.size, structure_labels[a]))
+        phi = np.vstack([phi, *rows])
+        y = np.concatenate([y, *targets])
+        if baseline is not None:
+            n_force = sum(len(t) for t in targets)
+            baseline = np.vstack([baseline, np.zeros((n_force, baseline.shape[1]))])
+        return phi, y, baseline, np.concatenate([structure_labels, *labels])
+
+    def fit(
+        self,
+        X,
+        y,
+        groups=None,
+        species=None,
+        cv_groups=None,
+        *,
+        forces=None,
+        feature_jacobians=None,
+        force_weight=1.0,
+    ):
         """Fit on environments X (n_env, n_features) and structure targets y (n_structures,).
 
         ``groups`` gives the structure (row of y) of every environment (default: one
         environment per structure); ``species`` the species of every environment (for the
         baselines; default: one species). ``cv_groups`` (one label per structure) keeps
         related structures in the same fold of the alpha search.
+
+        With ``forces`` (``reduce="sum"``), energies and forces are fitted together: the
+        force on atom j of structure A is -sum_i sum_m dk(x_i, x_m)/dx_i · dx_i/dr_j W_m,
+        linear in the weights, so each force component is one more row of the regression
+        (weighted by ``force_weight``, eV/Å rows against eV rows) in the same sparse
+        (Nyström) basis. The alpha search holds out whole structures.
+
+        Parameters
+        ----------
+        forces : sequence of ndarray (n_atoms_A, 3), optional
+            Reference forces (eV/Å) of every structure.
+        feature_jacobians : sequence of ndarray (n_env_A, n_atoms_A, 3, n_features), optional
+            dx_i/dr_j of every environment of every structure, environments in the order of
+            their rows in X (e.g. :meth:`lodekit.LodePotential.feature_jacobian`).
+        force_weight : float
         """
         self._check_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=1)
@@ -241,6 +353,19 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         phi = self._kernel_rows(xn, groups, n_structures) @ projector
 
         baseline = counts if self.baselines else None
+        if forces is not None or feature_jacobians is not None:
+            phi, y, baseline, cv_groups = self._with_forces(
+                phi,
+                projector,
+                y,
+                baseline,
+                cv_groups,
+                X,
+                groups,
+                forces,
+                feature_jacobians,
+                force_weight,
+            )
         self.alpha_ = select_alpha(
             phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
         )
