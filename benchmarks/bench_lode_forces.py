@@ -10,7 +10,9 @@ the dense (centre, atom) Jacobian, which a model then contracts. This script tim
   derivative, which featomic does not have for LODE), same k_cutoff;
 
 and checks that both give the same forces (featomic's Jacobian contracted with the same
-weights). Hyperparameters: LODE H1 or H2 of ../shared/spec/performance.md (smearing 1 Å,
+weights). A second table times the full Jacobian both ways: featomic as above against
+lodekit's ``compute(..., gradients=["positions"])`` (and with "strain" added, which featomic
+lacks for LODE). Hyperparameters: LODE H1 or H2 of ../shared/spec/performance.md (smearing 1 Å,
 exponent 1, radius 5 Å, k_cutoff 1.2 pi). Hand-run, not a test::
 
     python benchmarks/bench_lode_forces.py [--systems water64 nacl64] [--set h1] [--repeats 3]
@@ -78,6 +80,31 @@ def _lodekit_forces(atoms, max_radial, max_angular, weights):
     return expansion, -gradients["positions"][0], gradients["strain"][0]
 
 
+def _lodekit_jacobian(atoms, max_radial, max_angular, gradients):
+    import lodekit
+
+    calculator = lodekit.LodeSphericalExpansion(
+        smearing=1.0,
+        exponent=1,
+        max_radial=max_radial,
+        max_angular=max_angular,
+        radius=5.0,
+        k_cutoff=1.2 * np.pi,
+    )
+    return calculator.compute(atoms, gradients=gradients, n_threads=1)
+
+
+def _jacobian_forces(expansion, weights, types, n_atoms):
+    """The same contraction as _featomic_forces, from lodekit's sparse Jacobian rows."""
+    gradient = expansion.gradients["positions"]
+    centre = np.searchsorted(types, expansion.samples[gradient.samples[:, 0], 2])
+    flat = np.concatenate(gradient.values, axis=3)  # (rows, 3, species, lm, n)
+    contribution = np.einsum("gxalm,galm->gx", flat, weights[centre])
+    forces = np.zeros((n_atoms, 3))
+    np.add.at(forces, gradient.samples[:, 2], -contribution)
+    return forces
+
+
 def _median_time(function, repeats):
     function()  # warm-up: tables, caches
     times = []
@@ -111,6 +138,7 @@ def main(argv=None):
     )
     print("|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
+    timings = {}
     for name in args.systems:
         atoms = ase.io.read(Path(args.data) / "bench_systems" / f"{name}.extxyz")
         types = np.unique(atoms.numbers)
@@ -127,6 +155,30 @@ def main(argv=None):
         print(
             f"| {name} | {len(atoms)} | {t_feat:.3f} | {t_ours:.4f} | {t_feat / t_ours:.0f}x "
             f"| {difference:.1e} |"
+        )
+        timings[name] = (len(atoms), t_feat, reference, weights, types)
+
+    print()
+    print(
+        "| system | atoms | featomic values + Jacobian (s) | lodekit values + Jacobian (s) | "
+        "speed-up | lodekit + strain Jacobian (s) | max force difference (eV/Å) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name in args.systems:
+        n_atoms, t_feat, reference, weights, types = timings[name]
+        atoms = ase.io.read(Path(args.data) / "bench_systems" / f"{name}.extxyz")
+        t_jac, expansion = _median_time(
+            lambda a=atoms: _lodekit_jacobian(a, max_radial, max_angular, ["positions"]),
+            args.repeats,
+        )
+        t_strain, _ = _median_time(
+            lambda a=atoms: _lodekit_jacobian(a, max_radial, max_angular, ["positions", "strain"]),
+            args.repeats,
+        )
+        difference = np.abs(_jacobian_forces(expansion, weights, types, n_atoms) - reference).max()
+        print(
+            f"| {name} | {n_atoms} | {t_feat:.3f} | {t_jac:.3f} | {t_feat / t_jac:.1f}x | "
+            f"{t_strain:.3f} | {difference:.1e} |"
         )
 
 

@@ -392,3 +392,73 @@ def test_kernel_force_fitting_errors():
         AdditiveKernelRidge(reduce="mean").fit(
             *args, forces=forces, feature_jacobians=[np.zeros((10, 10, 3, x.shape[1]))] * 2
         )
+
+
+@pytest.mark.parametrize(
+    ("o3_lambda", "o3_sigma", "mixed"), [(1, 1, True), (2, 1, False), (1, -1, True)]
+)
+def test_equivariant_product_forward_and_backward_match_finite_differences(
+    o3_lambda, o3_sigma, mixed
+):
+    """lambda-equivariants: the tangent along atom displacements (from the expansions' full
+    Jacobians) against central differences of the features, and the backward pass against
+    the directional derivative of sum G · T along random changes of the coefficients."""
+    from lodekit.features import equivariant_product
+    from lodekit.features.backward import equivariant_product_backward
+    from lodekit.features.forward import equivariant_product_forward
+
+    atoms = triclinic_box(np.random.default_rng(4))
+    lode = lodekit.LodeSphericalExpansion(**HYPERS)
+    soap = lodekit.SphericalExpansion(
+        cutoff=3.0, smearing=0.4, max_radial=2, max_angular=2, spline_accuracy=None
+    )
+    options = dict(o3_lambda=o3_lambda, o3_sigma=o3_sigma)
+
+    def pair(structure, gradients=None):
+        b = lode.compute(structure, gradients=gradients)
+        a = soap.compute(structure, gradients=gradients) if mixed else b
+        return a, b
+
+    def product(a, b):
+        return equivariant_product(a, b if mixed else None, **options).values
+
+    def tangent(expansion):
+        gradient = expansion.gradients["positions"]
+        out = []
+        for values in gradient.values:
+            dense = np.zeros((len(expansion), len(atoms), *values.shape[1:]))
+            dense[gradient.samples[:, 0], gradient.samples[:, 2]] = values
+            out.append(dense.reshape(len(expansion), 3 * len(atoms), *values.shape[2:]))
+        return out
+
+    a, b = pair(atoms, ["positions"])
+    if mixed:
+        forward = equivariant_product_forward(a, tangent(a), b, tangent(b), **options)
+    else:
+        forward = equivariant_product_forward(a, tangent(a), **options)
+    h = 1e-5
+    for j, alpha in [(0, 0), (3, 1), (7, 2)]:
+        moved = [atoms.copy(), atoms.copy()]
+        moved[0].positions[j, alpha] += h
+        moved[1].positions[j, alpha] -= h
+        fd = (product(*pair(moved[0])) - product(*pair(moved[1]))) / (2 * h)
+        assert np.abs(forward[:, 3 * j + alpha] - fd).max() < 1e-7 * np.abs(forward).max()
+
+    rng = np.random.default_rng(0)
+    values = product(a, b)
+    grad = rng.normal(size=values.shape)
+    grad_a, grad_b = equivariant_product_backward(grad, a, b if mixed else None, **options)
+    da = [rng.normal(size=v.shape) for v in a.values]
+    db = [rng.normal(size=v.shape) for v in b.values] if mixed else da
+    from dataclasses import replace
+
+    def energy(t):
+        shifted_a = replace(a, values=[v + t * d for v, d in zip(a.values, da, strict=True)])
+        shifted_b = replace(b, values=[v + t * d for v, d in zip(b.values, db, strict=True)])
+        return np.sum(grad * product(shifted_a, shifted_b if mixed else shifted_a))
+
+    fd = (energy(1e-5) - energy(-1e-5)) / 2e-5
+    analytic = sum(np.sum(g * d) for g, d in zip(grad_a, da, strict=True))
+    if mixed:
+        analytic += sum(np.sum(g * d) for g, d in zip(grad_b, db, strict=True))
+    assert analytic == pytest.approx(fd, rel=1e-7)

@@ -11,9 +11,15 @@ import numpy as np
 
 from ..errors import InputError
 from ..expansion import Expansion
+from .clebsch_gordan import real_clebsch_gordan
 from .invariants import species_pairs
 
-__all__ = ["by_center_type_backward", "lode_nu1_backward", "power_spectrum_backward"]
+__all__ = [
+    "by_center_type_backward",
+    "equivariant_product_backward",
+    "lode_nu1_backward",
+    "power_spectrum_backward",
+]
 
 
 def _check_rows(grad: np.ndarray, n_rows: int, n_features: int, name: str) -> np.ndarray:
@@ -99,6 +105,55 @@ def power_spectrum_backward(
             # P[c, n, k] = sum_m A[c, i, m, n] B[c, j, m, k]
             grad_a[l][:, i] += np.einsum("cnk,cmk->cmn", g, vb[:, j])
             grad_b[l][:, j] += np.einsum("cnk,cmn->cmk", g, va[:, i])
+    if symmetric:
+        return [ga + gb for ga, gb in zip(grad_a, grad_b, strict=True)], None
+    return grad_a, grad_b
+
+
+def equivariant_product_backward(
+    grad: np.ndarray, a: Expansion, b: Expansion | None = None, *, o3_lambda: int, o3_sigma=1
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """dE/dA and dE/dB from dE/dT, for T = :func:`~lodekit.features.equivariant_product`.
+
+    T[i, mu, (a n b p)] = sum_{m k} C[m, k, mu] A[i, a, m, n] B[i, b, k, p] for every (l_1, l_2)
+    block, so dE/dA[i, a, m, n] = sum G[i, mu, a n b p] C[m, k, mu] B[i, b, k, p] (and alike
+    for B).
+
+    Parameters
+    ----------
+    grad : ndarray, shape (n_centres, 2 lambda + 1, n_features)
+
+    Returns
+    -------
+    (list per l of dE/dA, list per l of dE/dB); with ``b`` None the two are added into the
+    first and the second is None.
+    """
+    symmetric = b is None
+    other = a if b is None else b
+    grad = np.asarray(grad, dtype=np.float64)
+    blocks = [
+        (l1, l2)
+        for l1 in range(a.max_angular + 1)
+        for l2 in range(other.max_angular + 1)
+        if abs(l1 - l2) <= o3_lambda <= l1 + l2 and (-1) ** (l1 + l2 + o3_lambda) == o3_sigma
+    ]
+    width = len(a.neighbor_types) * a.n_radial * len(other.neighbor_types) * other.n_radial
+    expected = (len(a), 2 * o3_lambda + 1, len(blocks) * width)
+    if grad.shape != expected:
+        raise InputError(
+            f"`grad` has shape {grad.shape}; expected {expected} (the shape of "
+            "equivariant_product(a, b, ...).values)"
+        )
+    grad_a = [np.zeros_like(v) for v in a.values]
+    grad_b = [np.zeros_like(v) for v in other.values]
+    shape = (len(a), 2 * o3_lambda + 1, len(a.neighbor_types), a.n_radial)
+    shape += (len(other.neighbor_types), other.n_radial)
+    for index, (l1, l2) in enumerate(blocks):
+        g = grad[:, :, index * width : (index + 1) * width].reshape(shape)
+        cg = real_clebsch_gordan(l1, l2, o3_lambda)
+        va, vb = a.values[l1], other.values[l2]
+        grad_a[l1] += np.einsum("iqanbp,ibkp,mkq->iamn", g, vb, cg, optimize=True)
+        grad_b[l2] += np.einsum("iqanbp,iamn,mkq->ibkp", g, va, cg, optimize=True)
     if symmetric:
         return [ga + gb for ga, gb in zip(grad_a, grad_b, strict=True)], None
     return grad_a, grad_b

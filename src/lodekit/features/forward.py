@@ -11,13 +11,21 @@ cheaper backward passes of :mod:`lodekit.features.backward`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..errors import InputError
 from ..expansion import Expansion
+from .equivariants import equivariant_product
 from .invariants import species_pairs
 
-__all__ = ["by_center_type_forward", "lode_nu1_forward", "power_spectrum_forward"]
+__all__ = [
+    "by_center_type_forward",
+    "equivariant_product_forward",
+    "lode_nu1_forward",
+    "power_spectrum_forward",
+]
 
 
 def _check_tangent(expansion: Expansion, tangent, name: str) -> list[np.ndarray]:
@@ -107,3 +115,50 @@ def by_center_type_forward(tangent: np.ndarray, center_types: np.ndarray, types)
     out = np.zeros((tangent.shape[0], tangent.shape[1], len(types), tangent.shape[2]))
     out[np.arange(len(tangent)), :, which] = tangent
     return out.reshape(tangent.shape[0], tangent.shape[1], -1)
+
+
+def _rows_repeated(expansion: Expansion, values: list[np.ndarray], n_tangents: int) -> Expansion:
+    """An expansion with every centre repeated n_tangents times and the given values."""
+    return replace(
+        expansion,
+        values=values,
+        samples=np.repeat(expansion.samples, n_tangents, axis=0),
+        has_neighbors=None,
+        gradients={},
+    )
+
+
+def equivariant_product_forward(
+    a: Expansion, tangent_a, b: Expansion | None = None, tangent_b=None, *, o3_lambda, o3_sigma=1
+) -> np.ndarray:
+    """Tangent of :func:`~lodekit.features.equivariant_product`: T is bilinear in (A, B), so
+    dT = T(dA, B) + T(A, dB), evaluated on centres repeated once per tangent direction.
+
+    Returns
+    -------
+    ndarray, shape (n_centres, n_tangents, 2 lambda + 1, n_features)
+    """
+    symmetric = b is None
+    other = a if b is None else b
+    tangent_a = _check_tangent(a, tangent_a, "tangent_a")
+    tangent_b = tangent_a if symmetric else _check_tangent(other, tangent_b, "tangent_b")
+    n_centres, n_tangents = len(a), tangent_a[0].shape[1]
+    if tangent_b[0].shape[1] != n_tangents:
+        raise InputError("`tangent_a` and `tangent_b` must have the same number of tangents")
+
+    def flat(tangent):
+        return [t.reshape(n_centres * n_tangents, *t.shape[2:]) for t in tangent]
+
+    def repeated(expansion):
+        return [np.repeat(v, n_tangents, axis=0) for v in expansion.values]
+
+    da = _rows_repeated(a, flat(tangent_a), n_tangents)
+    db = _rows_repeated(other, flat(tangent_b), n_tangents)
+    plain_a = _rows_repeated(a, repeated(a), n_tangents)
+    plain_b = _rows_repeated(other, repeated(other), n_tangents)
+    options = dict(o3_lambda=o3_lambda, o3_sigma=o3_sigma)
+    out = (
+        equivariant_product(da, plain_b, **options).values
+        + equivariant_product(plain_a, db, **options).values
+    )
+    return out.reshape(n_centres, n_tangents, *out.shape[1:])
