@@ -31,6 +31,29 @@ def test_round_trip(tmp_path, expansions):
         assert again.to_tensormap().keys == expansion.to_tensormap().keys
 
 
+def test_round_trip_keeps_gradients(tmp_path):
+    rng = np.random.default_rng(2)
+    soap = lodekit.SphericalExpansion(cutoff=2.5, smearing=0.4, max_radial=2, max_angular=1)
+    expansion = soap.compute(three_species_box(rng), gradients=["positions", "strain"])
+    again = load_expansion(save_expansion(tmp_path / "g.npz", expansion))
+    assert set(again.gradients) == {"positions", "strain"}
+    for name, gradient in expansion.gradients.items():
+        np.testing.assert_array_equal(again.gradients[name].samples, gradient.samples)
+        for a, b in zip(gradient.values, again.gradients[name].values, strict=True):
+            np.testing.assert_array_equal(a, b)
+    reference, loaded = expansion.to_tensormap(), again.to_tensormap()
+    for key, block in reference.items():
+        assert block.gradient("strain").values.shape == (
+            loaded.block(key).gradient("strain").values.shape
+        )
+    # a gradient array cut short is caught, not returned
+    arrays = dict(np.load(tmp_path / "g.npz"))
+    arrays["gradient_positions_l1"] = arrays["gradient_positions_l1"][:-1]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ArchiveError, match="positions gradient arrays do not match"):
+        load_expansion(tmp_path / "bad.npz")
+
+
 def test_corrupt_truncated_and_tampered_archives(tmp_path, expansions):
     path = save_expansion(tmp_path / "good.npz", expansions[0])
     data = path.read_bytes()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LodekitError
-from .expansion.result import Expansion
+from .expansion.result import GRADIENT_PARAMETERS, Expansion, Gradient
 
 __all__ = ["ArchiveError", "atomic_write", "load_expansion", "read_archive", "save_expansion"]
 
@@ -61,8 +61,15 @@ def save_expansion(path: str | os.PathLike, expansion: Expansion) -> Path:
         "n_radial": expansion.n_radial,
         "n_samples": len(expansion),
         "units": {"positions": "angstrom"},
+        "gradients": sorted(expansion.gradients),
     }
     arrays = {f"values_l{l}": v for l, v in enumerate(expansion.values)}
+    for name, gradient in expansion.gradients.items():
+        arrays[f"gradient_{name}_samples"] = gradient.samples
+        if gradient.atom_types is not None:
+            arrays[f"gradient_{name}_atom_types"] = gradient.atom_types
+        for l, v in enumerate(gradient.values):
+            arrays[f"gradient_{name}_l{l}"] = v
     arrays["samples"] = expansion.samples
     arrays["neighbor_types"] = expansion.neighbor_types
     if expansion.has_neighbors is not None:
@@ -112,6 +119,7 @@ def load_expansion(path: str | os.PathLike) -> Expansion:
         raise ArchiveError(f"`path` {str(path)!r} lacks {err}: truncated or tampered") from None
     has_neighbors = arrays.pop("has_neighbors", None)
     n_types = len(types)
+    gradients = _load_gradients(arrays, header, n, n_types, max_l, n_rad, str(path))
     expected = [(n, n_types, 2 * l + 1, n_rad) for l in range(max_l + 1)]
     ok = (
         [v.shape for v in values] == expected
@@ -133,4 +141,38 @@ def load_expansion(path: str | os.PathLike) -> Expansion:
         hypers=header["hypers"],
         has_neighbors=has_neighbors,
         info=header.get("info", {}),
+        gradients=gradients,
     )
+
+
+def _load_gradients(arrays, header, n, n_types, max_l, n_rad, path) -> dict:
+    """The :class:`Gradient` entries of an archive, shapes checked against the header."""
+    names = header.get("gradients", [])
+    if not isinstance(names, list) or not set(names) <= set(GRADIENT_PARAMETERS):
+        raise ArchiveError(f"`path` {path!r}: unknown gradients {names!r} in the header")
+    out = {}
+    for name in names:
+        try:
+            samples = arrays.pop(f"gradient_{name}_samples")
+            values = [arrays.pop(f"gradient_{name}_l{l}") for l in range(max_l + 1)]
+        except KeyError as err:
+            raise ArchiveError(f"`path` {path!r} lacks {err}: truncated or tampered") from None
+        atom_types = arrays.pop(f"gradient_{name}_atom_types", None)
+        rows = len(samples)
+        if name == "positions":
+            ok = samples.ndim == 2 and samples.shape[1] == 3 and atom_types is not None
+            ok = ok and atom_types.shape == (rows,) and (rows == 0 or samples[:, 0].max() < n)
+            lead = (rows, 3)
+        else:
+            ok = samples.shape == (n, 1) and atom_types is None
+            lead = (n, 3, 3)
+        ok = ok and samples.dtype.kind == "i"
+        ok = ok and [v.shape for v in values] == [
+            (*lead, n_types, 2 * l + 1, n_rad) for l in range(max_l + 1)
+        ]
+        if not ok:
+            raise ArchiveError(
+                f"`path` {path!r}: the {name} gradient arrays do not match the header"
+            )
+        out[name] = Gradient(samples=samples, values=values, atom_types=atom_types)
+    return out
