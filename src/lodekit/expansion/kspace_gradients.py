@@ -50,6 +50,7 @@ __all__ = [
     "lode_kspace_strain_gradient",
     "lode_kspace_strain_vjp",
     "lode_kspace_vjp",
+    "strain_from_weights",
 ]
 
 
@@ -148,6 +149,12 @@ def _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted) -> np.nda
         weighted *= rho[a].conj()[:, None, None]
         z[:, :n_even] += weighted[:, :n_even].real
         z[:, n_even:] += weighted[:, n_even:].imag
+    return strain_from_weights(parts, z)
+
+
+def strain_from_weights(parts: dict, z: np.ndarray) -> np.ndarray:
+    """sum_k sum_f dF_k[f]/d eps_ab Z_k[f] for weights Z (k, lm sorted by parity, n) and the
+    factor pieces ``parts`` of :meth:`KspaceLayout.factor_parts` of the same k-vectors."""
     a_lm = np.einsum("kfn,kfn->kf", parts["radial"], z)
     b_lm = np.einsum("kfn,kfn->kf", parts["d_radial"], z)
     ylm = parts["ylm"]

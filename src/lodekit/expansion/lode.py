@@ -24,8 +24,17 @@ from ._base import CalculatorBase
 from .jacobian import Jacobian, pair_jacobian
 from .kspace import lode_kspace_sum
 from .kspace_gradients import lode_kspace_gradient, lode_kspace_strain_gradient, lode_kspace_vjp
+from .kspace_nufft import MIN_EPS as MIN_NUFFT_EPS
+from .kspace_nufft import lode_kspace_sum_nufft, lode_kspace_vjp_nufft, nufft_available
 from .pairs import selected_pairs
-from .plan import PeriodicPlan, choose_split, kspace_cutoff_for, remainder_range
+from .plan import (
+    KSPACE_METHODS,
+    PeriodicPlan,
+    choose_kspace_method,
+    choose_split,
+    kspace_cutoff_for,
+    remainder_range,
+)
 from .realspace import (
     RadialField,
     SwitchedField,
@@ -48,6 +57,13 @@ TABLE_ACCURACY = 1e-13
 
 #: Width (Å) of the switch that turns the real-space remainder off at its cutoff.
 SWITCH_WIDTH = 0.5
+
+#: Share of the ``accuracy`` budget given to the tolerance of the non-uniform FFTs.
+NUFFT_SHARE = 0.1
+
+#: Tolerance of the non-uniform FFTs with a fixed ``k_cutoff``: featomic's truncated sum to
+#: about 1e-12 of the largest coefficient.
+FEATOMIC_NUFFT_EPS = 1e-13
 
 #: Smallest ``accuracy`` accepted.
 MIN_ACCURACY = 1e-14
@@ -84,6 +100,11 @@ class LodeSphericalExpansion(CalculatorBase):
         then chooses the k-space cutoff and, where it is cheaper, splits the field into a
         smooth k-space part and a short-ranged real-space remainder (math.md §4.3); see
         :meth:`plan`. Molecules are always computed to ~1e-13.
+    kspace_method : {"auto", "direct", "nufft"}
+        How periodic k-space sums are evaluated: "direct" sums over k-vectors (cost ~ atoms x
+        k-vectors, N^2 at fixed density); "nufft" uses non-uniform FFTs (finufft; ~ N log N)
+        to a tolerance of a tenth of ``accuracy`` (1e-13 relative with a ``k_cutoff``); "auto"
+        picks the cheaper by a cost model (the NUFFT wins from a few thousand atoms on).
     """
 
     name = "lode_spherical_expansion"
@@ -96,6 +117,7 @@ class LodeSphericalExpansion(CalculatorBase):
         "center_atom_weight",
         "k_cutoff",
         "accuracy",
+        "kspace_method",
     )
 
     def __init__(
@@ -109,6 +131,7 @@ class LodeSphericalExpansion(CalculatorBase):
         center_atom_weight=1.0,
         k_cutoff=None,
         accuracy=None,
+        kspace_method="auto",
     ):
         self.smearing = check.positive_float("smearing", smearing)
         self.max_radial = check.int_in_range("max_radial", max_radial, 0, 30)
@@ -139,6 +162,11 @@ class LodeSphericalExpansion(CalculatorBase):
                     "double precision cannot deliver relative errors below ~1e-14"
                 )
         self.accuracy = accuracy
+        self.kspace_method = check.choice("kspace_method", kspace_method, ("auto", *KSPACE_METHODS))
+        if self.kspace_method == "nufft" and not nufft_available():
+            raise InputError(
+                "`kspace_method` is 'nufft' but finufft is not installed: pip install finufft"
+            )
         self._basis = GtoBasis(self.max_radial, self.radius)
         self._molecule_field = None
         self._remainder_fields = {}
@@ -217,7 +245,26 @@ class LodeSphericalExpansion(CalculatorBase):
 
     def _plan_system(self, system: System, n_centres: int, n_species: int) -> PeriodicPlan:
         if self.accuracy is None:
-            return PeriodicPlan("kspace", self.effective_k_cutoff, self.smearing, 0.0, None)
+            method, _ = choose_kspace_method(
+                self._kspace_methods(),
+                system.cell,
+                self.effective_k_cutoff,
+                len(system),
+                n_centres,
+                n_species,
+                (self.max_angular + 1) ** 2 * self._basis.size,
+                FEATOMIC_NUFFT_EPS,
+            )
+            eps = FEATOMIC_NUFFT_EPS if method == "nufft" else 0.0
+            return PeriodicPlan(
+                "kspace",
+                self.effective_k_cutoff,
+                self.smearing,
+                0.0,
+                None,
+                kspace_method=method,
+                nufft_eps=eps,
+            )
         heights = 1.0 / np.linalg.norm(np.linalg.inv(system.cell), axis=0)
         if self.smearing > 0.5 * heights.min():
             raise InputError(
@@ -226,26 +273,45 @@ class LodeSphericalExpansion(CalculatorBase):
                 "height (an atom's density would overlap its own periodic images)"
             )
         width = self._basis.widths.max()
-        split = choose_split(
+        # the k-space truncation gets half of the error budget, the real-space cut a quarter,
+        # the transforms of the NUFFT path a tenth
+        eps = max(NUFFT_SHARE * self.accuracy, MIN_NUFFT_EPS)
+        split, method = choose_split(
             self.smearing,
             self.accuracy,
-            system.volume,
+            system.cell,
             len(system),
             n_centres,
             n_species,
             (self.max_angular + 1) ** 2 * self._basis.size,
             width,
             max_split=max(self.smearing, width, 0.5 * heights.min()),
+            methods=self._kspace_methods(),
+            eps=eps,
         )
-        # the k-space truncation gets half of the error budget, the real-space cut a quarter
         k_cutoff = kspace_cutoff_for(0.5 * self.accuracy, split)
+        eps = eps if method == "nufft" else 0.0
         if split == self.smearing:
-            return PeriodicPlan("kspace", k_cutoff, split, 0.0, self.accuracy)
+            return PeriodicPlan(
+                "kspace", k_cutoff, split, 0.0, self.accuracy, kspace_method=method, nufft_eps=eps
+            )
         # the switch starts where the neglected tail is within budget, so it costs no accuracy
         cutoff = self._remainder_cutoff(split, len(system) / system.volume) + SWITCH_WIDTH
         return PeriodicPlan(
-            "range_separated", k_cutoff, split, cutoff, self.accuracy, switch_width=SWITCH_WIDTH
+            "range_separated",
+            k_cutoff,
+            split,
+            cutoff,
+            self.accuracy,
+            switch_width=SWITCH_WIDTH,
+            kspace_method=method,
+            nufft_eps=eps,
         )
+
+    def _kspace_methods(self) -> tuple[str, ...]:
+        if self.kspace_method != "auto":
+            return (self.kspace_method,)
+        return KSPACE_METHODS if nufft_available() else ("direct",)
 
     def _switched_remainder(self, plan: PeriodicPlan) -> SwitchedField:
         """The remainder field of a range-separated plan, switched off at its cutoff."""
@@ -325,9 +391,11 @@ class LodeSphericalExpansion(CalculatorBase):
 
         plan = self._plan_system(system, len(centres), n_species)
         split = plan.split_smearing
-        coeffs = lode_kspace_sum(
-            *self._kspace_arguments(system, species_index, n_species, centres, plan)
-        )
+        arguments = self._kspace_arguments(system, species_index, n_species, centres, plan)
+        if plan.kspace_method == "nufft":
+            coeffs = lode_kspace_sum_nufft(*arguments, plan.nufft_eps)
+        else:
+            coeffs = lode_kspace_sum(*arguments)
         counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
         g0 = fourier_transform_at_zero(split, self.exponent)
         if np.isfinite(g0):  # p = 0 and p > 3; dropped (neutralising background) otherwise
@@ -477,7 +545,10 @@ class LodeSphericalExpansion(CalculatorBase):
                 continue
             plan = self._plan_system(system, len(centres), n_species)
             arguments = self._kspace_arguments(system, species_index, n_species, centres, plan)
-            gradient, strain[index] = lode_kspace_vjp(*arguments, g, with_strain=True)
+            if plan.kspace_method == "nufft":
+                gradient, strain[index] = lode_kspace_vjp_nufft(*arguments, g, plan.nufft_eps)
+            else:
+                gradient, strain[index] = lode_kspace_vjp(*arguments, g, with_strain=True)
             counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
             g0 = fourier_transform_at_zero(plan.split_smearing, self.exponent)
             if np.isfinite(g0):

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 from ..density import SUPPORTED_EXPONENTS
 from .lode import LodeSphericalExpansion
-from .plan import PERIODIC_METHODS
+from .plan import KSPACE_METHODS, PERIODIC_METHODS
 from .soap import CUTOFF_FUNCTIONS, SphericalExpansion
 
-__all__ = ["CALCULATORS", "CodePath", "code_paths"]
+__all__ = ["CALCULATORS", "KSPACE_METHODS", "CodePath", "code_paths"]
 
 #: The public calculators, by name.
 CALCULATORS = {
@@ -47,6 +47,8 @@ class CodePath:
     method : str
         For LODE, the evaluation method the structure must get ("kspace", "range_separated",
         "molecule"); "pairs" for the density expansion.
+    kspace : str
+        For periodic LODE, how the k-space part must be evaluated ("direct" or "nufft").
     """
 
     name: str
@@ -54,6 +56,7 @@ class CodePath:
     hypers: dict = field(hash=False)
     boundary: str
     method: str
+    kspace: str = "direct"
 
     def build(self):
         return CALCULATORS[self.calculator](**self.hypers)
@@ -95,6 +98,24 @@ def code_paths() -> list[CodePath]:
                     hypers,
                     boundary,
                     method,
+                )
+            )
+    # the non-uniform FFT path, forced (small cells would get the direct sum)
+    for exponent in (1, 4):
+        base = dict(exponent=exponent, max_radial=2, max_angular=3, radius=3.0)
+        for method in PERIODIC_METHODS:
+            if method == "kspace":
+                hypers = dict(base, smearing=0.9, k_cutoff=4.0, center_atom_weight=0.5)
+            else:
+                hypers = dict(base, smearing=0.3, accuracy=1e-6)
+            paths.append(
+                CodePath(
+                    f"lode-p{exponent}-{method}-nufft",
+                    LodeSphericalExpansion.name,
+                    dict(hypers, kspace_method="nufft"),
+                    "periodic",
+                    method,
+                    kspace="nufft",
                 )
             )
     return paths

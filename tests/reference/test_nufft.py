@@ -1,0 +1,119 @@
+"""The non-uniform FFT path of periodic LODE against the direct k-space sum: values and
+vector-Jacobian products on random cells, the accuracy contract against converged sums, and
+the automatic choice between the two."""
+
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+
+import lodekit
+from lodekit.expansion.kspace import lode_kspace_sum
+from lodekit.expansion.kspace_gradients import lode_kspace_vjp
+from lodekit.expansion.kspace_nufft import lode_kspace_sum_nufft, lode_kspace_vjp_nufft
+from lodekit.systems import System
+from tests.helpers import random_structure, three_species_box, triclinic_box
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bench_systems"
+STRUCTURES = {"triclinic": triclinic_box, "three_species": three_species_box}
+
+
+def _arguments(atoms, exponent, centres, smearing=0.8, k_cutoff=5.0):
+    system = System.from_ase(atoms)
+    types = np.unique(system.numbers)
+    calculator = lodekit.LodeSphericalExpansion(
+        smearing=smearing, exponent=exponent, max_radial=3, max_angular=3, radius=4.0
+    )
+    return (
+        system.positions,
+        np.searchsorted(types, system.numbers),
+        len(types),
+        centres,
+        system.cell,
+        calculator._basis,
+        3,
+        smearing,
+        exponent,
+        k_cutoff,
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(STRUCTURES))
+@pytest.mark.parametrize("exponent", [0, 1, 3, 6])
+@pytest.mark.parametrize("eps", [1e-6, 1e-12])
+def test_nufft_sum_equals_direct_sum_within_its_tolerance(kind, exponent, eps):
+    atoms = STRUCTURES[kind](np.random.default_rng(3))
+    centres = np.array([0, 2, 5, len(atoms) - 1])
+    arguments = _arguments(atoms, exponent, centres)
+    direct = lode_kspace_sum(*arguments)
+    nufft = lode_kspace_sum_nufft(*arguments, eps)
+    # measured: the error relative to the largest coefficient stays near eps
+    assert np.abs(nufft - direct).max() < 10 * eps * np.abs(direct).max()
+
+
+@pytest.mark.parametrize("kind", sorted(STRUCTURES))
+@pytest.mark.parametrize("exponent", [1, 4])
+def test_nufft_vector_jacobian_product_equals_direct(kind, exponent):
+    atoms = STRUCTURES[kind](np.random.default_rng(4))
+    centres = np.array([1, 3, 4, len(atoms) - 2])
+    arguments = _arguments(atoms, exponent, centres)
+    rng = np.random.default_rng(0)
+    upstream = rng.normal(size=lode_kspace_sum(*arguments).shape)
+    gradient, strain = lode_kspace_vjp(*arguments, upstream, with_strain=True)
+    nufft_gradient, nufft_strain = lode_kspace_vjp_nufft(*arguments, upstream, 1e-12)
+    assert np.abs(nufft_gradient - gradient).max() < 1e-10 * np.abs(gradient).max()
+    assert np.abs(nufft_strain - strain).max() < 1e-10 * np.abs(strain).max()
+
+
+@pytest.mark.parametrize(("accuracy", "smearing"), [(1e-4, 0.4), (1e-4, 1.0), (1e-7, 1.0)])
+def test_nufft_meets_the_accuracy_contract(accuracy, smearing):
+    """Forced NUFFT (and range separation where the plan takes it) against a converged direct
+    sum (k_cutoff 9.5 / sigma): error below ``accuracy`` of the largest coefficient."""
+    rng = np.random.default_rng(7)
+    cell = [[11.0, 0.4, 0.0], [0.0, 10.5, 0.8], [0.6, 0.0, 11.8]]
+    atoms = random_structure(rng, cell, ["O"] * 20 + ["H"] * 20 + ["Na"] * 4, min_distance=1.3)
+    hypers = dict(smearing=smearing, exponent=1, max_radial=4, max_angular=3, radius=4.0)
+    calculator = lodekit.LodeSphericalExpansion(accuracy=accuracy, kspace_method="nufft", **hypers)
+    plan = calculator.plan(atoms)[0]
+    assert plan["kspace_method"] == "nufft"
+    assert plan["nufft_eps"] == pytest.approx(0.1 * accuracy)
+    ours = np.concatenate(calculator.compute(atoms).values, axis=2)
+    converged = lodekit.LodeSphericalExpansion(
+        k_cutoff=9.5 / smearing, kspace_method="direct", **hypers
+    )
+    reference = np.concatenate(converged.compute(atoms).values, axis=2)
+    assert np.abs(ours - reference).max() < accuracy * np.abs(reference).max()
+
+
+def test_k_cutoff_mode_with_nufft_keeps_the_truncated_sum():
+    """With a fixed k_cutoff (featomic's contract) the NUFFT gives the same truncated sum to
+    ~1e-12, whichever path computes it."""
+    atoms = triclinic_box(np.random.default_rng(5))
+    hypers = dict(smearing=0.8, max_radial=3, max_angular=3, radius=4.0, k_cutoff=5.0)
+    direct = lodekit.LodeSphericalExpansion(kspace_method="direct", **hypers).compute(atoms)
+    nufft = lodekit.LodeSphericalExpansion(kspace_method="nufft", **hypers).compute(atoms)
+    a, b = (np.concatenate(e.values, axis=2) for e in (direct, nufft))
+    assert np.abs(a - b).max() < 1e-11 * np.abs(a).max()
+
+
+def test_auto_takes_the_direct_sum_for_small_cells_and_nufft_for_large():
+    small = ase.io.read(DATA / "water64.extxyz")
+    large = ase.io.read(DATA / "water512.extxyz").repeat(2)
+    calculator = lodekit.LodeSphericalExpansion(
+        smearing=1.0, max_radial=6, max_angular=4, radius=5.0
+    )
+    assert calculator.kspace_method == "auto"
+    assert calculator.plan(small)[0]["kspace_method"] == "direct"
+    assert calculator.plan(large)[0]["kspace_method"] == "nufft"
+    forced = lodekit.LodeSphericalExpansion(
+        smearing=1.0, max_radial=6, max_angular=4, radius=5.0, kspace_method="direct"
+    )
+    assert forced.plan(large)[0]["kspace_method"] == "direct"
+
+
+def test_kspace_method_is_checked():
+    with pytest.raises(lodekit.InputError, match="`kspace_method` is 'fft'"):
+        lodekit.LodeSphericalExpansion(
+            smearing=1.0, max_radial=2, max_angular=2, radius=3.0, kspace_method="fft"
+        )
