@@ -166,3 +166,25 @@ def transformed(atoms, matrix):
     if atoms.pbc.all():
         out.cell = atoms.cell.array @ matrix.T
     return out
+
+
+def assert_same_store(path_a, path_b, rtol=1e-12):
+    """Two feature stores hold the same dataset: same header and chunks, the same samples
+    exactly and the same values to ``rtol`` of the largest (bit-identical in practice, but
+    threaded libraries may sum in another order), and nothing else on disk."""
+    from lodekit.store import FeatureStore
+
+    a, b = FeatureStore(path_a), FeatureStore(path_b)
+    assert a.header == b.header
+    assert a.finished_chunks() == b.finished_chunks() == list(range(a.n_chunks))
+    np.testing.assert_array_equal(a.properties, b.properties)
+    for index in range(a.n_chunks):
+        one, two = a.read_chunk(index), b.read_chunk(index)
+        np.testing.assert_array_equal(one.samples, two.samples)
+        scale = max(np.abs(one.values).max(), 1e-300)
+        np.testing.assert_allclose(one.values, two.values, rtol=0, atol=rtol * scale)
+
+    def names(path):
+        return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+    assert names(a.path) == names(b.path)

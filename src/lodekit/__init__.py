@@ -2,13 +2,16 @@
 
 from .errors import InputError, LodekitError
 from .expansion import Expansion, LodeSphericalExpansion, SphericalExpansion
+from .parallel import featurize
 from .potential import LodePotential
+from .store import FeatureStore, load_features
 from .systems import System
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Expansion",
+    "FeatureStore",
     "InputError",
     "LodePotential",
     "LodeSphericalExpansion",
@@ -16,4 +19,6 @@ __all__ = [
     "SphericalExpansion",
     "System",
     "__version__",
+    "featurize",
+    "load_features",
 ]

@@ -1,0 +1,128 @@
+"""Throughput of dataset featurisation: serial versus a 2-worker Dask cluster.
+
+A hand-run script, not a test. It featurises water64x8-like data (the eight 192-atom frames
+of ``water64x8.extxyz`` repeated to ``--frames`` structures) into a feature store twice:
+
+1. serial: ``featurize(..., n_workers=1, n_threads=1)``: features computed in this process
+   on one thread (BLAS and OpenMP included: the script sets ``OMP_NUM_THREADS=1`` and
+   friends before any import), chunks written on the store's writer threads meanwhile;
+2. Dask: ``featurize(..., client=client)`` on a ``distributed.LocalCluster`` of
+   ``--workers`` worker processes with one thread each (dask's nanny sets
+   ``OMP_NUM_THREADS=1``, so each chunk runs on one thread there too).
+
+Each run writes a fresh store in a temporary directory; the time is the wall time of the
+``featurize`` call (reading the structures, computing, writing and fsync-ing every chunk).
+The cluster's start-up (with lodekit imported in every worker) is timed apart and not
+included. Both stores are checked to hold the same bytes. Printed: both times, structures
+per second, and the ratio serial / Dask (the speed-up). Both runs pay for writing
+(compression, SHA-256, fsync) in the driver, so the ratio approaches the number of workers
+only on a machine with more free cores than workers.
+
+The recipe is lodekit's default (``lodekit.featurizer.DEFAULT_HYPERS``: LODE, smearing 1 Å,
+max_radial 6, max_angular 4, radius 5 Å, power spectrum) unless ``--hypers FILE`` is given.
+
+Example::
+
+    python benchmarks/bench_featurize.py --frames 48 --chunk-size 4 --workers 2
+"""
+
+from __future__ import annotations
+
+import os
+
+# one thread per process for every library (BLAS, OpenMP), set before any of them loads:
+# the serial run is one core, and each Dask worker one core (dask's nanny does the same)
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import ase.io  # noqa: E402
+
+from lodekit import __version__  # noqa: E402
+from lodekit.featurizer import DEFAULT_HYPERS  # noqa: E402
+from lodekit.parallel import featurize  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bench_systems"
+
+
+def files_of(path: Path) -> dict:
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA / "water64x8.extxyz")
+    parser.add_argument("--frames", type=int, default=48, help="structures (frames repeated)")
+    parser.add_argument("--chunk-size", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--hypers", type=Path, help="JSON recipe (default: DEFAULT_HYPERS)")
+    args = parser.parse_args()
+
+    from distributed import Client, LocalCluster
+
+    frames = ase.io.read(args.data, index=":")
+    structures = [frames[i % len(frames)] for i in range(args.frames)]
+    hypers = json.loads(args.hypers.read_text()) if args.hypers else DEFAULT_HYPERS
+    n_atoms = sum(len(atoms) for atoms in structures)
+    print(f"lodekit {__version__}, {platform.processor() or platform.machine()}, "
+          f"{len(os.sched_getaffinity(0))} usable cores")  # fmt: skip
+    print(f"data: {args.data.name} x{args.frames / len(frames):g} = {args.frames} structures, "
+          f"{n_atoms} atoms; chunk size {args.chunk_size}")  # fmt: skip
+    print(f"recipe: {json.dumps(hypers)}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        serial_store = Path(tmp) / "serial"
+        start = time.perf_counter()
+        featurize(
+            structures,
+            serial_store,
+            hypers,
+            chunk_size=args.chunk_size,
+            n_workers=1,
+            n_threads=1,
+            progress=False,
+        )
+        serial = time.perf_counter() - start
+
+        start = time.perf_counter()
+        with (
+            LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            client.wait_for_workers(args.workers)
+            # import lodekit in the workers now: a start-up cost, not throughput
+            client.run(__import__, "lodekit.parallel")
+            startup = time.perf_counter() - start
+            dask_store = Path(tmp) / "dask"
+            start = time.perf_counter()
+            featurize(
+                structures, dask_store, hypers, chunk_size=args.chunk_size, client=client,
+                progress=False,
+            )  # fmt: skip
+            distributed = time.perf_counter() - start
+        identical = files_of(serial_store) == files_of(dask_store)
+
+    print(f"serial (compute on 1 thread):   {serial:8.2f} s  "
+          f"{args.frames / serial:7.2f} structures/s")  # fmt: skip
+    print(f"dask ({args.workers} workers x 1 thread):  {distributed:8.2f} s  "
+          f"{args.frames / distributed:7.2f} structures/s  (cluster start-up {startup:.1f} s, "
+          "not included)")  # fmt: skip
+    print(f"ratio serial / dask: {serial / distributed:.2f}")
+    print(f"stores identical: {identical}")
+
+
+if __name__ == "__main__":
+    main()

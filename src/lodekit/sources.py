@@ -1,0 +1,241 @@
+"""The structures of a dataset: ASE-readable files (read lazily) or a list in memory.
+
+A :class:`StructureSource` numbers the structures of all its inputs consecutively (the
+*system index* of a feature store) and describes every input by its name, its number of
+frames and a SHA-256 fingerprint of the structures in it (atomic numbers, positions, cell,
+periodicity), so that a feature store can tell whether it is being resumed on the same data.
+Files are read with :func:`ase.io.iread`, one pass per use: a dataset larger than memory is
+never held whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, describe
+from .systems import System
+
+__all__ = ["MEMORY", "StructureSource"]
+
+#: Name recorded for structures passed in memory rather than as files.
+MEMORY = "<memory>"
+
+
+class StructureSource:
+    """An ordered dataset of structures; build it with :meth:`scan`.
+
+    Attributes
+    ----------
+    records : list of dict
+        One per input: ``{"name", "n_frames", "sha256"}``; ``name`` is the absolute path of
+        a file, or ``"<memory>"``.
+    n_atoms : ndarray of int64, shape (n_structures,)
+        Atoms of every structure, in dataset order.
+    species : ndarray of int64
+        Sorted atomic numbers present anywhere in the dataset.
+    argument : str
+        How error messages name the inputs (``structures``, or ``INPUT`` on the command line).
+    """
+
+    def __init__(self, inputs, records, n_atoms, species, argument, validated=None):
+        self._inputs = inputs
+        # validated System copies of in-memory inputs, by input position
+        self._validated = validated or {}
+        self.records = records
+        self.n_atoms = n_atoms
+        self.species = species
+        self.argument = argument
+
+    @property
+    def n_structures(self) -> int:
+        return len(self.n_atoms)
+
+    @classmethod
+    def scan(cls, structures, *, argument: str = "structures") -> StructureSource:
+        """Read every input once: count frames and atoms, collect species, fingerprint.
+
+        Parameters
+        ----------
+        structures : path, ase.Atoms, lodekit.System, or a list of paths or of structures
+            Files in any format :func:`ase.io.read` understands (all their frames, in order),
+            or structures in memory. A list mixes neither.
+        argument : str
+            Name used in error messages.
+
+        Raises
+        ------
+        InputError
+            A file is missing, unreadable, holds no structure or an invalid one (the message
+            names the file and the frame).
+        """
+        inputs = _normalise(structures, argument)
+        records, n_atoms, species, memory = [], [], set(), {}
+        for position, item in enumerate(inputs):
+            digest, count, validated = hashlib.sha256(), 0, []
+            for frame, atoms in enumerate(_frames(item, argument)):
+                # validate now, so that a bad structure stops the run before any work
+                system = _as_system(atoms, item, frame, argument)
+                if isinstance(item, list):
+                    validated.append(system)
+                numbers = _fingerprint(digest, atoms)
+                n_atoms.append(len(numbers))
+                species.update(numbers.tolist())
+                count += 1
+            if count == 0:
+                raise InputError(f"`{argument}` {_label(item)!r} contains no structure")
+            if isinstance(item, list):
+                memory[position] = validated
+                name = MEMORY
+            else:
+                name = str(Path(item).resolve())
+            records.append({"name": name, "n_frames": count, "sha256": digest.hexdigest()})
+        return cls(
+            inputs,
+            records,
+            np.asarray(n_atoms, dtype=np.int64),
+            np.array(sorted(species), dtype=np.int64),
+            argument,
+            memory,
+        )
+
+    def systems(self, wanted=None) -> Iterator[tuple[int, System | None]]:
+        """(system index, System) of every structure, in order, read lazily.
+
+        Structures whose index is not in ``wanted`` (when given, a container of ints) come
+        as (index, None): still read, since files are read sequentially, but not validated.
+        """
+        index = 0
+        for position, item in enumerate(self._inputs):
+            frames = self._validated.get(position) or _frames(item, self.argument)
+            for frame, atoms in enumerate(frames):
+                if wanted is not None and index not in wanted:
+                    yield index, None
+                else:
+                    yield index, _as_system(atoms, item, frame, self.argument)
+                index += 1
+
+    def targets(self, key: str, *, argument: str = "--target") -> np.ndarray:
+        """Per-structure value of ``key``: ``atoms.info[key]``, or the calculator result of
+        that name (ASE's extxyz reader moves ``energy=`` and the like there).
+
+        Returns
+        -------
+        ndarray of float64, shape (n_structures,)
+        """
+        out = []
+        for item in self._inputs:
+            for frame, atoms in enumerate(_frames(item, self.argument)):
+                value = _target(atoms, key)
+                if value is None:
+                    keys = sorted(getattr(atoms, "info", {}))
+                    raise InputError(
+                        f"`{argument}` {key!r} is not in atoms.info (keys: {keys}) nor a "
+                        f"calculator result of frame {frame} of {_label(item)!r}"
+                    )
+                try:
+                    number = float(np.asarray(value, dtype=np.float64))
+                except (TypeError, ValueError):
+                    raise InputError(
+                        f"`{argument}` {key!r} is {describe(value)} in frame {frame} of "
+                        f"{_label(item)!r}; expected one number per structure"
+                    ) from None
+                out.append(number)
+        return np.asarray(out, dtype=np.float64)
+
+
+def _normalise(structures, argument: str) -> list:
+    """Inputs as a list of paths, or a single entry holding a list of in-memory structures."""
+    if isinstance(structures, (str, os.PathLike)):
+        return [os.fspath(structures)]
+    if isinstance(structures, System) or _is_atoms(structures):
+        return [[structures]]
+    if not isinstance(structures, Sequence) or len(structures) == 0:
+        raise InputError(
+            f"`{argument}` is {describe(structures)}; expected file paths or structures "
+            "(ase.Atoms / lodekit.System), one or a non-empty list"
+        )
+    paths = [isinstance(s, (str, os.PathLike)) for s in structures]
+    if all(paths):
+        return [os.fspath(s) for s in structures]
+    if any(paths):
+        raise InputError(f"`{argument}` mixes file paths and structures; give one kind")
+    for i, item in enumerate(structures):
+        if not (isinstance(item, System) or _is_atoms(item)):
+            raise InputError(
+                f"`{argument}[{i}]` is {describe(item)}; expected an ase.Atoms or a lodekit.System"
+            )
+    return [list(structures)]
+
+
+def _is_atoms(obj) -> bool:
+    from ase import Atoms
+
+    return isinstance(obj, Atoms)
+
+
+def _label(item) -> str:
+    return MEMORY if isinstance(item, list) else item
+
+
+def _frames(item, argument: str):
+    """Frames of one input, lazily; reading errors become one-line :class:`InputError`."""
+    if isinstance(item, list):
+        yield from item
+        return
+    import ase.io
+
+    if not Path(item).exists():
+        raise InputError(f"`{argument}` {item!r} does not exist")
+    if Path(item).is_dir():
+        raise InputError(f"`{argument}` {item!r} is a directory, not a structure file")
+    try:
+        # ase raises many exception types for unreadable files, also midway through a file
+        yield from ase.io.iread(item, index=":")
+    except Exception as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise InputError(
+            f"`{argument}` {item!r} is not a readable structure file: {reason}"
+        ) from None
+
+
+def _fingerprint(digest, atoms) -> np.ndarray:
+    """Feed one structure to ``digest``; returns its atomic numbers."""
+    if isinstance(atoms, System):
+        numbers, positions, cell = atoms.numbers, atoms.positions, atoms.cell
+        pbc = np.array([atoms.periodic] * 3)
+    else:
+        numbers, positions = atoms.get_atomic_numbers(), atoms.get_positions()
+        cell, pbc = atoms.cell.array, atoms.pbc
+    numbers = np.ascontiguousarray(numbers, dtype="<i8")
+    for array in (
+        numbers,
+        np.ascontiguousarray(positions, dtype="<f8"),
+        np.ascontiguousarray(cell, dtype="<f8"),
+        np.ascontiguousarray(pbc, dtype=bool),
+    ):
+        digest.update(np.asarray(array.shape, dtype="<i8").tobytes())
+        digest.update(array.tobytes())
+    return numbers
+
+
+def _as_system(atoms, item, frame: int, argument: str) -> System:
+    if isinstance(atoms, System):
+        return atoms
+    try:
+        return System.from_ase(atoms)
+    except InputError as err:
+        raise InputError(f"`{argument}` {_label(item)!r}, frame {frame}: {err}") from None
+
+
+def _target(atoms, key: str):
+    info = getattr(atoms, "info", {})
+    if key in info:
+        return info[key]
+    calc = getattr(atoms, "calc", None)
+    results = getattr(calc, "results", None) or {}
+    return results.get(key)

@@ -1,0 +1,149 @@
+"""Parallel featurisation: local processes, a real Dask cluster, and a real kill midway."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib import resources
+
+import ase.io
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from lodekit.cli import main
+from lodekit.errors import InputError
+from lodekit.featurizer import Featurizer
+from lodekit.parallel import featurize
+from lodekit.store import FeatureStore, load_features
+from tests.helpers import assert_same_store, three_species_box, triclinic_box
+
+HYPERS = {
+    "calculator": "lode_spherical_expansion",
+    "smearing": 1.0,
+    "max_radial": 2,
+    "max_angular": 2,
+    "radius": 3.0,
+    "features": "power_spectrum",
+}
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    rng = np.random.default_rng(11)
+    return [triclinic_box(rng) if i % 3 else three_species_box(rng) for i in range(9)]
+
+
+@pytest.fixture(scope="module")
+def serial_store(dataset, tmp_path_factory):
+    path = tmp_path_factory.mktemp("serial") / "s"
+    featurize(dataset, path, HYPERS, chunk_size=2, n_workers=1, progress=False)
+    return path
+
+
+def test_serial_store_matches_one_compute_call(dataset, serial_store):
+    features = load_features(serial_store)
+    reference = Featurizer.from_hypers(HYPERS).compute(dataset, [1, 6, 7, 8])
+    np.testing.assert_array_equal(features.samples, reference.samples)
+    scale = np.abs(reference.values).max()
+    np.testing.assert_allclose(features.values, reference.values, rtol=0, atol=1e-12 * scale)
+
+
+def test_process_pool_gives_the_serial_store(dataset, serial_store, tmp_path):
+    featurize(dataset, tmp_path / "s", HYPERS, chunk_size=2, n_workers=2, progress=False)
+    # every executor runs the same chunk function with one BLAS thread
+    assert_same_store(tmp_path / "s", serial_store)
+
+
+def test_dask_local_cluster_gives_the_serial_store(dataset, serial_store, tmp_path):
+    with (
+        LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        assert len(client.nthreads()) == 2
+        store = featurize(dataset, tmp_path / "s", HYPERS, chunk_size=2, client=client)
+        with pytest.raises(InputError, match="give one of them"):
+            featurize(dataset, tmp_path / "t", HYPERS, client=client, n_workers=2)
+        # the command line, through the scheduler's address
+        ase.io.write(tmp_path / "d.extxyz", dataset)
+        (tmp_path / "h.json").write_text(json.dumps(HYPERS))
+        argv = ["featurize", str(tmp_path / "d.extxyz"), "--hypers", str(tmp_path / "h.json")]
+        argv += ["--chunk-size", "4", "--quiet", "--out"]
+        assert main([*argv, str(tmp_path / "cli"), "--scheduler", cluster.scheduler_address]) == 0
+    assert store.complete
+    assert_same_store(tmp_path / "s", serial_store)
+    assert main([*argv, str(tmp_path / "cli-serial"), "--workers", "1"]) == 0
+    assert_same_store(tmp_path / "cli", tmp_path / "cli-serial")
+
+
+def water_frames(n, seed):
+    """``n`` rattled copies of the shipped 192-atom water box."""
+    rng = np.random.default_rng(seed)
+    water = ase.io.read(resources.files("lodekit") / "data" / "water64.extxyz")
+    frames = []
+    for _ in range(n):
+        atoms = water.copy()
+        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+        frames.append(atoms)
+    return frames
+
+
+def listing(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def test_killed_run_resumes_to_the_identical_store(tmp_path):
+    structures = tmp_path / "water.extxyz"
+    ase.io.write(structures, water_frames(12, seed=3))
+    hypers = tmp_path / "h.json"
+    hypers.write_text(json.dumps(HYPERS))
+    store = tmp_path / "store"
+    argv = [
+        "featurize",
+        str(structures),
+        "--out",
+        str(store),
+        "--hypers",
+        str(hypers),
+        "--chunk-size",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lodekit", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(name.isdigit() for name in listing(store / "chunks")):
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "no chunk finished in 120 s"
+            time.sleep(0.005)
+        os.kill(process.pid, signal.SIGKILL)  # no clean-up code of the run gets to run
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:  # pragma: no cover - only if the test itself failed
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+    finished = FeatureStore(store).finished_chunks()
+    assert 1 <= len(finished) < 12, "the run was not killed midway"
+
+    assert main(argv) == 0  # rerun: computes the rest only
+    reference = tmp_path / "reference"
+    assert main([*argv[:3], str(reference), *argv[4:]]) == 0  # uninterrupted run
+    assert_same_store(store, reference)
+    features = load_features(store)
+    expected = np.column_stack([np.repeat(np.arange(12), 192), np.tile(np.arange(192), 12)])
+    np.testing.assert_array_equal(features.samples[:, :2], expected)  # none lost, none twice
