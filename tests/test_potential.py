@@ -462,3 +462,21 @@ def test_equivariant_product_forward_and_backward_match_finite_differences(
     if mixed:
         analytic += sum(np.sum(g * d) for g, d in zip(grad_b, db, strict=True))
     assert analytic == pytest.approx(fd, rel=1e-7)
+
+
+def test_force_fitting_refuses_non_finite_forces():
+    frames, energies = _training_set()
+    lode, potential = _nu1_potential(StructureRidge())
+    x = lode_nu1(lode.compute(frames[:2])).by_center_type([11, 17])
+    derivatives = [potential.feature_derivatives(atoms) for atoms in frames[:2]]
+    forces = [np.zeros((len(atoms), 3)) for atoms in frames[:2]]
+    forces[1][0, 0] = np.nan
+    with pytest.raises(lodekit.InputError, match="structure 1: `forces` or"):
+        StructureRidge().fit(
+            x.values,
+            energies[:2],
+            x.samples[:, 0],
+            x.samples[:, 2],
+            forces=forces,
+            feature_derivatives=derivatives,
+        )

@@ -11,10 +11,52 @@ __all__ = [
     "StructureScoreMixin",
     "aggregation_matrix",
     "as_groups",
+    "check_force_inputs",
     "check_target",
     "column_scaling",
     "composition",
+    "stack_force_rows",
 ]
+
+
+def check_force_inputs(reduce, forces, derivatives, n_structures: int, weight, name: str):
+    """Validate what fitting on forces needs; returns the force weight as a float.
+
+    ``name`` is the argument holding the derivatives (e.g. "feature_derivatives").
+    """
+    if reduce != "sum":
+        raise InputError("fitting forces needs reduce='sum' (an extensive energy)")
+    if (
+        forces is None
+        or derivatives is None
+        or len(forces) != n_structures
+        or len(derivatives) != n_structures
+    ):
+        raise InputError(
+            f"`forces` and `{name}` must both be given, one entry per structure ({n_structures})"
+        )
+    weight = float(weight)
+    if not np.isfinite(weight) or weight <= 0:
+        raise InputError(f"`force_weight` is {weight} but must be positive")
+    return weight
+
+
+def stack_force_rows(phi, y, baseline, cv_groups, rows, targets):
+    """Energy rows followed by every structure's force rows, with one cross-validation label
+    per row (its structure's), so that the alpha search holds out whole structures.
+
+    ``rows[a]`` (n_force_a, n_columns) and ``targets[a]`` (n_force_a,) belong to structure a;
+    baselines (per-species constants) do not act on forces: zeros in the force rows.
+    """
+    n = len(y)
+    structure_labels = np.arange(n) if cv_groups is None else np.asarray(cv_groups)
+    labels = [np.full(len(t), structure_labels[a]) for a, t in enumerate(targets)]
+    phi = np.vstack([phi, *rows])
+    y = np.concatenate([y, *targets])
+    if baseline is not None:
+        n_force = sum(len(t) for t in targets)
+        baseline = np.vstack([baseline, np.zeros((n_force, baseline.shape[1]))])
+    return phi, y, baseline, np.concatenate([structure_labels, *labels])
 
 
 def check_target(y):

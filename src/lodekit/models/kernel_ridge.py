@@ -18,9 +18,11 @@ from ._common import (
     StructureScoreMixin,
     aggregation_matrix,
     as_groups,
+    check_force_inputs,
     check_target,
     column_scaling,
     composition,
+    stack_force_rows,
 )
 from ._ridge import fit_ridge, select_alpha
 from .kernels import normalize_rows, polynomial_kernel
@@ -233,19 +235,10 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
     ):
         """Energy rows followed by force rows in the Nyström features; one cross-validation
         label per row."""
-        n = len(y)
-        if self.reduce != "sum":
-            raise InputError("fitting forces needs reduce='sum' (an extensive energy)")
-        if forces is None or jacobians is None or len(forces) != n or len(jacobians) != n:
-            raise InputError(
-                f"`forces` and `feature_jacobians` must both be given, one entry per structure "
-                f"({n})"
-            )
-        weight = float(weight)
-        if not np.isfinite(weight) or weight <= 0:
-            raise InputError(f"`force_weight` is {weight} but must be positive")
-        rows, targets, labels = [], [], []
-        structure_labels = np.arange(n) if cv_groups is None else np.asarray(cv_groups)
+        weight = check_force_inputs(
+            self.reduce, forces, jacobians, len(y), weight, "feature_jacobians"
+        )
+        rows, targets = [], []
         for a, (f, d) in enumerate(zip(forces, jacobians, strict=True)):
             f = np.asarray(f, dtype=np.float64)
             d = np.asarray(d, dtype=np.float64)
@@ -262,13 +255,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             derivative = self._derivative_rows(X[members], d.reshape(len(members), -1, X.shape[1]))
             rows.append(-weight * derivative @ projector)
             targets.append(weight * f.ravel())
-            labels.append(np.full(f.size, structure_labels[a]))
-        phi = np.vstack([phi, *rows])
-        y = np.concatenate([y, *targets])
-        if baseline is not None:
-            n_force = sum(len(t) for t in targets)
-            baseline = np.vstack([baseline, np.zeros((n_force, baseline.shape[1]))])
-        return phi, y, baseline, np.concatenate([structure_labels, *labels])
+        return stack_force_rows(phi, y, baseline, cv_groups, rows, targets)
 
     def fit(
         self,

@@ -16,9 +16,11 @@ from ._common import (
     StructureScoreMixin,
     aggregation_matrix,
     as_groups,
+    check_force_inputs,
     check_target,
     column_scaling,
     composition,
+    stack_force_rows,
 )
 from ._ridge import fit_ridge, select_alpha
 
@@ -134,19 +136,10 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
 
     def _with_forces(self, phi, y, baseline, cv_groups, forces, derivatives, weight):
         """Energy rows followed by force rows; one cross-validation label per row."""
-        n = len(y)
-        if self.reduce != "sum":
-            raise InputError("fitting forces needs reduce='sum' (an extensive energy)")
-        if forces is None or derivatives is None or len(forces) != n or len(derivatives) != n:
-            raise InputError(
-                f"`forces` and `feature_derivatives` must both be given, one entry per structure "
-                f"({n})"
-            )
-        weight = float(weight)
-        if not np.isfinite(weight) or weight <= 0:
-            raise InputError(f"`force_weight` is {weight} but must be positive")
-        rows, targets, labels = [], [], []
-        structure_labels = np.arange(n) if cv_groups is None else np.asarray(cv_groups)
+        weight = check_force_inputs(
+            self.reduce, forces, derivatives, len(y), weight, "feature_derivatives"
+        )
+        rows, targets = [], []
         for a, (f, d) in enumerate(zip(forces, derivatives, strict=True)):
             f = np.asarray(f, dtype=np.float64)
             d = np.asarray(d, dtype=np.float64)
@@ -155,16 +148,12 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
                     f"structure {a}: `forces` has shape {f.shape} and `feature_derivatives` "
                     f"{d.shape}; expected (n_atoms, 3) and (n_atoms, 3, {phi.shape[1]})"
                 )
+            if not (np.all(np.isfinite(f)) and np.all(np.isfinite(d))):
+                raise InputError(f"structure {a}: `forces` or `feature_derivatives` is not finite")
             # F = -d(sum x)/dr · w, in the standardised columns the weights refer to
             rows.append(-weight * (d / self.feature_scale_).reshape(-1, phi.shape[1]))
             targets.append(weight * f.ravel())
-            labels.append(np.full(f.size, structure_labels[a]))
-        phi = np.vstack([phi, *rows])
-        y = np.concatenate([y, *targets])
-        if baseline is not None:
-            n_force = sum(len(t) for t in targets)
-            baseline = np.vstack([baseline, np.zeros((n_force, baseline.shape[1]))])
-        return phi, y, baseline, np.concatenate([structure_labels, *labels])
+        return stack_force_rows(phi, y, baseline, cv_groups, rows, targets)
 
     def predict(self, X, groups=None, species=None):
         """Structure predictions, shape (n_structures,)."""
