@@ -18,9 +18,9 @@ import numpy as np
 import scipy.sparse
 
 from ..basis.spherical_harmonics import real_spherical_harmonics_with_gradients
-from .pairs import PAIR_CHUNK
+from .pairs import PAIR_CHUNK, selected_pairs
 
-__all__ = ["Jacobian", "pair_jacobian"]
+__all__ = ["Jacobian", "cutoff_pair_jacobian", "pair_jacobian"]
 
 
 def pair_jacobian(
@@ -159,3 +159,30 @@ class Jacobian:
         strains = [p.strain for p in parts if p.strain is not None]
         strain = sum(strains[1:], strains[0]) if strains else None
         return cls(unique.astype(np.int64), summed, strain)
+
+
+def cutoff_pair_jacobian(
+    system,
+    species_index: np.ndarray,
+    n_species: int,
+    centres: np.ndarray,
+    cutoff: float,
+    radial_with_derivative,
+    max_angular: int,
+    with_strain: bool,
+) -> Jacobian:
+    """The Jacobian of a sum of pair terms Y_lm F_nl over the pairs within ``cutoff``
+    (periodic images included), as :func:`~lodekit.expansion.pairs.selected_pairs` finds them."""
+    i, j, vectors, target = selected_pairs(system, species_index, n_species, centres, cutoff)
+    per_pair = pair_jacobian(vectors, radial_with_derivative, max_angular)
+    return Jacobian.from_pairs(
+        len(centres),
+        n_species,
+        target // n_species,
+        i,
+        j,
+        species_index[j],
+        vectors,
+        per_pair,
+        with_strain,
+    )

@@ -21,12 +21,11 @@ from ..density import (
 from ..errors import InputError
 from ..systems import System, as_systems
 from ._base import CalculatorBase
-from .jacobian import Jacobian, pair_jacobian
+from .jacobian import Jacobian, cutoff_pair_jacobian, pair_jacobian
 from .kspace import lode_kspace_sum
 from .kspace_gradients import lode_kspace_gradient, lode_kspace_strain_gradient, lode_kspace_vjp
 from .kspace_nufft import MIN_EPS as MIN_NUFFT_EPS
 from .kspace_nufft import lode_kspace_sum_nufft, lode_kspace_vjp_nufft, nufft_available
-from .pairs import selected_pairs
 from .plan import (
     KSPACE_METHODS,
     PeriodicPlan,
@@ -469,20 +468,14 @@ class LodeSphericalExpansion(CalculatorBase):
                 strain[:, a, a, :, 0, :] -= k_zero[None]
         jacobian = Jacobian.from_dense(lode_kspace_gradient(*arguments), strain)
         if plan.method == "range_separated":
-            i, j, vectors, target = selected_pairs(
-                system, species_index, n_species, centres, plan.real_space_cutoff
-            )
-            field = self._switched_remainder(plan)
-            per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
-            remainder = Jacobian.from_pairs(
-                len(centres),
+            remainder = cutoff_pair_jacobian(
+                system,
+                species_index,
                 n_species,
-                target // n_species,
-                i,
-                j,
-                species_index[j],
-                vectors,
-                per_pair,
+                centres,
+                plan.real_space_cutoff,
+                self._switched_remainder(plan).with_derivative,
+                self.max_angular,
                 with_strain,
             )
             jacobian = Jacobian.merge([jacobian, remainder])

@@ -14,7 +14,7 @@ from ..basis.splines import TabulatedFunction
 from ..errors import InputError
 from ..systems import System
 from ._base import CalculatorBase
-from .jacobian import Jacobian, pair_jacobian
+from .jacobian import Jacobian, cutoff_pair_jacobian
 from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 from .result import split_by_l
 
@@ -162,20 +162,15 @@ class SphericalExpansion(CalculatorBase):
     ) -> Jacobian:
         n_species = len(neighbor_types)
         species_index = np.searchsorted(neighbor_types, system.numbers)
-        i, j, vectors, target = selected_pairs(
-            system, species_index, n_species, centres, self.cutoff
-        )
-        per_pair = pair_jacobian(vectors, self._radial_with_derivative, self.max_angular)
         # the centre's own term is constant: no gradient
-        return Jacobian.from_pairs(
-            len(centres),
+        return cutoff_pair_jacobian(
+            system,
+            species_index,
             n_species,
-            target // n_species,
-            i,
-            j,
-            species_index[j],
-            vectors,
-            per_pair,
+            centres,
+            self.cutoff,
+            self._radial_with_derivative,
+            self.max_angular,
             with_strain,
         )
 
