@@ -62,10 +62,10 @@ def _featomic_forces(tensor, weights, types, n_atoms):
     return forces
 
 
-def _lodekit_forces(atoms, max_radial, max_angular, weights):
+def _lodekit_calculator(max_radial, max_angular):
     import lodekit
 
-    calculator = lodekit.LodeSphericalExpansion(
+    return lodekit.LodeSphericalExpansion(
         smearing=1.0,
         exponent=1,
         max_radial=max_radial,
@@ -73,6 +73,10 @@ def _lodekit_forces(atoms, max_radial, max_angular, weights):
         radius=5.0,
         k_cutoff=1.2 * np.pi,
     )
+
+
+def _lodekit_forces(atoms, max_radial, max_angular, weights):
+    calculator = _lodekit_calculator(max_radial, max_angular)
     expansion = calculator.compute(atoms, n_threads=1)
     rows = np.searchsorted(expansion.neighbor_types, expansion.samples[:, 2])
     upstream = [weights[rows][:, :, l * l : (l + 1) ** 2] for l in range(max_angular + 1)]
@@ -81,16 +85,7 @@ def _lodekit_forces(atoms, max_radial, max_angular, weights):
 
 
 def _lodekit_jacobian(atoms, max_radial, max_angular, gradients):
-    import lodekit
-
-    calculator = lodekit.LodeSphericalExpansion(
-        smearing=1.0,
-        exponent=1,
-        max_radial=max_radial,
-        max_angular=max_angular,
-        radius=5.0,
-        k_cutoff=1.2 * np.pi,
-    )
+    calculator = _lodekit_calculator(max_radial, max_angular)
     return calculator.compute(atoms, gradients=gradients, n_threads=1)
 
 

@@ -164,7 +164,7 @@ class Featurizer:
         Computed by applying the invariant to a one-row expansion of zeros, so that the
         columns are by construction those of :meth:`compute`.
         """
-        species = _as_species(species)
+        species = as_species(species)
         n_radial = self.calculator.max_radial + 1
         zeros = Expansion(
             values=[
@@ -199,7 +199,7 @@ class Featurizer:
             coefficients (products of them for the power spectrum); samples (system, atom,
             center_type); metadata ``{"kind", "hypers", "species"}``.
         """
-        species = _as_species(species)
+        species = as_species(species)
         systems = as_systems(structures)
         present = np.unique(np.concatenate([s.numbers for s in systems]))
         extra = np.setdiff1d(present, species)
@@ -223,7 +223,8 @@ class Featurizer:
         )
 
 
-def _as_species(species) -> np.ndarray:
+def as_species(species) -> np.ndarray:
+    """``species`` checked as a non-empty, sorted list of distinct atomic numbers (int64)."""
     array = np.asarray(species)
     if (
         array.ndim != 1

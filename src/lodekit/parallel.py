@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _validation as check
 from .errors import InputError, describe
-from .featurizer import Featurizer
+from .featurizer import Featurizer, as_species
 from .sources import StructureSource
 from .store import FeatureStore
 
@@ -193,16 +193,7 @@ def dataset_species(source: StructureSource, species=None) -> np.ndarray:
     """
     if species is None:
         return source.species
-    array = np.asarray(species)
-    if (
-        array.ndim != 1
-        or len(array) == 0
-        or not np.issubdtype(array.dtype, np.integer)
-        or np.any(np.diff(array) <= 0)
-    ):
-        raise InputError(
-            f"`species` is {describe(species)}; expected a sorted list of distinct atomic numbers"
-        )
+    array = as_species(species)
     extra = np.setdiff1d(source.species, array)
     if len(extra):
         raise InputError(
