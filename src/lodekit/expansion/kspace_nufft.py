@@ -56,6 +56,30 @@ def _grid_points(positions: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, .
     return tuple(np.ascontiguousarray(x[:, d]) for d in range(3))
 
 
+def _setup(
+    hkl,
+    positions,
+    species_index,
+    n_species,
+    centres,
+    cell,
+    basis,
+    max_angular,
+    smearing,
+    exponent,
+    eps,
+    n_threads,
+):
+    """What both transforms need: the grid, the layout of F_k, the points of all atoms and of
+    the centres, and conj(rho_a(k)) on the half sphere, rho_a = sum_{j in a} exp(+i k·r_j)."""
+    grid = _HalfGrid(hkl, eps, n_threads)
+    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
+    points = _grid_points(positions, cell)
+    centre_points = tuple(p[centres] for p in points)
+    conj_rho = grid.sums(points, species_indicator(species_index, n_species)).conj()
+    return grid, layout, points, centre_points, conj_rho
+
+
 def lode_kspace_sum_nufft(
     positions: np.ndarray,
     species_index: np.ndarray,
@@ -93,12 +117,20 @@ def lode_kspace_sum_nufft(
     hkl = half_space_kvectors(cell, k_cutoff)
     if n_centres == 0 or len(hkl) == 0:
         return out
-    grid = _HalfGrid(hkl, eps, n_threads)
-    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
-    points = _grid_points(positions, cell)
-    centre_points = tuple(p[centres] for p in points)
-    # rho_a(k) = sum_{j in a} exp(+i k·r_j), on the half sphere: (species, k)
-    conj_rho = grid.sums(points, species_indicator(species_index, n_species)).conj()
+    grid, layout, _, centre_points, conj_rho = _setup(
+        hkl,
+        positions,
+        species_index,
+        n_species,
+        centres,
+        cell,
+        basis,
+        max_angular,
+        smearing,
+        exponent,
+        eps,
+        n_threads,
+    )
 
     _, factor = layout.factor(hkl)  # (k, lm sorted by parity, n)
     phase = np.where(np.arange(n_lm) < layout.n_even, 1.0, -1j)
@@ -222,13 +254,21 @@ def lode_kspace_vjp_nufft(
     hkl = half_space_kvectors(cell, k_cutoff)
     if len(centres) == 0 or len(hkl) == 0:
         return grad, strain
-    grid = _HalfGrid(hkl, eps, n_threads)
-    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
+    grid, layout, points, centre_points, conj_rho = _setup(
+        hkl,
+        positions,
+        species_index,
+        n_species,
+        centres,
+        cell,
+        basis,
+        max_angular,
+        smearing,
+        exponent,
+        eps,
+        n_threads,
+    )
     n_lm, n_rad, n_even = (max_angular + 1) ** 2, basis.size, layout.n_even
-    points = _grid_points(positions, cell)
-    centre_points = tuple(p[centres] for p in points)
-    indicator = species_indicator(species_index, n_species)
-    conj_rho = grid.sums(points, indicator).conj()  # (species, k)
 
     parts = layout.factor_parts(hkl)
     kvec = parts["kvec"]

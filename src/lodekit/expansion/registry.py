@@ -81,41 +81,39 @@ def code_paths() -> list[CodePath]:
                 name = f"soap-{cutoff_function}-spline{spline}-{boundary}"
                 paths.append(CodePath(name, SphericalExpansion.name, hypers, boundary, "pairs"))
     for exponent in SUPPORTED_EXPONENTS:
-        base = dict(exponent=exponent, max_radial=2, max_angular=3, radius=3.0)
         for method in (*PERIODIC_METHODS, "molecule"):
-            if method == "kspace":
-                hypers = dict(base, smearing=0.9, k_cutoff=4.0, center_atom_weight=0.5)
-            elif method == "range_separated":
-                # a sharp smearing and a tight accuracy make the split worthwhile
-                hypers = dict(base, smearing=0.3, accuracy=1e-6)
-            else:
-                hypers = dict(base, smearing=0.6)
             boundary = "molecule" if method == "molecule" else "periodic"
             paths.append(
                 CodePath(
                     f"lode-p{exponent}-{method}",
                     LodeSphericalExpansion.name,
-                    hypers,
+                    _lode_hypers(exponent, method),
                     boundary,
                     method,
                 )
             )
     # the non-uniform FFT path, forced (small cells would get the direct sum)
     for exponent in (1, 4):
-        base = dict(exponent=exponent, max_radial=2, max_angular=3, radius=3.0)
         for method in PERIODIC_METHODS:
-            if method == "kspace":
-                hypers = dict(base, smearing=0.9, k_cutoff=4.0, center_atom_weight=0.5)
-            else:
-                hypers = dict(base, smearing=0.3, accuracy=1e-6)
             paths.append(
                 CodePath(
                     f"lode-p{exponent}-{method}-nufft",
                     LodeSphericalExpansion.name,
-                    dict(hypers, kspace_method="nufft"),
+                    dict(_lode_hypers(exponent, method), kspace_method="nufft"),
                     "periodic",
                     method,
                     kspace="nufft",
                 )
             )
     return paths
+
+
+def _lode_hypers(exponent: int, method: str) -> dict:
+    """LODE hyperparameters that make the test structures take ``method``."""
+    base = dict(exponent=exponent, max_radial=2, max_angular=3, radius=3.0)
+    if method == "kspace":
+        return dict(base, smearing=0.9, k_cutoff=4.0, center_atom_weight=0.5)
+    if method == "range_separated":
+        # a sharp smearing and a tight accuracy make the split worthwhile
+        return dict(base, smearing=0.3, accuracy=1e-6)
+    return dict(base, smearing=0.6)
