@@ -5,15 +5,18 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import lodekit
+from lodekit.errors import InputError
 from lodekit.features import equivariant_product, lode_nu1, power_spectrum
 from lodekit.models import (
     AdditiveKernelRidge,
+    EquivariantKernelRidge,
     EquivariantRidge,
     ModelFileError,
     StructureRidge,
     SymmetricTensorRegression,
     load_model,
     save_model,
+    spherical_to_cartesian,
 )
 from lodekit.testing import random_rotation
 from tests.helpers import ewald_energy, molecule, random_structure
@@ -32,16 +35,25 @@ def test_sklearn_contract(estimator, check):
     check(estimator)
 
 
-@parametrize_with_checks([EquivariantRidge(o3_lambda=0, alpha=1e-3)])
-def test_sklearn_contract_of_the_scalar_equivariant_model(estimator, check):
-    """With o3_lambda = 0 the lambda-model takes a 1-d y: every generic check applies."""
+@parametrize_with_checks(
+    [
+        EquivariantRidge(o3_lambda=0, alpha=1e-3),
+        EquivariantKernelRidge(o3_lambda=0, alpha=[1e-3, 1e-1], n_sparse=20),
+    ]
+)
+def test_sklearn_contract_of_the_scalar_equivariant_models(estimator, check):
+    """With o3_lambda = 0 the lambda-models take a 1-d y: every generic check applies."""
     check(estimator)
 
 
 @pytest.mark.parametrize(
     "estimator",
-    [EquivariantRidge(o3_lambda=2), SymmetricTensorRegression(n_scalar_features=2)],
-    ids=["lambda2", "tensor"],
+    [
+        EquivariantRidge(o3_lambda=2),
+        EquivariantKernelRidge(o3_lambda=2),
+        SymmetricTensorRegression(n_scalar_features=2),
+    ],
+    ids=["lambda2", "lambda2-kernel", "tensor"],
 )
 def test_sklearn_checks_of_tensor_models_fail_only_for_tensor_targets(estimator):
     """Documented deviation: tensor models need (n, 5) or (n, 3, 3) targets and a matching
@@ -357,3 +369,118 @@ def test_environment_gradient_matches_finite_differences(model):
             shifted.append(model.predict(moved, groups, species)[groups[row]])
         fd = (shifted[0] - shifted[1]) / (2 * h)
         assert gradient[row, column] == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def _lambda_design(frames, calculator, o3_lambda=2):
+    """[power spectrum | lambda-features flattened] of every environment, their structures,
+    and the number of invariant columns."""
+    expansion = calculator.compute(frames)
+    x0 = power_spectrum(expansion).values
+    x2 = equivariant_product(expansion, o3_lambda=o3_lambda).values
+    return np.hstack([x0, x2.reshape(len(x2), -1)]), expansion.samples[:, 0], x0.shape[1]
+
+
+def test_equivariant_kernel_ridge_is_the_dense_sa_gpr_written_out():
+    """All environments sparse: the subset-of-regressors solution is kernel ridge regression
+    with the structure kernel K_{A mu, B nu} = sum_{i in A, j in B} k^lambda_{mu nu}(i, j),
+    built here entry by entry from its definition."""
+    rng = np.random.default_rng(5)
+    n_env, p, q, n_structures = 24, 4, 3, 8
+    invariants = rng.normal(size=(n_env, p))
+    lam = rng.normal(size=(n_env, 5, q))
+    groups = np.repeat(np.arange(n_structures), 3)
+    y = rng.normal(size=(n_structures, 5))
+    x = np.hstack([invariants, lam.reshape(n_env, -1)])
+    alpha, zeta = 1e-2, 3
+    model = EquivariantKernelRidge(n_invariant_features=p, zeta=zeta, alpha=alpha).fit(x, y, groups)
+
+    def normalised(i):
+        t = lam[i]
+        return t / np.sqrt(np.linalg.norm(t @ t.T)), invariants[i] / np.linalg.norm(invariants[i])
+
+    def k(i, j):
+        (ti, xi), (tj, xj) = normalised(i), normalised(j)
+        return (ti @ tj.T) * (xi @ xj) ** (zeta - 1)
+
+    big = np.zeros((n_structures * 5, n_structures * 5))
+    for i in range(n_env):
+        for j in range(n_env):
+            a, b = groups[i], groups[j]
+            big[5 * a : 5 * a + 5, 5 * b : 5 * b + 5] += k(i, j)
+    weights = np.linalg.solve(big + alpha * np.eye(len(big)), y.ravel())
+    np.testing.assert_allclose(model.predict(x, groups).ravel(), big @ weights, atol=1e-8)
+
+
+def test_equivariant_kernel_ridge_with_zeta_one_is_the_linear_lambda_model():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(30, 2 + 5 * 4))
+    groups = np.repeat(np.arange(10), 3)
+    y = rng.normal(size=(10, 5))
+    kernel = EquivariantKernelRidge(n_invariant_features=2, zeta=1, alpha=1e-3).fit(x, y, groups)
+    linear = EquivariantRidge(alpha=1e-3).fit(x[:, 2:], y, groups)
+    x_new, g_new = rng.normal(size=(9, 22)), np.repeat(np.arange(3), 3)
+    np.testing.assert_allclose(
+        kernel.predict(x_new, g_new), linear.predict(x_new[:, 2:], g_new), atol=1e-9
+    )
+
+
+def test_non_linear_lambda_kernel_rotates_and_learns_what_the_linear_one_cannot():
+    soap = lodekit.SphericalExpansion(cutoff=3.0, smearing=0.4, max_radial=1, max_angular=2)
+    frames = [molecule(np.random.default_rng(s), 6) for s in range(200)]
+    x, groups, n0 = _lambda_design(frames, soap)
+    # an equivariant target quadratic in the environments, outside the linear model's reach:
+    # each atom's (normalised) lambda-features weighted by an invariant of the same atom
+    rng = np.random.default_rng(7)
+    p = rng.normal(size=n0)
+    q = rng.normal(size=(x.shape[1] - n0) // 5)
+    lam = x[:, n0:].reshape(len(x), 5, -1)
+    norms = np.sqrt(np.linalg.norm(np.einsum("imq,inq->imn", lam, lam), axis=(1, 2)))
+    lam = lam / np.where(norms > 0, norms, 1.0)[:, None, None]
+    invariant = x[:, :n0] @ p / np.linalg.norm(x[:, :n0], axis=1)
+    y = np.zeros((200, 5))
+    np.add.at(y, groups, (lam @ q) * invariant[:, None])
+    train, test = groups < 150, groups >= 150
+    alphas = [1e-8, 1e-6, 1e-4, 1e-2]
+    kernel = EquivariantKernelRidge(
+        n_invariant_features=n0, zeta=2, alpha=alphas, n_sparse=400
+    ).fit(x[train], y[:150], groups[train])
+    linear = EquivariantRidge(alpha=alphas).fit(x[train, n0:], y[:150], groups[train])
+
+    def error(prediction):
+        return np.sqrt(np.mean((prediction - y[150:]) ** 2)) / y[150:].std()
+
+    error_kernel = error(kernel.predict(x[test], groups[test] - 150))
+    error_linear = error(linear.predict(x[test, n0:], groups[test] - 150))
+    # measured: 0.13 against 0.35
+    assert error_kernel < 0.5 * error_linear, (error_kernel, error_linear)
+
+    # rotating a structure rotates the predicted (Cartesian) lambda = 2 tensor: R T R^T
+    rotation = random_rotation(rng)
+    one = molecule(np.random.default_rng(99), 8)
+    rotated = one.copy()
+    rotated.positions = rotated.positions @ rotation.T
+    tensors = []
+    for atoms in (one, rotated):
+        xs, gs, _ = _lambda_design([atoms], soap)
+        tensors.append(spherical_to_cartesian(np.zeros(1), kernel.predict(xs, gs))[0])
+    np.testing.assert_allclose(tensors[1], rotation @ tensors[0] @ rotation.T, atol=1e-10)
+    assert np.abs(tensors[0]).max() > 1e-3
+
+
+def test_equivariant_kernel_ridge_rejects_bad_input_and_survives_a_file(tmp_path):
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(12, 3 + 5 * 2))
+    groups = np.repeat(np.arange(4), 3)
+    y = rng.normal(size=(4, 5))
+    with pytest.raises(InputError, match="`n_invariant_features` is 4 but X has n_features = 13"):
+        EquivariantKernelRidge(n_invariant_features=4).fit(x, y, groups)
+    with pytest.raises(InputError, match=r"`zeta` is 1\.5 but must be an integer >= 1"):
+        EquivariantKernelRidge(n_invariant_features=3, zeta=1.5).fit(x, y, groups)
+    with pytest.raises(InputError, match=r"`y` has shape \(4, 3\); expected \(n_structures, 5\)"):
+        EquivariantKernelRidge(n_invariant_features=3).fit(x, y[:, :3], groups)
+    with pytest.raises(InputError, match="`groups` names 4 structures but `y` has 3"):
+        EquivariantKernelRidge(n_invariant_features=3).fit(x, y[:3], groups)
+    model = EquivariantKernelRidge(n_invariant_features=3, n_sparse=5, alpha=[1e-3, 1e-1])
+    model.fit(x, y, groups)
+    again = load_model(save_model(tmp_path / "sagpr.npz", model))
+    np.testing.assert_array_equal(again.predict(x, groups), model.predict(x, groups))

@@ -1,5 +1,6 @@
 """Models on features: arrays in, arrays out (a model never sees a structure)."""
 
+from .equivariant_kernel import EquivariantKernelRidge
 from .io import ModelFileError, load_model, save_model
 from .kernel_ridge import AdditiveKernelRidge
 from .kernels import polynomial_kernel
@@ -13,6 +14,7 @@ from .tensors import (
 
 __all__ = [
     "AdditiveKernelRidge",
+    "EquivariantKernelRidge",
     "EquivariantRidge",
     "ModelFileError",
     "StructureRidge",

@@ -15,6 +15,7 @@ __all__ = [
     "check_target",
     "column_scaling",
     "composition",
+    "farthest_points",
     "stack_force_rows",
 ]
 
@@ -155,3 +156,16 @@ def kfold_indices(n: int, n_splits: int, seed: int):
         test = folds[k]
         train = np.concatenate([folds[j] for j in range(n_splits) if j != k])
         yield train, test
+
+
+def farthest_points(x: np.ndarray, n: int | None) -> np.ndarray:
+    """Sorted rows of x chosen by farthest-point sampling (skmatter), all rows if n is None or
+    not smaller than len(x)."""
+    if n is None or n >= len(x):
+        return np.arange(len(x))
+    from skmatter.sample_selection import FPS
+
+    if x.shape[1] == 1:
+        # skmatter wants two columns; a zero column leaves every distance unchanged
+        x = np.hstack([x, np.zeros_like(x)])
+    return np.sort(FPS(n_to_select=int(n), initialize=0).fit(x).selected_idx_)

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..errors import LodekitError
+from .equivariant_kernel import EquivariantKernelRidge
 from .kernel_ridge import AdditiveKernelRidge
 from .linear import StructureRidge
 from .tensors import EquivariantRidge, SymmetricTensorRegression
@@ -25,7 +26,13 @@ FORMAT = "lodekit-model"
 FORMAT_VERSION = 1
 MODELS = {
     cls.__name__: cls
-    for cls in (AdditiveKernelRidge, StructureRidge, EquivariantRidge, SymmetricTensorRegression)
+    for cls in (
+        AdditiveKernelRidge,
+        StructureRidge,
+        EquivariantRidge,
+        EquivariantKernelRidge,
+        SymmetricTensorRegression,
+    )
 }
 
 

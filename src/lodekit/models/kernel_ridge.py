@@ -22,6 +22,7 @@ from ._common import (
     check_target,
     column_scaling,
     composition,
+    farthest_points,
     stack_force_rows,
 )
 from ._ridge import fit_ridge, select_alpha
@@ -316,13 +317,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
                 columns[self._blocks_[index]] = True
         self.feature_mean_, self.feature_scale_ = column_scaling(X, columns)
         xn = self._prepared(X)
-        if self.n_sparse is None or self.n_sparse >= len(xn):
-            self.sparse_index_ = np.arange(len(xn))
-        else:
-            from skmatter.sample_selection import FPS
-
-            selector = FPS(n_to_select=int(self.n_sparse), initialize=0).fit(xn)
-            self.sparse_index_ = np.sort(selector.selected_idx_)
+        self.sparse_index_ = farthest_points(xn, self.n_sparse)
         self.sparse_points_ = xn[self.sparse_index_]
 
         k_mm = polynomial_kernel(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["normalize_rows", "polynomial_kernel"]
+__all__ = ["equivariant_kernel", "normalize_equivariant", "normalize_rows", "polynomial_kernel"]
 
 
 def normalize_rows(x: np.ndarray, blocks: list[slice], skip=frozenset()) -> np.ndarray:
@@ -41,3 +41,43 @@ def polynomial_kernel(
     if len(linear) == len(blocks):
         return outer
     return inner**zeta + outer
+
+
+def normalize_equivariant(t: np.ndarray) -> np.ndarray:
+    """lambda-features t (n, 2 lambda + 1, q) divided by sqrt |t_i t_i^T|_F per environment.
+
+    The Frobenius norm of the (2 lambda + 1)^2 self-product is rotation invariant, so the
+    scaled features still rotate with the Wigner-D matrices, and the linear lambda-kernel of an
+    environment with itself, t̂_i t̂_i^T, has unit Frobenius norm. Zero environments stay 0.
+    """
+    norms = np.sqrt(np.linalg.norm(np.einsum("imq,inq->imn", t, t), axis=(1, 2)))
+    return t / np.where(norms > 0, norms, 1.0)[:, None, None]
+
+
+def equivariant_kernel(
+    t_a: np.ndarray, x_a: np.ndarray, t_b: np.ndarray, x_b: np.ndarray, zeta: int
+) -> np.ndarray:
+    """Symmetry-adapted kernel k^lambda_{mu nu}(i, j) = (t_i t_j^T)_{mu nu} (x_i · x_j)^(zeta-1).
+
+    The first factor is the linear lambda-kernel, which rotates as D(R_i) k D(R_j)^T; the
+    invariant factor makes the model non-linear without breaking that (Grisafi et al., Phys.
+    Rev. Lett. 120, 036002, 2018). For integer zeta >= 1 it is a product of positive
+    semi-definite kernels, hence one itself.
+
+    Parameters
+    ----------
+    t_a, t_b : ndarray, shapes (n_a, 2 lambda + 1, q) and (n_b, 2 lambda + 1, q)
+        lambda-features (normalised by the caller).
+    x_a, x_b : ndarray, shapes (n_a, p) and (n_b, p)
+        Invariant features of the same environments (normalised by the caller).
+    zeta : int
+
+    Returns
+    -------
+    ndarray, shape (n_a, 2 lambda + 1, n_b, 2 lambda + 1)
+    """
+    (n_a, width, q), n_b = t_a.shape, t_b.shape[0]
+    k = (t_a.reshape(-1, q) @ t_b.reshape(-1, q).T).reshape(n_a, width, n_b, width)
+    if zeta != 1:
+        k *= ((x_a @ x_b.T) ** (zeta - 1))[:, None, :, None]
+    return k

@@ -25,6 +25,7 @@ from ..errors import InputError
 from ._common import StructureScoreMixin, aggregation_matrix, as_groups, check_target
 from ._ridge import fit_ridge, select_alpha
 from .kernel_ridge import AdditiveKernelRidge
+from .kernels import normalize_equivariant
 
 __all__ = [
     "EquivariantRidge",
@@ -115,8 +116,7 @@ class EquivariantRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             )
         t = X.reshape(X.shape[0], width, -1)
         if self.normalize:
-            norms = np.sqrt(np.linalg.norm(np.einsum("imq,inq->imn", t, t), axis=(1, 2)))
-            t = t / np.where(norms > 0, norms, 1.0)[:, None, None]
+            t = normalize_equivariant(t)
         groups, n_structures = as_groups(groups, X.shape[0])
         g = aggregation_matrix(groups, n_structures, self.reduce)
         return (g @ t.reshape(len(t), -1)).reshape(n_structures, *t.shape[1:])  # (s, mu, q)
