@@ -37,6 +37,8 @@ def test_water_quick(tmp_path):
     record = json.loads((out / "metrics.json").read_text())
     assert set(record["metrics"]) == {"soap3", "soap4", "soap6", "lode3", "soap3_lode3"}
     assert set(record["config"]["lambda2_percent_rmse"]) == {"25", "50", "100"}
+    assert set(record["config"]["lambda2_kernel_percent_rmse"]) == {"25", "50", "100"}
+    assert "SA-GPR, zeta 2" in (out / "results.md").read_text()
     assert all(v > 0 for curve in record["metrics"].values() for v in curve.values())
     # already at 100 frames: the potential sees the density that SOAP(3 Å) cannot
     at_100 = {name: curve["100"] for name, curve in record["metrics"].items()}

@@ -44,11 +44,13 @@ def write_report(
     config: dict,
     wall_time: float,
     notes: list[str],
+    tables: dict | None = None,
 ) -> None:
     """Write the report files of one experiment into ``out``.
 
     ``metrics[model][n_train] = % RMSE``; ``paper[model]`` the paper's statement;
-    ``labels[model]`` a readable name.
+    ``labels[model]`` a readable name. ``tables[title][label][n_train] = % RMSE`` are further
+    results (e.g. a tensor part) shown as their own tables in results.md.
     """
     out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -73,6 +75,14 @@ def write_report(
     for model, curve in metrics.items():
         cells = [f"{curve[n]:.3g}" if n in curve else "" for n in sizes]
         lines.append(f"| {labels[model]} | " + " | ".join(cells) + f" | {paper.get(model, '')} |")
+    for table, rows in (tables or {}).items():
+        columns = sorted({n for curve in rows.values() for n in curve})
+        lines += ["", f"{table}:", ""]
+        lines.append("| model | " + " | ".join(f"n = {n}" for n in columns) + " |")
+        lines.append("|---|" + "---|" * len(columns))
+        for label, curve in rows.items():
+            cells = [f"{curve[n]:.3g}" if n in curve else "" for n in columns]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"Wall time: {wall_time:.1f} s. Configuration: config.json.", ""]
     lines += [f"- {note}" for note in notes]
     _write_text(out / "results.md", "\n".join(lines) + "\n")

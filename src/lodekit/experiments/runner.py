@@ -45,6 +45,7 @@ def reproduce(
     extra_metrics = {}
     if hasattr(module, "extra"):
         extra_metrics = module.extra(setup, predictions, Path(out), progress=bar)
+    tables = extra_metrics.pop("tables", {})
     wall = time.perf_counter() - start
     config = {
         "experiment": name,
@@ -56,6 +57,14 @@ def reproduce(
     }
     labels = {spec.name: spec.label for spec in setup["specs"]}
     write_report(
-        Path(out), TITLES[name], metrics, module.PAPER, labels, config, wall, setup["notes"]
+        Path(out),
+        TITLES[name],
+        metrics,
+        module.PAPER,
+        labels,
+        config,
+        wall,
+        setup["notes"],
+        tables=tables,
     )
     return metrics
