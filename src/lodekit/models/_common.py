@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
+from sklearn.utils.validation import check_array, column_or_1d
 
 from ..errors import InputError
 
@@ -15,6 +16,7 @@ __all__ = [
     "check_target",
     "column_scaling",
     "composition",
+    "equivariant_target",
     "farthest_points",
     "stack_force_rows",
 ]
@@ -169,3 +171,17 @@ def farthest_points(x: np.ndarray, n: int | None) -> np.ndarray:
         # skmatter wants two columns; a zero column leaves every distance unchanged
         x = np.hstack([x, np.zeros_like(x)])
     return np.sort(FPS(n_to_select=int(n), initialize=0).fit(x).selected_idx_)
+
+
+def equivariant_target(y, o3_lambda: int) -> np.ndarray:
+    """y of a lambda-model as (n_structures, 2 lambda + 1); a 1-d y is accepted for lambda 0."""
+    check_target(y)
+    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+    width = 2 * int(o3_lambda) + 1
+    if width == 1 and y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)  # scikit-learn's DataConversionWarning for column y
+    if y.ndim == 1 and width == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[1] != width:
+        raise InputError(f"`y` has shape {y.shape}; expected (n_structures, {width})")
+    return y

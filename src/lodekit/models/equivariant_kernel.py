@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import InputError
 from ._common import (
@@ -12,6 +12,7 @@ from ._common import (
     aggregation_matrix,
     as_groups,
     check_target,
+    equivariant_target,
     farthest_points,
 )
 from ._ridge import fit_ridge, select_alpha
@@ -154,14 +155,8 @@ class EquivariantKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator)
         self._check_params()
         check_target(y)
         X = validate_data(self, X, dtype=np.float64)
-        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
-        width = 2 * int(self.o3_lambda) + 1
-        if width == 1 and y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if y.ndim == 1 and width == 1:
-            y = y[:, None]
-        if y.ndim != 2 or y.shape[1] != width:
-            raise InputError(f"`y` has shape {y.shape}; expected (n_structures, {width})")
+        y = equivariant_target(y, self.o3_lambda)
+        width = y.shape[1]
         groups, n_structures = as_groups(groups, X.shape[0])
         if n_structures != len(y):
             raise InputError(f"`groups` names {n_structures} structures but `y` has {len(y)}")

@@ -14,15 +14,19 @@ from functools import lru_cache
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import (
-    check_array,
     check_is_fitted,
-    column_or_1d,
     validate_data,
 )
 
 from ..basis.spherical_harmonics import real_spherical_harmonics
 from ..errors import InputError
-from ._common import StructureScoreMixin, aggregation_matrix, as_groups, check_target
+from ._common import (
+    StructureScoreMixin,
+    aggregation_matrix,
+    as_groups,
+    check_target,
+    equivariant_target,
+)
 from ._ridge import fit_ridge, select_alpha
 from .kernel_ridge import AdditiveKernelRidge
 from .kernels import normalize_equivariant
@@ -124,14 +128,8 @@ class EquivariantRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
     def fit(self, X, y, groups=None):
         check_target(y)
         X = validate_data(self, X, dtype=np.float64)
-        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
-        width = 2 * self.o3_lambda + 1
-        if width == 1 and y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if y.ndim == 1 and width == 1:
-            y = y[:, None]
-        if y.ndim != 2 or y.shape[1] != width:
-            raise InputError(f"`y` has shape {y.shape}; expected (n_structures, {width})")
+        y = equivariant_target(y, self.o3_lambda)
+        width = y.shape[1]
         design = self._design(X, groups)
         if len(design) != len(y):
             raise InputError(f"`groups` names {len(design)} structures but `y` has {len(y)}")
