@@ -1,7 +1,7 @@
 """Checks behind the SOAP r_c 9 Å row of docs/results.md (experiment A, full mode).
 
 The paper's SOAP r_c 9 Å model saturates near 20 % RMSE at 1500 boxes; lodekit's reaches
-7.6 %. This script tests the two obvious explanations on the same boxes and split as
+7.6 %. This script tests three explanations on the same boxes and split as
 ``lodekit reproduce point-charges --full`` (seed 0):
 
 1. the box size alone: a least-squares fit of E in powers of 1/L (degree 1 and 3), to show
