@@ -12,7 +12,9 @@ __all__ = [
     "StructureScoreMixin",
     "aggregation_matrix",
     "as_groups",
+    "check_alpha",
     "check_force_inputs",
+    "check_reduce",
     "check_target",
     "column_scaling",
     "composition",
@@ -60,6 +62,18 @@ def stack_force_rows(phi, y, baseline, cv_groups, rows, targets):
         n_force = sum(len(t) for t in targets)
         baseline = np.vstack([baseline, np.zeros((n_force, baseline.shape[1]))])
     return phi, y, baseline, np.concatenate([structure_labels, *labels])
+
+
+def check_reduce(reduce) -> None:
+    if reduce not in ("sum", "mean"):
+        raise InputError(f"`reduce` is {reduce!r} but must be 'sum' or 'mean'")
+
+
+def check_alpha(alpha) -> None:
+    """A regulariser or a list of them to search: finite and non-negative."""
+    alphas = np.atleast_1d(np.asarray(alpha, dtype=float))
+    if np.any(~np.isfinite(alphas)) or np.any(alphas < 0):
+        raise InputError(f"`alpha` is {alpha} but must be non-negative")
 
 
 def check_target(y):

@@ -11,7 +11,8 @@ from ._common import (
     StructureScoreMixin,
     aggregation_matrix,
     as_groups,
-    check_target,
+    check_alpha,
+    check_reduce,
     equivariant_target,
     farthest_points,
 )
@@ -104,13 +105,10 @@ class EquivariantKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator)
             raise InputError(f"`o3_lambda` is {self.o3_lambda} but must be an integer >= 0")
         if int(self.zeta) != self.zeta or self.zeta < 1:
             raise InputError(f"`zeta` is {self.zeta} but must be an integer >= 1")
-        if self.reduce not in ("sum", "mean"):
-            raise InputError(f"`reduce` is {self.reduce!r} but must be 'sum' or 'mean'")
+        check_reduce(self.reduce)
         if self.n_sparse is not None and (int(self.n_sparse) != self.n_sparse or self.n_sparse < 1):
             raise InputError(f"`n_sparse` is {self.n_sparse} but must be a positive integer")
-        alphas = np.atleast_1d(np.asarray(self.alpha, dtype=float))
-        if np.any(~np.isfinite(alphas)) or np.any(alphas < 0):
-            raise InputError(f"`alpha` is {self.alpha} but must be non-negative")
+        check_alpha(self.alpha)
 
     def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised invariants (n, p) and lambda-features (n, 2 lambda + 1, q)."""
@@ -153,7 +151,6 @@ class EquivariantKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator)
         same fold of the alpha search.
         """
         self._check_params()
-        check_target(y)
         X = validate_data(self, X, dtype=np.float64)
         y = equivariant_target(y, self.o3_lambda)
         width = y.shape[1]

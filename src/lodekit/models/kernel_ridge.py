@@ -18,7 +18,9 @@ from ._common import (
     StructureScoreMixin,
     aggregation_matrix,
     as_groups,
+    check_alpha,
     check_force_inputs,
+    check_reduce,
     check_target,
     column_scaling,
     composition,
@@ -144,13 +146,10 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         return blocks, weights
 
     def _check_params(self):
-        if self.reduce not in ("sum", "mean"):
-            raise InputError(f"`reduce` is {self.reduce!r} but must be 'sum' or 'mean'")
+        check_reduce(self.reduce)
         if not np.isfinite(self.zeta) or self.zeta <= 0:
             raise InputError(f"`zeta` is {self.zeta} but must be positive")
-        alphas = np.atleast_1d(np.asarray(self.alpha, dtype=float))
-        if np.any(~np.isfinite(alphas)) or np.any(alphas < 0):
-            raise InputError(f"`alpha` is {self.alpha} but must be non-negative")
+        check_alpha(self.alpha)
 
     def _linear(self) -> frozenset:
         linear = frozenset(int(b) for b in (self.linear_blocks or ()))

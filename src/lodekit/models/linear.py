@@ -17,6 +17,7 @@ from ._common import (
     aggregation_matrix,
     as_groups,
     check_force_inputs,
+    check_reduce,
     check_target,
     column_scaling,
     composition,
@@ -106,8 +107,7 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             :meth:`lodekit.LodePotential.feature_derivatives`).
         force_weight : float
         """
-        if self.reduce not in ("sum", "mean"):
-            raise InputError(f"`reduce` is {self.reduce!r} but must be 'sum' or 'mean'")
+        check_reduce(self.reduce)
         X = validate_data(self, X, dtype=np.float64)
         check_target(y)
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")

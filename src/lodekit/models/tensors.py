@@ -126,7 +126,6 @@ class EquivariantRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         return (g @ t.reshape(len(t), -1)).reshape(n_structures, *t.shape[1:])  # (s, mu, q)
 
     def fit(self, X, y, groups=None):
-        check_target(y)
         X = validate_data(self, X, dtype=np.float64)
         y = equivariant_target(y, self.o3_lambda)
         width = y.shape[1]
