@@ -484,3 +484,24 @@ def test_equivariant_kernel_ridge_rejects_bad_input_and_survives_a_file(tmp_path
     model.fit(x, y, groups)
     again = load_model(save_model(tmp_path / "sagpr.npz", model))
     np.testing.assert_array_equal(again.predict(x, groups), model.predict(x, groups))
+
+
+@pytest.mark.parametrize(
+    "make, y",
+    [
+        (lambda **kw: StructureRidge(**kw), np.arange(4.0)),
+        (lambda **kw: AdditiveKernelRidge(**kw), np.arange(4.0)),
+        (lambda **kw: EquivariantRidge(o3_lambda=2, **kw), np.ones((4, 5))),
+        (lambda **kw: EquivariantKernelRidge(n_invariant_features=3, **kw), np.ones((4, 5))),
+    ],
+    ids=["StructureRidge", "AdditiveKernelRidge", "EquivariantRidge", "EquivariantKernelRidge"],
+)
+def test_every_model_rejects_a_bad_reduce_or_alpha(make, y):
+    # a misspelt reduce used to fall back to "sum" and a negative alpha to be used as given
+    x = np.random.default_rng(9).normal(size=(12, 3 + 5 * 2))
+    groups = np.repeat(np.arange(4), 3)
+    with pytest.raises(InputError, match="`reduce` is 'avg' but must be 'sum' or 'mean'"):
+        make(reduce="avg").fit(x, y, groups)
+    for alpha in (-1.0, [1e-3, np.nan]):
+        with pytest.raises(InputError, match=r"`alpha` is .* but must be non-negative"):
+            make(alpha=alpha).fit(x, y, groups)

@@ -16,6 +16,7 @@ from ._common import (
     StructureScoreMixin,
     aggregation_matrix,
     as_groups,
+    check_alpha,
     check_force_inputs,
     check_reduce,
     check_target,
@@ -108,6 +109,7 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         force_weight : float
         """
         check_reduce(self.reduce)
+        check_alpha(self.alpha)
         X = validate_data(self, X, dtype=np.float64)
         check_target(y)
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")

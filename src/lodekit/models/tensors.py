@@ -24,6 +24,8 @@ from ._common import (
     StructureScoreMixin,
     aggregation_matrix,
     as_groups,
+    check_alpha,
+    check_reduce,
     check_target,
     equivariant_target,
 )
@@ -126,6 +128,8 @@ class EquivariantRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         return (g @ t.reshape(len(t), -1)).reshape(n_structures, *t.shape[1:])  # (s, mu, q)
 
     def fit(self, X, y, groups=None):
+        check_reduce(self.reduce)
+        check_alpha(self.alpha)
         X = validate_data(self, X, dtype=np.float64)
         y = equivariant_target(y, self.o3_lambda)
         width = y.shape[1]
