@@ -2,7 +2,12 @@
 
 import json
 
+import pytest
+
 from lodekit.cli import main
+from lodekit.datasets.loaders import default_data_dir
+from lodekit.errors import InputError
+from lodekit.experiments import point_charges, reproduce
 
 
 def test_point_charges_quick(tmp_path, capsys):
@@ -22,9 +27,13 @@ def test_point_charges_quick(tmp_path, capsys):
     assert "| LODE nu=1, sigma 1 Å (linear) |" in capsys.readouterr().out
 
 
-def test_dimers_quick(tmp_path):
+def test_dimers_quick(tmp_path, monkeypatch):
+    # the data set given by `--data` (its folder); the default location must not be used
+    folder = default_data_dir() / "ssi_dimers"
+    monkeypatch.setenv("LODEKIT_DATA", str(tmp_path / "nowhere"))
     out = tmp_path / "dimers"
-    assert main(["reproduce", "dimers", "--quick", "--out", str(out), "--quiet"]) == 0
+    args = ["reproduce", "dimers", "--quick", "--out", str(out), "--quiet", "--data", str(folder)]
+    assert main(args) == 0
     record = json.loads((out / "metrics.json").read_text())
     assert set(record["metrics"]) == {"soap", "soap_lode1", "soap_lode2", "multiscale"}
     assert (out / "binding_curves.png").stat().st_size > 0
@@ -52,3 +61,52 @@ def test_missing_data_gives_one_clear_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0] and "LODEKIT_DATA" in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--out", "FILE"], "`out`"),
+        (["--out", "FILE/report"], "`out`"),
+        (["--seed", "-1"], "`seed`"),
+        (["--data", "somewhere"], "`data`"),
+    ],
+)
+def test_bad_arguments_fail_before_any_work(tmp_path, monkeypatch, capsys, extra, named):
+    # a full run takes up to an hour: a mistake must not surface only when the report is written
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the experiment started despite a bad argument")
+
+    monkeypatch.setattr(point_charges, "build", must_not_run)
+    afile = tmp_path / "a_file"
+    afile.write_text("keep me")
+    extra = [word.replace("FILE", str(afile)) for word in extra]
+    if "--out" not in extra:
+        extra += ["--out", str(tmp_path / "report")]
+    assert main(["reproduce", "point-charges", "--quiet", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0]
+    assert afile.read_text() == "keep me"
+    assert not (tmp_path / "report").exists()
+
+
+def test_data_path_reaches_the_loader(tmp_path, capsys):
+    wrong = tmp_path / "not_here.xyz"
+    assert (
+        main(["reproduce", "water", "--quiet", "--out", str(tmp_path), "--data", str(wrong)]) == 2
+    )
+    assert str(wrong) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "seed", "named"),
+    [
+        ("point_charges", "quick", 0, "`name`"),
+        ("water", "medium", 0, "`mode`"),
+        ("water", "full", 1.5, "`seed`"),
+        ("water", "full", True, "`seed`"),
+    ],
+)
+def test_reproduce_names_the_bad_argument(tmp_path, name, mode, seed, named):
+    with pytest.raises(InputError, match=named):
+        reproduce(name, mode, out=tmp_path, seed=seed, progress=False)

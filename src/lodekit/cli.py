@@ -285,7 +285,9 @@ def _reproduce(args) -> int:
 
     mode = "full" if args.full else "quick"
     out = Path(args.out or f"lodekit-{args.experiment}-{mode}")
-    metrics = reproduce(args.experiment, mode, out=out, seed=args.seed, progress=not args.quiet)
+    metrics = reproduce(
+        args.experiment, mode, out=out, seed=args.seed, progress=not args.quiet, data=args.data
+    )
     print((out / "results.md").read_text())
     print(f"report written to {out}/ (results.md, metrics.json, learning_curves.png, config.json)")
     return 0 if metrics else 1
@@ -370,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--full", action="store_true", help="the paper's protocol")
     reproduce.add_argument("--out", help="output directory (default: lodekit-NAME-MODE)")
     reproduce.add_argument("--seed", type=int, default=0)
+    reproduce.add_argument(
+        "--data",
+        metavar="PATH",
+        help="data set of dimers or water: its file or folder (default: $LODEKIT_DATA, "
+        "or ../shared/data beside a source checkout)",
+    )
     reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
     reproduce.set_defaults(run=_reproduce)
     return parser

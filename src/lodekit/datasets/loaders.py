@@ -43,7 +43,8 @@ def _resolve(path, key: str) -> Path:
     if not path.is_file():
         raise InputError(
             f"`path` {str(path)!r} does not exist: give the data file explicitly "
-            "(or set LODEKIT_DATA to the folder holding the shared data sets)"
+            "(`--data` of `lodekit reproduce`), or set LODEKIT_DATA to the folder holding "
+            "the shared data sets"
         )
     return path
 

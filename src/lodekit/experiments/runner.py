@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
+import numpy as np
+
+from ..errors import InputError
 from . import dimers, point_charges, water
 from .learning_curve import run_learning_curves
 from .report import write_report
@@ -19,10 +23,64 @@ TITLES = {
 }
 
 
+def _check_arguments(name, mode, out, seed, data) -> None:
+    # every check runs before the first feature is computed: a full run takes up to an hour,
+    # and a mistake found only when the report is written would throw all of it away
+    if name not in EXPERIMENTS:
+        raise InputError(
+            f"`name` {name!r} is not an experiment: choose one of {sorted(EXPERIMENTS)}"
+        )
+    if mode not in EXPERIMENTS[name].MODES:
+        raise InputError(f"`mode` {mode!r} is not a mode: choose 'quick' or 'full'")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"`seed` {seed!r} must be a non-negative integer")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"`out` {str(out)!r} is an existing file: the report needs a directory")
+    # the report directory is made at the end; its nearest existing parent must accept it
+    parent = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(
+            f"`out` {str(out)!r} cannot be created: {str(parent)!r} is not a writable directory"
+        )
+    if data is not None and name == "point-charges":
+        raise InputError(
+            f"`data` {str(data)!r} was given, but {name} generates its own data: "
+            "a data path applies to the dimers and water experiments"
+        )
+
+
 def reproduce(
-    name: str, mode: str = "quick", out: str | Path = ".", seed: int = 0, progress: bool = True
+    name: str,
+    mode: str = "quick",
+    out: str | Path = ".",
+    seed: int = 0,
+    progress: bool = True,
+    data: str | Path | None = None,
 ) -> dict:
-    """Run experiment ``name`` in ``mode`` ("quick" or "full"); returns the metrics."""
+    """Run experiment ``name`` in ``mode`` and write its report; returns the metrics.
+
+    Parameters
+    ----------
+    name : {"point-charges", "dimers", "water"}
+    mode : {"quick", "full"}
+        "quick" checks the pipeline in about a minute; "full" follows the paper's protocol.
+    out : str or Path
+        Report directory (created if missing; must not be an existing file).
+    seed : int
+        Non-negative seed of the data generator and of the training-set draws.
+    progress : bool
+        Show progress bars (tqdm).
+    data : str or Path, optional
+        The data set of the dimers or water experiment (its file, or the folder holding it);
+        default: ``$LODEKIT_DATA`` or ``../shared/data`` beside a source checkout.
+
+    Returns
+    -------
+    dict
+        % RMSE per model name and training size.
+    """
+    _check_arguments(name, mode, out, seed, data)
     module = EXPERIMENTS[name]
     bar = None
     if progress:
@@ -30,7 +88,10 @@ def reproduce(
 
         bar = tqdm
     start = time.perf_counter()
-    setup = module.build(mode, seed, progress=bar)
+    if data is None:
+        setup = module.build(mode, seed, progress=bar)
+    else:
+        setup = module.build(mode, seed, progress=bar, path=data)
     metrics, predictions = run_learning_curves(
         setup["specs"],
         setup["frames"],
