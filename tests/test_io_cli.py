@@ -157,3 +157,20 @@ def test_cli_expand_and_errors(capsys, tmp_path):
         assert message in err
         assert len(err.strip().splitlines()) == 1
     assert out.read_bytes() == first
+
+
+def test_output_path_that_cannot_be_written(capsys, tmp_path, expansions):
+    # a folder, or a path under a missing folder or under a file: one clear line, nothing written
+    afile = tmp_path / "a_file"
+    afile.write_text("keep me")
+    targets = [tmp_path, tmp_path / "missing" / "w.npz", afile / "w.npz"]
+    for target in targets:
+        with pytest.raises(lodekit.errors.InputError, match="`path`"):
+            save_expansion(target, expansions[0])
+        capsys.readouterr()
+        assert main(["example", "--out", str(target)]) == 2
+        err = capsys.readouterr()
+        assert "`--out`" in err.err and len(err.err.strip().splitlines()) == 1
+        assert err.out == ""  # refused before computing anything
+    assert afile.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

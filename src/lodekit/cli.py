@@ -24,6 +24,8 @@ def _example(args) -> int:
 
     from .expansion import LodeSphericalExpansion
 
+    if args.out:
+        _output_file(args.out, "an .npz archive")
     path = args.structure or resources.files("lodekit") / "data" / "water64.extxyz"
     atoms = ase.io.read(str(path))
     calculator = LodeSphericalExpansion(
@@ -61,6 +63,7 @@ def _expand(args) -> int:
     from .io import save_expansion
 
     classes = {"lode": LodeSphericalExpansion, "soap": SphericalExpansion}
+    _output_file(args.out, "an .npz archive")
     try:
         hypers = json.loads(Path(args.hypers).read_text())
     except OSError as err:
@@ -127,7 +130,10 @@ def _output_file(value: str, what: str) -> Path:
     if path.is_dir():
         raise LodekitError(f"`--out` {value!r} is a directory; expected the path of {what}")
     if not path.absolute().parent.is_dir():
-        raise LodekitError(f"`--out` {value!r}: the directory {str(path.parent)!r} does not exist")
+        raise LodekitError(
+            f"`--out` {value!r}: the directory {str(path.parent)!r} does not exist "
+            "(or is not a directory)"
+        )
     return path
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LodekitError
+from .errors import InputError, LodekitError
 from .expansion.result import GRADIENT_PARAMETERS, Expansion, Gradient
 
 __all__ = ["ArchiveError", "atomic_write", "load_expansion", "read_archive", "save_expansion"]
@@ -34,6 +34,13 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     A crash midway leaves any previous file at ``path`` untouched.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"`path` {str(path)!r} is a directory; expected the path of a file")
+    if not path.absolute().parent.is_dir():
+        raise InputError(
+            f"`path` {str(path)!r}: the directory {str(path.parent)!r} does not exist "
+            "(or is not a directory)"
+        )
     handle, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
