@@ -126,15 +126,9 @@ def _connect(address):
 
 def _output_file(value: str, what: str) -> Path:
     """``--out`` of a file written atomically: its folder must exist, and it is no folder."""
-    path = Path(value)
-    if path.is_dir():
-        raise LodekitError(f"`--out` {value!r} is a directory; expected the path of {what}")
-    if not path.absolute().parent.is_dir():
-        raise LodekitError(
-            f"`--out` {value!r}: the directory {str(path.parent)!r} does not exist "
-            "(or is not a directory)"
-        )
-    return path
+    from .io import check_output_file
+
+    return check_output_file(value, "--out", what)
 
 
 def _renamed(err: LodekitError, old: str, new: str) -> LodekitError:

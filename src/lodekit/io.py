@@ -18,7 +18,14 @@ import numpy as np
 from .errors import InputError, LodekitError
 from .expansion.result import GRADIENT_PARAMETERS, Expansion, Gradient
 
-__all__ = ["ArchiveError", "atomic_write", "load_expansion", "read_archive", "save_expansion"]
+__all__ = [
+    "ArchiveError",
+    "atomic_write",
+    "check_output_file",
+    "load_expansion",
+    "read_archive",
+    "save_expansion",
+]
 
 FORMAT = "lodekit-expansion"
 FORMAT_VERSION = 1
@@ -28,19 +35,29 @@ class ArchiveError(LodekitError):
     """A file is not a valid lodekit archive (wrong format, truncated, tampered)."""
 
 
+def check_output_file(path: str | os.PathLike, name: str = "path", what: str = "a file") -> Path:
+    """``path`` as a :class:`~pathlib.Path` if a file can be written there, else InputError.
+
+    It must not be a folder, and its folder must exist; ``name`` is the argument named in the
+    error (``"--out"`` on the command line), ``what`` the kind of file expected.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"`{name}` {str(path)!r} is a directory; expected the path of {what}")
+    if not path.absolute().parent.is_dir():
+        raise InputError(
+            f"`{name}` {str(path)!r}: the directory {str(path.parent)!r} does not exist "
+            "(or is not a directory)"
+        )
+    return path
+
+
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(file_object)`` on a temporary file, then rename it over ``path``.
 
     A crash midway leaves any previous file at ``path`` untouched.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"`path` {str(path)!r} is a directory; expected the path of a file")
-    if not path.absolute().parent.is_dir():
-        raise InputError(
-            f"`path` {str(path)!r}: the directory {str(path.parent)!r} does not exist "
-            "(or is not a directory)"
-        )
+    path = check_output_file(path)
     handle, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
