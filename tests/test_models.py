@@ -489,8 +489,8 @@ def test_equivariant_kernel_ridge_rejects_bad_input_and_survives_a_file(tmp_path
 @pytest.mark.parametrize(
     "make, y",
     [
-        (lambda **kw: StructureRidge(**kw), np.arange(4.0)),
-        (lambda **kw: AdditiveKernelRidge(**kw), np.arange(4.0)),
+        (StructureRidge, np.arange(4.0)),
+        (AdditiveKernelRidge, np.arange(4.0)),
         (lambda **kw: EquivariantRidge(o3_lambda=2, **kw), np.ones((4, 5))),
         (lambda **kw: EquivariantKernelRidge(n_invariant_features=3, **kw), np.ones((4, 5))),
     ],

@@ -34,14 +34,14 @@ def _check_arguments(name, mode, out, seed, data) -> None:
         raise InputError(f"`mode` {mode!r} is not a mode: choose 'quick' or 'full'")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"`seed` {seed!r} must be a non-negative integer")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"`out` {str(out)!r} is an existing file: the report needs a directory")
-    # the report directory is made at the end; its nearest existing parent must accept it
-    parent = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    # the report directory is made at the end: it, or its nearest existing parent, must be a
+    # writable directory (an existing file at `out` is its own nearest existing path)
+    out = Path(out).absolute()
+    nearest = next(p for p in (out, *out.parents) if p.exists())
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
         raise InputError(
-            f"`out` {str(out)!r} cannot be created: {str(parent)!r} is not a writable directory"
+            f"`out` {str(out)!r} cannot hold the report: {str(nearest)!r} is not a writable "
+            "directory"
         )
     if data is not None and name == "point-charges":
         raise InputError(
