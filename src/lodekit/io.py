@@ -58,7 +58,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     A crash midway leaves any previous file at ``path`` untouched.
     """
     path = check_output_file(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
