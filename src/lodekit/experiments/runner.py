@@ -31,7 +31,9 @@ def _check_arguments(name, mode, out, seed, data) -> None:
             f"`name` {name!r} is not an experiment: choose one of {sorted(EXPERIMENTS)}"
         )
     if mode not in EXPERIMENTS[name].MODES:
-        raise InputError(f"`mode` {mode!r} is not a mode: choose 'quick' or 'full'")
+        raise InputError(
+            f"`mode` {mode!r} is not a mode: choose one of {sorted(EXPERIMENTS[name].MODES)}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"`seed` {seed!r} must be a non-negative integer")
     # the report directory is made at the end: it, or its nearest existing parent, must be a
