@@ -1,13 +1,16 @@
 """Smoke test of the experiment pipeline (quick mode checks the pipeline, not the paper)."""
 
+import itertools
 import json
 
+import numpy as np
 import pytest
 
 from lodekit.cli import main
+from lodekit.datasets import load_dielectric_water
 from lodekit.datasets.loaders import default_data_dir
 from lodekit.errors import InputError
-from lodekit.experiments import point_charges, reproduce
+from lodekit.experiments import point_charges, reproduce, water
 
 
 def test_point_charges_quick(tmp_path, capsys):
@@ -52,6 +55,33 @@ def test_water_quick(tmp_path):
     # already at 100 frames: the potential sees the density that SOAP(3 Å) cannot
     at_100 = {name: curve["100"] for name, curve in record["metrics"].items()}
     assert at_100["soap3_lode3"] < at_100["lode3"] < at_100["soap3"]
+
+
+@pytest.mark.parametrize("mode", ["quick", "full"])
+def test_water_featurises_only_the_frames_it_uses(mode):
+    # against the loader itself: the test set is the file's last frames, the training sets
+    # nest and come from the rest, and every kept frame carries its own epsilon
+    data = load_dielectric_water()
+    setup = water.build(mode, seed=3)
+    config = water.MODES[mode]
+    n_file, frames = len(data["frames"]), setup["frames"]
+    assert len(frames) == config["n_test"] + max(config["sizes"])
+
+    by_positions = {atoms.positions.tobytes(): i for i, atoms in enumerate(data["frames"])}
+
+    def file_index(atoms):
+        return by_positions[atoms.positions.tobytes()]
+
+    test = [file_index(frames[i]) for i in setup["test"]]
+    assert test == list(range(n_file - config["n_test"], n_file))
+    sets = [setup["train_sets"][s] for s in config["sizes"]]
+    for small, large in itertools.pairwise(sets):
+        assert np.array_equal(small, large[: len(small)])
+    train = [file_index(frames[i]) for i in sets[-1]]
+    assert len(set(train)) == len(train) and max(train) < n_file - config["n_test"]
+    for i in range(len(frames)):
+        expected = np.trace(data["epsilon"][file_index(frames[i])])
+        assert setup["targets"][i] == expected
 
 
 def test_missing_data_gives_one_clear_line(tmp_path, monkeypatch, capsys):
