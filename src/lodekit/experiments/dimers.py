@@ -15,7 +15,7 @@ from ..datasets import load_ssi_dimers
 from ..expansion import LodeSphericalExpansion, SphericalExpansion
 from ..features import lode_nu1, power_spectrum
 from ..models import AdditiveKernelRidge, StructureRidge
-from .learning_curve import ModelSpec
+from .learning_curve import ModelSpec, used_frames
 
 __all__ = ["MODES", "PAPER", "build", "extra"]
 
@@ -72,11 +72,8 @@ def build(mode: str, seed: int, progress=None, path=None):
     train_sets = {
         n: np.flatnonzero(np.isin(data["dimer"], pool[:n])) for n in config["train_dimers"]
     }
-    used = np.unique(np.concatenate([test, *train_sets.values()]))
-    # compute features only for the frames that are used
+    used, test_at, train_at = used_frames(test, train_sets)
     frames = [data["frames"][i] for i in used]
-    position = {int(i): k for k, i in enumerate(used)}
-    remap = np.vectorize(lambda i: position[int(i)])
     targets = data["energy"][used]
     n_sparse = config["n_sparse"]
 
@@ -132,8 +129,8 @@ def build(mode: str, seed: int, progress=None, path=None):
     return {
         "frames": frames,
         "targets": targets,
-        "train_sets": {n: remap(idx) for n, idx in train_sets.items()},
-        "test": remap(test),
+        "train_sets": train_at,
+        "test": test_at,
         "specs": specs,
         "notes": notes,
         "n_train_pool": len(pool),

@@ -36,6 +36,22 @@ def _subset(x, groups, species, structures):
     return x[rows], position[groups[rows]], species[rows]
 
 
+def used_frames(test, train_sets):
+    """The frames a learning curve uses, and the splits as positions among them.
+
+    Featurising only these frames saves time and memory when a data set holds more frames than
+    the splits need (e.g. quick modes). Returns (used, test, train_sets): ``used`` the sorted
+    frame indices of ``test`` and of every training set, the other two the same splits
+    counted within ``used`` (order kept).
+    """
+    used = np.union1d(test, np.concatenate(list(train_sets.values())))
+    return (
+        used,
+        np.searchsorted(used, test),
+        {n: np.searchsorted(used, train) for n, train in train_sets.items()},
+    )
+
+
 def run_learning_curves(
     specs,
     frames,

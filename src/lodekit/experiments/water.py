@@ -23,7 +23,7 @@ from ..models import (
     StructureRidge,
     cartesian_to_spherical,
 )
-from .learning_curve import ModelSpec, _subset, percent_rmse
+from .learning_curve import ModelSpec, _subset, percent_rmse, used_frames
 
 __all__ = ["MODES", "PAPER", "build", "extra"]
 
@@ -81,12 +81,9 @@ def build(mode: str, seed: int, progress=None, path=None):
     n = len(frames)
     test = np.arange(n - config["n_test"], n)
     pool = np.random.default_rng(seed).permutation(n - config["n_test"])
-    # Only the frames of the test set and the largest training set are featurised (all 1000
-    # in full mode, 150 in quick mode); indices below count within them, in file order.
-    used = np.union1d(test, pool[: max(config["sizes"])])
+    # only the frames of the splits are featurised: all 1000 in full mode, 150 in quick mode
+    used, test, train_sets = used_frames(test, {s: pool[:s] for s in config["sizes"]})
     frames, epsilon = [frames[i] for i in used], epsilon[used]
-    test = np.searchsorted(used, test)
-    train_sets = {s: np.searchsorted(used, pool[:s]) for s in config["sizes"]}
     # The paper's target. 89 % of its variance follows the density (1/V, cell edges +-5 %),
     # which a model must infer from atomic environments: SOAP needs a long cutoff for it,
     # the potential (LODE) carries it at 3 Å.
