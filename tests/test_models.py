@@ -18,6 +18,7 @@ from lodekit.models import (
     save_model,
     spherical_to_cartesian,
 )
+from lodekit.models import _common as models_common
 from lodekit.testing import random_rotation
 from tests.helpers import ewald_energy, molecule, random_structure
 
@@ -380,10 +381,15 @@ def _lambda_design(frames, calculator, o3_lambda=2):
     return np.hstack([x0, x2.reshape(len(x2), -1)]), expansion.samples[:, 0], x0.shape[1]
 
 
-def test_equivariant_kernel_ridge_is_the_dense_sa_gpr_written_out():
+# 7 entries per block: every environment is a block of its own, so the block-by-block
+# normalisation and aggregation of the lambda-models run through many blocks
+@pytest.mark.parametrize("block_entries", [None, 7])
+def test_equivariant_kernel_ridge_is_the_dense_sa_gpr_written_out(block_entries, monkeypatch):
     """All environments sparse: the subset-of-regressors solution is kernel ridge regression
     with the structure kernel K_{A mu, B nu} = sum_{i in A, j in B} k^lambda_{mu nu}(i, j),
     built here entry by entry from its definition."""
+    if block_entries is not None:
+        monkeypatch.setattr(models_common, "BLOCK_ENTRIES", block_entries)
     rng = np.random.default_rng(5)
     n_env, p, q, n_structures = 24, 4, 3, 8
     invariants = rng.normal(size=(n_env, p))
@@ -409,6 +415,37 @@ def test_equivariant_kernel_ridge_is_the_dense_sa_gpr_written_out():
             big[5 * a : 5 * a + 5, 5 * b : 5 * b + 5] += k(i, j)
     weights = np.linalg.solve(big + alpha * np.eye(len(big)), y.ravel())
     np.testing.assert_allclose(model.predict(x, groups).ravel(), big @ weights, atol=1e-8)
+
+
+@pytest.mark.parametrize("block_entries", [None, 7])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_linear_lambda_model_is_the_ridge_solution_written_out(
+    block_entries, reduce, normalize, monkeypatch
+):
+    """EquivariantRidge against its primal solution built by hand: rows (A, mu) of the design
+    are the sum (or mean) over A of the (normalised) t_i[mu, :], w = (P^T P + alpha)^-1 P^T y."""
+    if block_entries is not None:
+        monkeypatch.setattr(models_common, "BLOCK_ENTRIES", block_entries)
+    rng = np.random.default_rng(8)
+    n_structures, q = 9, 4
+    groups = np.repeat(np.arange(n_structures), rng.integers(1, 5, size=n_structures))
+    lam = rng.normal(size=(len(groups), 5, q)) * rng.uniform(0.5, 3.0, size=(len(groups), 1, 1))
+    y = rng.normal(size=(n_structures, 5))
+    alpha = 1e-2
+    model = EquivariantRidge(alpha=alpha, reduce=reduce, normalize=normalize)
+    model.fit(lam.reshape(len(lam), -1), y, groups)
+
+    design = np.zeros((n_structures, 5, q))
+    for i, a in enumerate(groups):
+        t = lam[i] / np.sqrt(np.linalg.norm(lam[i] @ lam[i].T)) if normalize else lam[i]
+        design[a] += t / (np.sum(groups == a) if reduce == "mean" else 1)
+    phi = design.reshape(-1, q)
+    weights = np.linalg.solve(phi.T @ phi + alpha * np.eye(q), phi.T @ y.ravel())
+    np.testing.assert_allclose(model.coef_, weights, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(lam.reshape(len(lam), -1), groups), design @ weights, atol=1e-10
+    )
 
 
 def test_equivariant_kernel_ridge_with_zeta_one_is_the_linear_lambda_model():

@@ -20,8 +20,12 @@ __all__ = [
     "composition",
     "equivariant_target",
     "farthest_points",
+    "row_blocks",
     "stack_force_rows",
 ]
+
+#: Entries of one transient block of per-environment values (2^24 x 8 B = 128 MiB).
+BLOCK_ENTRIES = 2**24
 
 
 def check_force_inputs(reduce, forces, derivatives, n_structures: int, weight, name: str):
@@ -120,6 +124,14 @@ def aggregation_matrix(groups: np.ndarray, n_structures: int, reduce: str):
     return sparse.csc_matrix(
         (weights, (groups, np.arange(len(groups)))), shape=(n_structures, len(groups))
     )
+
+
+def row_blocks(n_rows: int, entries_per_row: int) -> list[slice]:
+    """Consecutive row slices covering ``n_rows`` rows, each with at most
+    :data:`BLOCK_ENTRIES` entries (one row at least): per-environment work done block by
+    block keeps its temporaries at 128 MiB whatever the number of environments."""
+    step = max(1, BLOCK_ENTRIES // max(1, entries_per_row))
+    return [slice(start, start + step) for start in range(0, n_rows, step)]
 
 
 def composition(species, groups: np.ndarray, n_structures: int, types: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from ._common import (
     check_reduce,
     check_target,
     equivariant_target,
+    row_blocks,
 )
 from ._ridge import fit_ridge, select_alpha
 from .kernel_ridge import AdditiveKernelRidge
@@ -121,11 +122,15 @@ class EquivariantRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
                 f"`X` has {X.shape[1]} columns, not a multiple of 2 lambda + 1 = {width}"
             )
         t = X.reshape(X.shape[0], width, -1)
-        if self.normalize:
-            t = normalize_equivariant(t)
         groups, n_structures = as_groups(groups, X.shape[0])
         g = aggregation_matrix(groups, n_structures, self.reduce)
-        return (g @ t.reshape(len(t), -1)).reshape(n_structures, *t.shape[1:])  # (s, mu, q)
+        design = np.zeros((n_structures, X.shape[1]))
+        # normalised block by block: a normalised copy of X would be the largest array of a
+        # fit (2.2 GB for the 800 training frames of the water experiment)
+        for rows in row_blocks(len(t), X.shape[1]):
+            block = normalize_equivariant(t[rows]) if self.normalize else t[rows]
+            design += g[:, rows] @ block.reshape(len(block), -1)
+        return design.reshape(n_structures, *t.shape[1:])  # (s, mu, q)
 
     def fit(self, X, y, groups=None):
         check_reduce(self.reduce)
