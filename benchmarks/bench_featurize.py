@@ -45,8 +45,8 @@ from pathlib import Path  # noqa: E402
 import ase.io  # noqa: E402
 
 from lodekit import __version__  # noqa: E402
+from lodekit.batch import featurize  # noqa: E402
 from lodekit.featurizer import DEFAULT_HYPERS  # noqa: E402
-from lodekit.parallel import featurize  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bench_systems"
 
@@ -104,7 +104,7 @@ def main() -> None:
         ):
             client.wait_for_workers(args.workers)
             # import lodekit in the workers now: a start-up cost, not throughput
-            client.run(__import__, "lodekit.parallel")
+            client.run(__import__, "lodekit.batch")
             startup = time.perf_counter() - start
             dask_store = Path(tmp) / "dask"
             start = time.perf_counter()

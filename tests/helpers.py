@@ -172,7 +172,7 @@ def assert_same_store(path_a, path_b, rtol=1e-12):
     """Two feature stores hold the same dataset: same header and chunks, the same samples
     exactly and the same values to ``rtol`` of the largest (bit-identical in practice, but
     threaded libraries may sum in another order), and nothing else on disk."""
-    from lodekit.store import FeatureStore
+    from lodekit.batch import FeatureStore
 
     a, b = FeatureStore(path_a), FeatureStore(path_b)
     assert a.header == b.header

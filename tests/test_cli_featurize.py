@@ -7,11 +7,11 @@ import ase.io
 import numpy as np
 import pytest
 
-from lodekit import cli
+from lodekit.cli import _common as cli_common
+from lodekit.batch import FeatureStore, load_features
 from lodekit.cli import main
 from lodekit.datasets import random_point_charges
 from lodekit.models import load_model
-from lodekit.store import FeatureStore, load_features
 from tests.helpers import triclinic_box
 
 HYPERS = {
@@ -60,7 +60,7 @@ def run(capsys, argv):
 
 
 def test_featurize_then_bad_inputs_leave_the_store_intact(capsys, tmp_path, files, monkeypatch):
-    monkeypatch.setattr(cli, "SCHEDULER_TIMEOUT", 1.0)  # seconds spent on a dead scheduler
+    monkeypatch.setattr(cli_common, "SCHEDULER_TIMEOUT", 1.0)  # seconds spent on a dead scheduler
     structures, hypers = files
     store = tmp_path / "store"
     good = ["featurize", str(structures), "--out", str(store), "--hypers", str(hypers)]

@@ -1,4 +1,4 @@
-"""Feature recipes (lodekit.featurizer) and dataset scans (lodekit.sources)."""
+"""Feature recipes (lodekit.featurizer) and dataset scans (lodekit.batch)."""
 
 import json
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import lodekit
+from lodekit.batch import StructureSource
 from lodekit.errors import InputError
 from lodekit.features import lode_nu1, power_spectrum
 from lodekit.featurizer import DEFAULT_HYPERS, Featurizer
-from lodekit.sources import StructureSource
 from tests.helpers import three_species_box, triclinic_box
 
 LODE = {

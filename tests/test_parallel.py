@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
+from lodekit.batch import FeatureStore, featurize, load_features
 from lodekit.cli import main
 from lodekit.errors import InputError
 from lodekit.featurizer import Featurizer
-from lodekit.parallel import featurize
-from lodekit.store import FeatureStore, load_features
 from tests.helpers import assert_same_store, three_species_box, triclinic_box
 
 HYPERS = {

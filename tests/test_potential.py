@@ -8,8 +8,8 @@ import lodekit
 from lodekit.datasets import random_point_charges
 from lodekit.features import lode_nu1, power_spectrum
 from lodekit.features.backward import power_spectrum_backward
+from lodekit.interatomic import LodePotential
 from lodekit.models import AdditiveKernelRidge, StructureRidge
-from lodekit.potential import LodePotential
 from tests.helpers import triclinic_box
 
 HYPERS = dict(smearing=0.8, max_radial=2, max_angular=2, radius=3.5, k_cutoff=5.0)
@@ -104,7 +104,7 @@ def test_nve_conserves_energy_with_the_ase_calculator():
     from ase.calculators.mixing import SumCalculator
     from ase.md.verlet import VelocityVerlet
 
-    from lodekit.ase_calculator import LodekitCalculator
+    from lodekit.interatomic import LodekitCalculator
 
     frames, energies = _training_set()
     calculator = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)

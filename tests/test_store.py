@@ -5,9 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
+from lodekit.batch import FeatureStore, StoreError, featurize, load_features
 from lodekit.featurizer import Featurizer
-from lodekit.parallel import featurize
-from lodekit.store import FeatureStore, StoreError, load_features
 from tests.helpers import assert_same_store, three_species_box, triclinic_box
 
 HYPERS = {

@@ -1,13 +1,11 @@
 """lodekit: long-distance equivariant (LODE) features for atomistic machine learning."""
 
+from ._version import __version__
+from .batch import FeatureStore, featurize, load_features
 from .errors import InputError, LodekitError
 from .expansion import Expansion, LodeSphericalExpansion, SphericalExpansion
-from .parallel import featurize
-from .potential import LodePotential
-from .store import FeatureStore, load_features
+from .interatomic import LodePotential
 from .systems import System
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "Expansion",

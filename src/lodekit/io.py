@@ -73,7 +73,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
 
 def save_expansion(path: str | os.PathLike, expansion: Expansion) -> Path:
     """Write ``expansion`` to ``path`` (``.npz``) atomically."""
-    from . import __version__
+    from ._version import __version__
 
     header = {
         "format": FORMAT,

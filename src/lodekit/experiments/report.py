@@ -19,7 +19,7 @@ def _versions() -> dict:
     import scipy
     import sklearn
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "lodekit": __version__,

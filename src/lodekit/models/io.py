@@ -71,7 +71,7 @@ def save_model(path: str | os.PathLike, model, metadata: dict | None = None) -> 
     ``metadata`` (JSON-serialisable: training set, hyperparameters of the features, units...)
     is stored beside the parameters and returned by :func:`load_model`'s ``.metadata_``.
     """
-    from .. import __version__
+    from .._version import __version__
     from ..io import atomic_write
 
     if not hasattr(model, "n_features_in_"):

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError, describe
-from .features import Features
-from .featurizer import Featurizer
-from .parallel import DEFAULT_CHUNK_SIZE, compute_chunks
-from .sources import StructureSource
+from ..errors import InputError, describe
+from ..features import Features
+from ..featurizer import Featurizer
+from .dataset import MEMORY, StructureSource
+from .featurize import DEFAULT_CHUNK_SIZE, compute_chunks
 from .store import FeatureStore
 
-__all__ = ["DEFAULT_ALPHAS", "MODEL_KINDS", "fit_store", "predict_structures"]
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "MODEL_KINDS",
+    "fit_store",
+    "predict_structures",
+    "prediction_table",
+    "store_source",
+]
 
 #: ``"linear"``: :class:`~lodekit.models.StructureRidge` on one copy of the feature columns
 #: per centre species (separate weights per species: with LODE nu = 1 a point-charge model);
@@ -66,7 +73,7 @@ def fit_store(
         deviation of the targets, in %). Save it with :func:`lodekit.models.save_model`
         (``metadata=model.metadata_``).
     """
-    from .models import AdditiveKernelRidge, StructureRidge
+    from ..models import AdditiveKernelRidge, StructureRidge
 
     if model not in MODEL_KINDS:
         raise InputError(f"`model` is {describe(model)} but must be one of {list(MODEL_KINDS)}")
@@ -123,7 +130,7 @@ def predict_structures(
     """Per-structure predictions of a model written by :func:`fit_store`.
 
     The structures are featurised with the recipe in the model's metadata, chunk by chunk
-    (in parallel as in :func:`lodekit.parallel.featurize`, nothing written to disk).
+    (in parallel as in :func:`lodekit.batch.featurize`, nothing written to disk).
 
     Parameters
     ----------
@@ -183,6 +190,59 @@ def predict_structures(
         prediction = model.predict(x, groups, samples[:, 2])
         out[first : first + len(prediction)] = prediction
     return out
+
+
+def store_source(store, structures=None, *, argument: str = "STORE") -> StructureSource:
+    """The structures a complete store was featurised from, checked against it.
+
+    Parameters
+    ----------
+    store : FeatureStore
+    structures : paths or None
+        Files holding the structures (and their targets); None: the inputs recorded in the
+        store, which must have been files.
+    argument : str
+        How error messages name the store.
+
+    Returns
+    -------
+    StructureSource
+        Whose frames are, in order and content, those of the store.
+    """
+    store.require_complete()
+    if structures:
+        source = StructureSource.scan(structures, argument="--structures")
+        where = "`--structures`"
+    else:
+        names = [record["name"] for record in store.inputs]
+        if MEMORY in names:
+            raise InputError(
+                f"`{argument}` {str(store.path)!r} was featurised from structures in memory: "
+                "give their files with --structures"
+            )
+        source = StructureSource.scan(names, argument=f"input of {argument} {str(store.path)!r}")
+        where = f"the inputs recorded in `{argument}` {str(store.path)!r}"
+    theirs = [(r["n_frames"], r["sha256"]) for r in store.inputs]
+    ours = [(r["n_frames"], r["sha256"]) for r in source.records]
+    if theirs != ours:
+        raise InputError(
+            f"{where} are not the structures featurised in `{argument}` {str(store.path)!r} "
+            f"({source.n_structures} structures now, {store.n_structures} there, or changed "
+            "since): featurise them again"
+        )
+    return source
+
+
+def prediction_table(source: StructureSource, values, column: str) -> str:
+    """CSV text: one row per structure (index, input file, frame in it, prediction)."""
+    lines = [f"structure,input,frame,{column}"]
+    index = 0
+    for record in source.records:
+        for frame in range(record["n_frames"]):
+            name = record["name"].replace('"', '""')
+            lines.append(f'{index},"{name}",{frame},{float(values[index])!r}')
+            index += 1
+    return "\n".join(lines) + "\n"
 
 
 def _design(features: Features, design: str, center_types) -> np.ndarray:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, describe
-from .systems import System
+from ..errors import InputError, describe
+from ..systems import System
 
 __all__ = ["MEMORY", "StructureSource"]
 

@@ -30,10 +30,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from . import _validation as check
-from .errors import InputError, describe
-from .featurizer import Featurizer, as_species
-from .sources import StructureSource
+from .. import _validation as check
+from ..errors import InputError, describe
+from ..featurizer import Featurizer, as_species
+from .dataset import StructureSource
 from .store import FeatureStore
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "compute_chunks", "dataset_species", "featurize"]
@@ -104,7 +104,7 @@ def featurize(
         source = StructureSource.scan(structures)
     existing = _existing_store(store)
     if existing is not None:
-        from . import __version__
+        from .._version import __version__
 
         # what the store holds must be checked before anything is derived from it
         existing.check_matches(

@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LodekitError, describe
-from .features import Features
+from ..errors import LodekitError, describe
+from ..features import Features
 
 __all__ = ["FeatureStore", "StoreError", "load_features"]
 
@@ -138,14 +138,14 @@ class FeatureStore:
         species : sequence of int
         inputs : list of dict
             ``{"name", "n_frames", "sha256"}`` per input
-            (:attr:`lodekit.sources.StructureSource.records`).
+            (:attr:`lodekit.batch.StructureSource.records`).
         n_atoms : array of int, shape (n_structures,)
         chunk_size : int
             Structures per chunk.
         properties : array of int, shape (n_features, k)
         property_names : sequence of str, length k
         """
-        from . import __version__
+        from .._version import __version__
 
         zarr = _zarr()
         path = Path(path)
@@ -342,7 +342,7 @@ class FeatureStore:
         samples : ndarray of int, shape (n_rows, 3)
             (system, atom, center_type), system counted in the whole dataset.
         """
-        from . import __version__
+        from .._version import __version__
 
         zarr = _zarr()
         values = np.ascontiguousarray(values, dtype="<f8")

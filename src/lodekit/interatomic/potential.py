@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
-from .expansion import LodeSphericalExpansion, SphericalExpansion
-from .features import lode_nu1, power_spectrum
-from .features.backward import by_center_type_backward, lode_nu1_backward, power_spectrum_backward
-from .features.forward import by_center_type_forward, lode_nu1_forward, power_spectrum_forward
-from .systems import System, as_systems
+from ..errors import InputError
+from ..expansion import LodeSphericalExpansion, SphericalExpansion
+from ..features import lode_nu1, power_spectrum
+from ..features.backward import by_center_type_backward, lode_nu1_backward, power_spectrum_backward
+from ..features.forward import by_center_type_forward, lode_nu1_forward, power_spectrum_forward
+from ..systems import System, as_systems
 
 __all__ = ["LodePotential"]
 

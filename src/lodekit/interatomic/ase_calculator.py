@@ -1,4 +1,4 @@
-"""An ASE calculator around :class:`~lodekit.potential.LodePotential` (energy, forces, stress)."""
+"""An ASE calculator around :class:`~lodekit.interatomic.LodePotential` (energy, forces, stress)."""
 
 from __future__ import annotations
 

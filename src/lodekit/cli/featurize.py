@@ -1,0 +1,61 @@
+"""``lodekit featurize``: features of many structures into a chunked, resumable store."""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import LodekitError
+from ._common import connect, positive, read_recipe, renamed
+
+HELP = "features of every frame of INPUT... into a chunked, resumable store (zarr)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="ASE-readable files")
+    parser.add_argument("--out", required=True, metavar="STORE", help="store directory")
+    parser.add_argument(
+        "--hypers", metavar="FILE", help="JSON recipe (default: LODE power spectrum)"
+    )
+    parser.add_argument(
+        "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler, e.g. tcp://host:8786"
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, metavar="N", help="structures per chunk (default 16)"
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="local worker processes (default: cores)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from ..batch import StoreError, StructureSource, featurize
+
+    featurizer = read_recipe(args.hypers)
+    positive(args.chunk_size, "--chunk-size")
+    positive(args.workers, "--workers")
+    if args.workers is not None and args.scheduler is not None:
+        raise LodekitError(
+            f"`--workers` is {args.workers} and `--scheduler` is {args.scheduler!r}: the "
+            "cluster's workers do the work, give one of them"
+        )
+    source = StructureSource.scan(args.inputs, argument="INPUT")
+    client = connect(args.scheduler)
+    start = time.perf_counter()
+    try:
+        store = featurize(
+            source,
+            args.out,
+            featurizer,
+            chunk_size=args.chunk_size,
+            n_workers=args.workers,
+            client=client,
+            progress=not args.quiet,
+        )
+    except StoreError as err:
+        raise renamed(err, "`store`", "`--out`") from None
+    finally:
+        if client is not None:
+            client.close()
+    print(f"{store!r} in {time.perf_counter() - start:.1f} s")
+    return 0

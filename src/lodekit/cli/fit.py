@@ -1,0 +1,62 @@
+"""``lodekit fit``: a model of per-structure targets on a feature store."""
+
+from __future__ import annotations
+
+from ._common import output_file, renamed
+
+HELP = "fit a model of per-structure targets on a feature store"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("store", metavar="STORE", help="store written by `lodekit featurize`")
+    parser.add_argument(
+        "--target", required=True, metavar="KEY", help="atoms.info key (e.g. energy)"
+    )
+    parser.add_argument("--out", required=True, metavar="MODEL", help="model file (.npz)")
+    parser.add_argument(
+        "--structures",
+        nargs="+",
+        metavar="INPUT",
+        help="files holding the targets (default: the inputs recorded in the store)",
+    )
+    parser.add_argument("--model", choices=["linear", "kernel"], default="linear")
+    parser.add_argument(
+        "--alpha", type=float, nargs="+", metavar="A", help="regulariser(s), searched by CV"
+    )
+    parser.add_argument("--zeta", type=float, default=2.0, help="kernel exponent (kernel model)")
+    parser.add_argument(
+        "--n-sparse", type=int, default=1000, help="sparse environments (kernel model)"
+    )
+
+
+def run(args) -> int:
+    from ..batch import FeatureStore, StoreError
+    from ..batch.fit_predict import fit_store, store_source
+    from ..models import save_model
+
+    out = output_file(args.out, "a model file")
+    try:
+        store = FeatureStore(args.store)
+        source = store_source(store, args.structures)
+        model = fit_store(
+            store,
+            source.targets(args.target),
+            model=args.model,
+            zeta=args.zeta,
+            n_sparse=args.n_sparse,
+            target_name=args.target,
+            **({"alpha": args.alpha} if args.alpha else {}),
+        )
+    except StoreError as err:
+        raise renamed(err, "`store`", "`STORE`") from None
+    save_model(out, model, model.metadata_)
+    meta = model.metadata_
+    percent = meta["train_percent_rmse"]
+    print(
+        f"{args.model} model on {store.n_structures} structures ({store.header['n_environments']}"
+        f" environments x {store.n_features} features), alpha {model.alpha_:.3g}: training "
+        f"RMSE {meta['train_rmse']:.6g}"
+        + (f" ({percent:.3g} % of the target's standard deviation)" if percent is not None else "")
+        + f" -> {out}"
+    )
+    return 0

@@ -1,0 +1,56 @@
+"""``lodekit predict``: per-structure predictions of a fitted model."""
+
+from __future__ import annotations
+
+import sys
+
+from ._common import connect, output_file, positive, renamed
+
+HELP = "per-structure predictions of a fitted model"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="model file written by `lodekit fit`")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="ASE-readable files")
+    parser.add_argument("--out", metavar="CSV", help="write a CSV file (default: print)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler")
+    parser.add_argument("--chunk-size", type=int, default=16, metavar="N")
+    parser.add_argument("--workers", type=int, metavar="N", help="local worker processes")
+
+
+def run(args) -> int:
+    from ..batch import StructureSource
+    from ..batch.fit_predict import predict_structures, prediction_table
+    from ..io import atomic_write
+    from ..models import ModelFileError, load_model
+
+    positive(args.chunk_size, "--chunk-size")
+    positive(args.workers, "--workers")
+    try:
+        model = load_model(args.model)
+    except ModelFileError as err:
+        raise renamed(err, f"model file {args.model!r}", f"`MODEL` {args.model!r}") from None
+    if args.out is not None:
+        output_file(args.out, "a CSV file")
+    source = StructureSource.scan(args.inputs, argument="INPUT")
+    client = connect(args.scheduler)
+    try:
+        values = predict_structures(
+            model,
+            source,
+            chunk_size=args.chunk_size,
+            n_workers=args.workers,
+            client=client,
+            argument="INPUT",
+            where=f"`MODEL` {args.model!r}",
+        )
+    finally:
+        if client is not None:
+            client.close()
+    text = prediction_table(source, values, str(model.metadata_.get("target", "prediction")))
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(args.out, lambda stream: stream.write(text.encode()))
+        print(f"{len(values)} predictions -> {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,38 @@
+"""``lodekit reproduce``: one of the paper's experiments end to end, with a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "run one of the paper's experiments end to end, with a report"
+
+
+def add_arguments(parser) -> None:
+    from ..experiments import EXPERIMENTS
+
+    parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, minutes (default)")
+    size.add_argument("--full", action="store_true", help="the paper's protocol")
+    parser.add_argument("--out", help="output directory (default: lodekit-NAME-MODE)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="data set of dimers or water: its file or folder (default: $LODEKIT_DATA, "
+        "or ../shared/data beside a source checkout)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from ..experiments import reproduce
+
+    mode = "full" if args.full else "quick"
+    out = Path(args.out or f"lodekit-{args.experiment}-{mode}")
+    metrics = reproduce(
+        args.experiment, mode, out=out, seed=args.seed, progress=not args.quiet, data=args.data
+    )
+    print((out / "results.md").read_text())
+    print(f"report written to {out}/ (results.md, metrics.json, learning_curves.png, config.json)")
+    return 0 if metrics else 1
