@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
         "--data",
         metavar="PATH",
         help="data set of dimers or water: its file or folder (default: $LODEKIT_DATA, "
-        "or ../shared/data beside a source checkout)",
+        "or shared/data in the current folder or its parent)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -4,9 +4,9 @@ E = 1/2 sum'_{i,j,L} q_i q_j erfc(a r)/r + (2 pi / V) sum_{k != 0} exp(-k^2 / 4a
     - a / sqrt(pi) sum_i q_i^2 - pi Q^2 / (2 V a^2),
 
 times e^2 / (4 pi eps0) = 14.399645 eV Å: tin-foil boundary conditions, a neutralising
-background for a net charge Q. Real-space pairs come from vesin, the reciprocal sum reuses the
-LODE k-space machinery (half space, per-axis phase tables), so the cost is O(N^1.5) at the
-balanced splitting a = sqrt(pi) (N / V^2)^(1/6).
+background for a net charge Q. Real-space pairs come from vesin; the reciprocal sum has its own
+k-vectors and structure factors, written independently of the LODE k-space code that this
+sum is used to check. The cost is O(N^1.5) at the balanced splitting a = sqrt(pi) (N / V^2)^(1/6).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import numpy as np
 from scipy.special import erfc
 
 from ..errors import InputError
-from ..expansion.kspace import _phase_factors, half_space_kvectors
 from ..neighbors import neighbor_pairs
 from ..systems import System
 
@@ -68,17 +67,30 @@ def ewald_energy(structure, charges=None, *, accuracy: float = 1e-10, coulomb=CO
     distance = np.linalg.norm(vectors, axis=1)
     real = 0.5 * np.sum(q[i] * q[j] * erfc(alpha * distance) / distance)
 
-    hkl = half_space_kvectors(system.cell, k_cut)
+    hkl = _half_sphere(system.cell, k_cut)
     recip = 2 * np.pi * np.linalg.inv(system.cell).T
     frac = system.positions @ np.linalg.inv(system.cell)
     reciprocal = 0.0
     for start in range(0, len(hkl), _K_CHUNK):
         block = hkl[start : start + _K_CHUNK]
         k2 = np.einsum("ij,ij->i", block @ recip, block @ recip)
-        structure_factor = q @ _phase_factors(frac, block)
+        structure_factor = q @ np.exp(2j * np.pi * (frac @ block.T))
         # the half space counts each ±k pair once: 4 pi / V instead of 2 pi / V
         reciprocal += np.sum(np.exp(-k2 / (4 * alpha**2)) / k2 * np.abs(structure_factor) ** 2)
     reciprocal *= 4 * np.pi / volume
     self_energy = -alpha / np.sqrt(np.pi) * np.sum(q * q)
     background = -np.pi * q.sum() ** 2 / (2 * volume * alpha**2)
     return float(coulomb * (real + reciprocal + self_energy + background))
+
+
+def _half_sphere(cell: np.ndarray, k_cut: float) -> np.ndarray:
+    """Integer triplets n != 0 with |n · 2 pi inv(cell)| < k_cut, one of each ±n pair (n_k, 3)."""
+    # |n_i| = |k · a_i| / (2 pi) <= k_cut |a_i| / (2 pi)
+    bound = np.floor(k_cut * np.linalg.norm(cell, axis=1) / (2 * np.pi)).astype(int)
+    axes = [np.arange(-b, b + 1) for b in bound]
+    n = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    # the first non-zero index positive picks one vector of each ±n pair and drops n = 0
+    first = n[np.arange(len(n)), np.argmax(n != 0, axis=1)]
+    n = n[first > 0]
+    k = n @ (2 * np.pi * np.linalg.inv(cell).T)
+    return n[np.einsum("ij,ij->i", k, k) < k_cut * k_cut]

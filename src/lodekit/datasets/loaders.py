@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import ase
@@ -19,12 +20,19 @@ _FILES = {
 
 
 def default_data_dir() -> Path:
-    """``../shared/data`` beside a source checkout, or ``$LODEKIT_DATA`` when set."""
-    import os
+    """Where the shared data sets are looked for when no path is given.
 
+    ``$LODEKIT_DATA`` when set, else ``shared/data`` in the current folder or its parent
+    (``../shared/data`` is where a checkout run from its root keeps them). The installed
+    package never assumes where its own files sit.
+    """
     if "LODEKIT_DATA" in os.environ:
         return Path(os.environ["LODEKIT_DATA"])
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    here = Path.cwd()
+    for folder in (here / "shared" / "data", here.parent / "shared" / "data"):
+        if folder.is_dir():
+            return folder
+    return here.parent / "shared" / "data"
 
 
 def _resolve(path, key: str) -> Path:

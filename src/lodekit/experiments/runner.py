@@ -75,7 +75,7 @@ def reproduce(
         Show progress bars (tqdm).
     data : str or Path, optional
         The data set of the dimers or water experiment (its file, or the folder holding it);
-        default: ``$LODEKIT_DATA`` or ``../shared/data`` beside a source checkout.
+        default: :func:`lodekit.datasets.default_data_dir`.
 
     Returns
     -------
