@@ -51,6 +51,13 @@ Quick run on the small systems with one thread::
 Full run (all systems, all sets, 1 and 2 threads, 5 repeats), saving the raw results::
 
     python benchmarks/bench_expansions.py --out bench_results.json
+
+Before/after a change: ``--baseline-src OLD/src`` (e.g. a ``git worktree`` of the older commit)
+adds a third code, ``baseline``: lodekit imported from that tree (``PYTHONPATH``), timed in the
+same run, interleaved with the other two, so that both trees' ratios against featomic come from
+the same machine state::
+
+    python benchmarks/bench_expansions.py --baseline-src /tmp/old/src --systems water64
 """
 
 from __future__ import annotations
@@ -315,7 +322,10 @@ def _worker_env(threads: int, unset_openblas: bool) -> dict:
 
 
 def _spawn(args: argparse.Namespace, worker: str, threads: int, system=None, set_name=None):
-    """Run one worker subprocess; return (record or None, error message or None)."""
+    """Run one worker subprocess; return (record or None, error message or None).
+
+    The ``baseline`` worker is lodekit imported from ``--baseline-src`` (first on PYTHONPATH).
+    """
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -330,10 +340,13 @@ def _spawn(args: argparse.Namespace, worker: str, threads: int, system=None, set
     ]
     if system is not None:
         command += ["--systems", system, "--sets", set_name]
+    env = _worker_env(threads, args.unset_openblas_coretype)
+    if worker == "baseline":
+        env["PYTHONPATH"] = os.pathsep.join([args.baseline_src, env.get("PYTHONPATH", "")])
     try:
         process = subprocess.run(
             command,
-            env=_worker_env(threads, args.unset_openblas_coretype),
+            env=env,
             capture_output=True,
             text=True,
             timeout=args.timeout,
@@ -384,6 +397,31 @@ def _cell(record, key, scale=1.0, digits=1) -> str:
     return f"{record[key] * scale:.{digits}f}"
 
 
+def _codes(args: argparse.Namespace) -> tuple:
+    return (*CODES, "baseline") if args.baseline_src else CODES
+
+
+def _print_table(rows, against: str = "lodekit") -> None:
+    """Markdown table of featomic against ``against`` (lodekit, or the baseline tree)."""
+    header = (
+        f"| set | system | threads | featomic median (ms) | {against} median (ms) "
+        f"| speed-up (featomic/{against}) | featomic peak (MiB) | {against} peak (MiB) "
+        f"| memory ratio (featomic/{against}) |"
+    )
+    print(header)
+    print("|" + "---|" * header.count(" | ") + "---|")
+    for set_name, system, threads, pair in rows:
+        fea, lod = pair["featomic"], pair.get(against)
+        speed = _ratio(fea and fea["median_s"], lod and lod["median_s"])
+        memory = _ratio(fea and fea["peak_increase_mib"], lod and lod["peak_increase_mib"])
+        print(
+            f"| {set_name} | {system} | {threads} "
+            f"| {_cell(fea, 'median_s', 1e3, 2)} | {_cell(lod, 'median_s', 1e3, 2)} | {speed} "
+            f"| {_cell(fea, 'peak_increase_mib')} | {_cell(lod, 'peak_increase_mib')} "
+            f"| {memory} |"
+        )
+
+
 def run_parent(args: argparse.Namespace) -> int:
     command_line = shlex.join([Path(sys.executable).name, *sys.argv])
     openblas_env = {name: os.environ.get(name) for name in OPENBLAS_VARIABLES}
@@ -431,7 +469,7 @@ def run_parent(args: argparse.Namespace) -> int:
         for system in args.systems:
             for threads in args.threads:
                 pair = {}
-                for code in CODES:
+                for code in _codes(args):
                     label = f"{code} {set_name} {system} threads={threads}"
                     print(f"running {label} ...", file=sys.stderr, flush=True)
                     start = time.perf_counter()
@@ -451,23 +489,12 @@ def run_parent(args: argparse.Namespace) -> int:
                     pair[code] = record
                 rows.append((set_name, system, threads, pair))
 
-    header = (
-        "| set | system | threads | featomic median (ms) | lodekit median (ms) "
-        "| speed-up (featomic/lodekit) | featomic peak (MiB) | lodekit peak (MiB) "
-        "| memory ratio (featomic/lodekit) |"
-    )
-    print(header)
-    print("|" + "---|" * header.count(" | ") + "---|")
-    for set_name, system, threads, pair in rows:
-        fea, lod = pair["featomic"], pair["lodekit"]
-        speed = _ratio(fea and fea["median_s"], lod and lod["median_s"])
-        memory = _ratio(fea and fea["peak_increase_mib"], lod and lod["peak_increase_mib"])
-        print(
-            f"| {set_name} | {system} | {threads} "
-            f"| {_cell(fea, 'median_s', 1e3, 2)} | {_cell(lod, 'median_s', 1e3, 2)} | {speed} "
-            f"| {_cell(fea, 'peak_increase_mib')} | {_cell(lod, 'peak_increase_mib')} "
-            f"| {memory} |"
-        )
+    _print_table(rows)
+    if args.baseline_src:
+        print()
+        print(f"Baseline: lodekit from {args.baseline_src}, same run, same workers.")
+        print()
+        _print_table(rows, against="baseline")
     print()
     print(
         "Times: median of the timed compute calls. Peak: VmHWM at the end minus VmRSS before "
@@ -545,7 +572,15 @@ def main(argv=None) -> int:
         action="store_true",
         help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the workers' environment",
     )
-    parser.add_argument("--worker", choices=["info", *CODES], default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--baseline-src",
+        default=None,
+        metavar="SRC",
+        help="also time lodekit imported from this source folder (an older tree), same run",
+    )
+    parser.add_argument(
+        "--worker", choices=["info", *CODES, "baseline"], default=None, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
 
     if args.repeats < 1:
@@ -558,6 +593,10 @@ def main(argv=None) -> int:
         return 0
 
     args.data = str(Path(args.data).resolve())
+    if args.baseline_src is not None:
+        args.baseline_src = str(Path(args.baseline_src).resolve())
+        if not (Path(args.baseline_src) / "lodekit" / "__init__.py").is_file():
+            parser.error(f"--baseline-src {args.baseline_src} holds no lodekit package")
     missing = [
         SYSTEMS[system][0]
         for system in args.systems
