@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import erfc
 
 from ..errors import InputError
-from ..expansion.kspace import _phase_factors, half_space_kvectors
+from ..expansion.kspace import half_space_kvectors, phase_factors
 from ..neighbors import neighbor_pairs
 from ..systems import System
 
@@ -75,7 +75,7 @@ def ewald_energy(structure, charges=None, *, accuracy: float = 1e-10, coulomb=CO
     for start in range(0, len(hkl), _K_CHUNK):
         block = hkl[start : start + _K_CHUNK]
         k2 = np.einsum("ij,ij->i", block @ recip, block @ recip)
-        structure_factor = q @ _phase_factors(frac, block)
+        structure_factor = q @ phase_factors(frac, block)
         # the half space counts each ±k pair once: 4 pi / V instead of 2 pi / V
         reciprocal += np.sum(np.exp(-k2 / (4 * alpha**2)) / k2 * np.abs(structure_factor) ** 2)
     reciprocal *= 4 * np.pi / volume
