@@ -8,7 +8,8 @@ import pytest
 
 import lodekit
 from lodekit.expansion._base import CalculatorBase
-from lodekit.expansion.registry import BOUNDARIES, CALCULATORS, KSPACE_METHODS, code_paths
+from lodekit.expansion.kspace import KSPACE_BACKENDS
+from lodekit.expansion.registry import BOUNDARIES, CALCULATORS, code_paths
 from tests.helpers import (
     cubic_box,
     featomic_lode,
@@ -68,7 +69,7 @@ def test_registry_lists_every_calculator_and_option():
     lode = {(p.hypers["exponent"], p.method) for p in PATHS if p.method != "pairs"}
     assert len(lode) == 3 * len(lodekit.density.SUPPORTED_EXPONENTS)
     assert {p.kspace for p in PATHS if p.boundary == "periodic" and p.method != "pairs"} == set(
-        KSPACE_METHODS
+        KSPACE_BACKENDS
     )
 
 
