@@ -55,7 +55,8 @@ TABLE_ACCURACY = 1e-13
 #: Width (Å) of the switch that turns the real-space remainder off at its cutoff.
 SWITCH_WIDTH = 0.5
 
-#: Share of the ``accuracy`` budget given to the tolerance of the non-uniform FFTs.
+#: Share of the ``accuracy`` budget given to the tolerance of approximate k-space backends
+#: (the non-uniform FFTs).
 NUFFT_SHARE = 0.1
 
 #: Tolerance of the non-uniform FFTs with a fixed ``k_cutoff``: featomic's truncated sum to
@@ -64,6 +65,14 @@ FEATOMIC_NUFFT_EPS = 1e-13
 
 #: Smallest ``accuracy`` accepted.
 MIN_ACCURACY = 1e-14
+
+
+def _checked_kspace_method(value) -> str:
+    """``value`` if it is "auto" or the name of a backend that can run here."""
+    method = check.choice("kspace_method", value, ("auto", *KSPACE_BACKENDS))
+    if method != "auto" and not KSPACE_BACKENDS[method].available():
+        raise InputError(f"`kspace_method` is {method!r} but {KSPACE_BACKENDS[method].requirement}")
+    return method
 
 
 class LodeSphericalExpansion(CalculatorBase):
@@ -101,7 +110,8 @@ class LodeSphericalExpansion(CalculatorBase):
         How periodic k-space sums are evaluated: "direct" sums over k-vectors (cost ~ atoms x
         k-vectors, N^2 at fixed density); "nufft" uses non-uniform FFTs (finufft; ~ N log N)
         to a tolerance of a tenth of ``accuracy`` (1e-13 relative with a ``k_cutoff``); "auto"
-        picks the cheaper by a cost model (the NUFFT wins from a few thousand atoms on).
+        picks the cheapest by the backends' cost models (the NUFFT wins from a few thousand
+        atoms on). Any key of :data:`lodekit.expansion.kspace.KSPACE_BACKENDS` is accepted.
     """
 
     name = "lode_spherical_expansion"
@@ -159,14 +169,7 @@ class LodeSphericalExpansion(CalculatorBase):
                     "double precision cannot deliver relative errors below ~1e-14"
                 )
         self.accuracy = accuracy
-        self.kspace_method = check.choice(
-            "kspace_method", kspace_method, ("auto", *KSPACE_BACKENDS)
-        )
-        if self.kspace_method != "auto" and not KSPACE_BACKENDS[self.kspace_method].available():
-            raise InputError(
-                f"`kspace_method` is {self.kspace_method!r} but "
-                f"{KSPACE_BACKENDS[self.kspace_method].requirement}"
-            )
+        self.kspace_method = _checked_kspace_method(kspace_method)
         self._basis = GtoBasis(self.max_radial, self.radius)
         self._molecule_field = None
         self._remainder_fields = {}

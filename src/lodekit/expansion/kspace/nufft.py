@@ -98,13 +98,20 @@ def nufft_sum(problem: KspaceProblem) -> np.ndarray:
     step = 2 * _BATCH
     for first in range(0, n_channels, step):
         channels = np.arange(first, min(first + step, n_channels))
-        a, f, n = np.unravel_index(channels, (n_species, n_lm, n_rad))
-        v = (factor[:, f, n] * phase[f]).T * conj_rho[a]  # V_f(k), (channels, k)
+        v = _channel_values(factor, phase, conj_rho, channels)  # V_f(k), (channels, k)
         result[channels] = grid.real_parts(centre_points, v, isign=1)
     out[:, :, layout.parity] = result.reshape(n_species, n_lm, n_rad, n_centres).transpose(
         3, 0, 1, 2
     )
     return out
+
+
+def _channel_values(factor, phase, conj_rho, channels) -> np.ndarray:
+    """V_f(k) = phi_f F_k[f] conj(rho_a(k)) of the flat channels f = (a, lm, n), shape
+    (len(channels), n_k); ``factor`` is (n_k, lm sorted by parity, n)."""
+    n_species, (_, n_lm, n_rad) = conj_rho.shape[0], factor.shape
+    a, f, n = np.unravel_index(channels, (n_species, n_lm, n_rad))
+    return (factor[:, f, n] * phase[f]).T * conj_rho[a]
 
 
 class _HalfGrid:
@@ -230,8 +237,7 @@ def nufft_vjp(problem: KspaceProblem, upstream: np.ndarray) -> tuple[np.ndarray,
     step = 2 * _BATCH
     for first in range(0, n_channels, step):
         channels = np.arange(first, min(first + step, n_channels))
-        a, f, n = np.unravel_index(channels, (n_species, n_lm, n_rad))
-        v = (factor[:, f, n] * phase[f]).T * conj_rho[a]  # (channels, k)
+        v = _channel_values(factor, phase, conj_rho, channels)  # (channels, k)
         rows = (1j * kvec.T[:, None, :] * v[None]).reshape(-1, len(hkl))  # (x, channel)
         values = grid.real_parts(centre_points, rows, isign=1)
         values = values.reshape(3, len(channels), len(centres))
