@@ -7,12 +7,7 @@ import pytest
 
 import lodekit
 from lodekit.density import fourier_transform_at_zero
-from lodekit.expansion.kspace_gradients import (
-    lode_kspace_gradient,
-    lode_kspace_strain_gradient,
-    lode_kspace_strain_vjp,
-    lode_kspace_vjp,
-)
+from lodekit.expansion.kspace import KSPACE_BACKENDS, KspaceProblem, k_zero_term
 from lodekit.systems import System
 from tests.helpers import cubic_box, molecule, three_species_box, triclinic_box
 
@@ -24,35 +19,37 @@ def _jacobian(calculator, atoms, centres=None):
     """Dense d c / d r of the whole expansion (in k_cutoff mode the k = 0, centre and
     background terms do not depend on positions)."""
     centres = np.arange(len(atoms)) if centres is None else centres
-    return lode_kspace_gradient(*_arguments(calculator, atoms, centres))
+    return DIRECT.jacobian(_problem(calculator, atoms, centres), False)[0]
 
 
-def _arguments(calculator, atoms, centres):
+DIRECT = KSPACE_BACKENDS["direct"]
+
+
+def _problem(calculator, atoms, centres):
     system = System.from_ase(atoms)
     types = np.unique(system.numbers)
-    return (
-        system.positions,
-        np.searchsorted(types, system.numbers),
-        len(types),
-        np.asarray(centres),
-        system.cell,
-        calculator._basis,
-        calculator.max_angular,
-        calculator.smearing,
-        calculator.exponent,
-        calculator.effective_k_cutoff,
+    return KspaceProblem(
+        positions=system.positions,
+        species_index=np.searchsorted(types, system.numbers),
+        n_species=len(types),
+        centres=np.asarray(centres),
+        cell=system.cell,
+        basis=calculator._basis,
+        max_angular=calculator.max_angular,
+        smearing=calculator.smearing,
+        exponent=calculator.exponent,
+        k_cutoff=calculator.effective_k_cutoff,
     )
 
 
 def _strain_jacobian(calculator, atoms, centres):
     """d c / d eps of the whole expansion: the k-space sum, and for p = 0 and p > 3 the
     k = 0 term, which scales as 1/V."""
-    arguments = _arguments(calculator, atoms, centres)
-    out = lode_kspace_strain_gradient(*arguments)
+    problem = _problem(calculator, atoms, centres)
+    out = DIRECT.jacobian(problem, True)[1]
     g0 = fourier_transform_at_zero(calculator.smearing, calculator.exponent)
     if np.isfinite(g0):
-        counts = np.bincount(arguments[1], minlength=arguments[2]).astype(float)
-        k_zero = calculator._k_zero_term(atoms.get_volume(), counts, g0)
+        k_zero = k_zero_term(problem, g0)
         for a in range(3):
             out[:, a, a, :, 0, :] -= k_zero
     return out
@@ -93,7 +90,8 @@ def test_vector_jacobian_product_equals_contracted_jacobian(kind):
     centres = np.arange(len(atoms))[::2]
     jacobian = _jacobian(calculator, atoms, centres)
     upstream = rng.normal(size=(len(centres), *jacobian.shape[3:]))
-    vjp = lode_kspace_vjp(*_arguments(calculator, atoms, centres), upstream)
+    vjp, strain = DIRECT.vjp(_problem(calculator, atoms, centres), upstream, False)
+    assert strain is None
     expected = np.einsum("ijxalm,ialm->jx", jacobian, upstream)
     np.testing.assert_allclose(vjp, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
     # no net force on a periodic system: translation invariance
@@ -169,10 +167,10 @@ def test_strain_vector_jacobian_product_equals_contracted_jacobian(kind):
     atoms = STRUCTURES[kind](rng)
     calculator = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)
     centres = np.arange(len(atoms))[1::2]
-    arguments = _arguments(calculator, atoms, centres)
-    jacobian = lode_kspace_strain_gradient(*arguments)
+    problem = _problem(calculator, atoms, centres)
+    jacobian = DIRECT.jacobian(problem, True)[1]
     upstream = rng.normal(size=(len(centres), *jacobian.shape[3:]))
-    virial = lode_kspace_strain_vjp(*arguments, upstream)
+    virial = DIRECT.vjp(problem, upstream, True)[1]
     expected = np.einsum("iabslm,islm->ab", jacobian, upstream)
     np.testing.assert_allclose(virial, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
 

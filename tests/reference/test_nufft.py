@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 import lodekit
-from lodekit.expansion.kspace import lode_kspace_sum
-from lodekit.expansion.kspace_gradients import lode_kspace_vjp
-from lodekit.expansion.kspace_nufft import lode_kspace_sum_nufft, lode_kspace_vjp_nufft
+from lodekit.expansion.kspace import KSPACE_BACKENDS, KspaceProblem
 from lodekit.systems import System
 from tests.helpers import random_structure, three_species_box, triclinic_box
 
@@ -19,23 +17,27 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bench_s
 STRUCTURES = {"triclinic": triclinic_box, "three_species": three_species_box}
 
 
-def _arguments(atoms, exponent, centres, smearing=0.8, k_cutoff=5.0):
+DIRECT, NUFFT = KSPACE_BACKENDS["direct"], KSPACE_BACKENDS["nufft"]
+
+
+def _problem(atoms, exponent, centres, eps=0.0, smearing=0.8, k_cutoff=5.0):
     system = System.from_ase(atoms)
     types = np.unique(system.numbers)
     calculator = lodekit.LodeSphericalExpansion(
         smearing=smearing, exponent=exponent, max_radial=3, max_angular=3, radius=4.0
     )
-    return (
-        system.positions,
-        np.searchsorted(types, system.numbers),
-        len(types),
-        centres,
-        system.cell,
-        calculator._basis,
-        3,
-        smearing,
-        exponent,
-        k_cutoff,
+    return KspaceProblem(
+        positions=system.positions,
+        species_index=np.searchsorted(types, system.numbers),
+        n_species=len(types),
+        centres=centres,
+        cell=system.cell,
+        basis=calculator._basis,
+        max_angular=3,
+        smearing=smearing,
+        exponent=exponent,
+        k_cutoff=k_cutoff,
+        tolerance=eps,
     )
 
 
@@ -45,9 +47,9 @@ def _arguments(atoms, exponent, centres, smearing=0.8, k_cutoff=5.0):
 def test_nufft_sum_equals_direct_sum_within_its_tolerance(kind, exponent, eps):
     atoms = STRUCTURES[kind](np.random.default_rng(3))
     centres = np.array([0, 2, 5, len(atoms) - 1])
-    arguments = _arguments(atoms, exponent, centres)
-    direct = lode_kspace_sum(*arguments)
-    nufft = lode_kspace_sum_nufft(*arguments, eps)
+    problem = _problem(atoms, exponent, centres, eps)
+    direct = DIRECT.value(problem)
+    nufft = NUFFT.value(problem)
     # measured: the error relative to the largest coefficient stays near eps
     assert np.abs(nufft - direct).max() < 10 * eps * np.abs(direct).max()
 
@@ -57,11 +59,11 @@ def test_nufft_sum_equals_direct_sum_within_its_tolerance(kind, exponent, eps):
 def test_nufft_vector_jacobian_product_equals_direct(kind, exponent):
     atoms = STRUCTURES[kind](np.random.default_rng(4))
     centres = np.array([1, 3, 4, len(atoms) - 2])
-    arguments = _arguments(atoms, exponent, centres)
+    problem = _problem(atoms, exponent, centres, 1e-12)
     rng = np.random.default_rng(0)
-    upstream = rng.normal(size=lode_kspace_sum(*arguments).shape)
-    gradient, strain = lode_kspace_vjp(*arguments, upstream, with_strain=True)
-    nufft_gradient, nufft_strain = lode_kspace_vjp_nufft(*arguments, upstream, 1e-12)
+    upstream = rng.normal(size=problem.coefficient_shape)
+    gradient, strain = DIRECT.vjp(problem, upstream, with_strain=True)
+    nufft_gradient, nufft_strain = NUFFT.vjp(problem, upstream, with_strain=True)
     assert np.abs(nufft_gradient - gradient).max() < 1e-10 * np.abs(gradient).max()
     assert np.abs(nufft_strain - strain).max() < 1e-10 * np.abs(strain).max()
 

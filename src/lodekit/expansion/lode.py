@@ -9,25 +9,25 @@ import numpy as np
 from .. import _validation as check
 from ..basis.gto import GtoBasis
 from ..basis.multipoles import MultipoleTail
-from ..basis.radial_integrals import kspace_radial_integral
 from ..density import (
     SUPPORTED_EXPONENTS,
-    fourier_difference_at_zero,
     fourier_transform,
-    fourier_transform_at_zero,
     fourier_transform_difference,
     gto_moment,
 )
 from ..errors import InputError
 from ..systems import System, as_systems
 from ._base import CalculatorBase
-from .jacobian import Jacobian, cutoff_pair_jacobian, pair_jacobian
-from .kspace import lode_kspace_sum
-from .kspace_gradients import lode_kspace_gradient, lode_kspace_strain_gradient, lode_kspace_vjp
-from .kspace_nufft import MIN_EPS as MIN_NUFFT_EPS
-from .kspace_nufft import lode_kspace_sum_nufft, lode_kspace_vjp_nufft, nufft_available
+from .jacobian import Jacobian, pair_jacobian
+from .kspace import (
+    KSPACE_BACKENDS,
+    KspaceProblem,
+    KspaceWorkload,
+    PeriodicCorrections,
+    Remainder,
+    available_methods,
+)
 from .plan import (
-    KSPACE_METHODS,
     PeriodicPlan,
     choose_kspace_method,
     choose_split,
@@ -40,8 +40,6 @@ from .realspace import (
     molecule_pair_blocks,
     molecule_pair_gradients,
     molecule_sum,
-    periodic_pair_gradients,
-    periodic_pair_sum,
 )
 from .result import split_by_l
 
@@ -57,7 +55,8 @@ TABLE_ACCURACY = 1e-13
 #: Width (Å) of the switch that turns the real-space remainder off at its cutoff.
 SWITCH_WIDTH = 0.5
 
-#: Share of the ``accuracy`` budget given to the tolerance of the non-uniform FFTs.
+#: Share of the ``accuracy`` budget given to the tolerance of approximate k-space backends
+#: (the non-uniform FFTs).
 NUFFT_SHARE = 0.1
 
 #: Tolerance of the non-uniform FFTs with a fixed ``k_cutoff``: featomic's truncated sum to
@@ -66,6 +65,14 @@ FEATOMIC_NUFFT_EPS = 1e-13
 
 #: Smallest ``accuracy`` accepted.
 MIN_ACCURACY = 1e-14
+
+
+def _checked_kspace_method(value) -> str:
+    """``value`` if it is "auto" or the name of a backend that can run here."""
+    method = check.choice("kspace_method", value, ("auto", *KSPACE_BACKENDS))
+    if method != "auto" and not KSPACE_BACKENDS[method].available():
+        raise InputError(f"`kspace_method` is {method!r} but {KSPACE_BACKENDS[method].requirement}")
+    return method
 
 
 class LodeSphericalExpansion(CalculatorBase):
@@ -103,7 +110,8 @@ class LodeSphericalExpansion(CalculatorBase):
         How periodic k-space sums are evaluated: "direct" sums over k-vectors (cost ~ atoms x
         k-vectors, N^2 at fixed density); "nufft" uses non-uniform FFTs (finufft; ~ N log N)
         to a tolerance of a tenth of ``accuracy`` (1e-13 relative with a ``k_cutoff``); "auto"
-        picks the cheaper by a cost model (the NUFFT wins from a few thousand atoms on).
+        picks the cheapest by the backends' cost models (the NUFFT wins from a few thousand
+        atoms on). Any key of :data:`lodekit.expansion.kspace.KSPACE_BACKENDS` is accepted.
     """
 
     name = "lode_spherical_expansion"
@@ -161,11 +169,7 @@ class LodeSphericalExpansion(CalculatorBase):
                     "double precision cannot deliver relative errors below ~1e-14"
                 )
         self.accuracy = accuracy
-        self.kspace_method = check.choice("kspace_method", kspace_method, ("auto", *KSPACE_METHODS))
-        if self.kspace_method == "nufft" and not nufft_available():
-            raise InputError(
-                "`kspace_method` is 'nufft' but finufft is not installed: pip install finufft"
-            )
+        self.kspace_method = _checked_kspace_method(kspace_method)
         self._basis = GtoBasis(self.max_radial, self.radius)
         self._molecule_field = None
         self._remainder_fields = {}
@@ -212,12 +216,6 @@ class LodeSphericalExpansion(CalculatorBase):
         moments = np.exp(basis.log_norms) * gto_moment(n, basis.widths, smearing, self.exponent)
         return np.sqrt(4 * np.pi) * (basis.orthonormalization @ moments)
 
-    def _k_zero_term(self, volume: float, counts: np.ndarray, g0: float) -> np.ndarray:
-        """(4 pi / V) N_a ĝ(0) I_n0(0) / sqrt(4 pi) per species, shape (n_species, n)."""
-        i0 = kspace_radial_integral(np.zeros(1), self._basis, 0)[0, 0]
-        k_zero = (4 * np.pi / volume) * g0 * i0 / np.sqrt(4 * np.pi)
-        return counts[:, None] * k_zero[None, :]
-
     # ------------------------------------------------------------------ periodic planning
     def _remainder_field(self, split: float) -> RadialField:
         """Tabulated projection of g_p(smearing) - g_p(split), cached per split."""
@@ -243,27 +241,35 @@ class LodeSphericalExpansion(CalculatorBase):
         return self._remainder_fields[key]
 
     def _plan_system(self, system: System, n_centres: int, n_species: int) -> PeriodicPlan:
+        workload = KspaceWorkload(
+            system.cell,
+            len(system),
+            n_centres,
+            n_species,
+            (self.max_angular + 1) ** 2 * self._basis.size,
+        )
         if self.accuracy is None:
-            method, _ = choose_kspace_method(
-                self._kspace_methods(),
-                system.cell,
-                self.effective_k_cutoff,
-                len(system),
-                n_centres,
-                n_species,
-                (self.max_angular + 1) ** 2 * self._basis.size,
-                FEATOMIC_NUFFT_EPS,
-            )
-            eps = FEATOMIC_NUFFT_EPS if method == "nufft" else 0.0
-            return PeriodicPlan(
-                "kspace",
-                self.effective_k_cutoff,
-                self.smearing,
-                0.0,
-                None,
-                kspace_method=method,
-                nufft_eps=eps,
-            )
+            return self._plan_fixed_cutoff(workload)
+        return self._plan_accuracy(system, workload)
+
+    def _plan_fixed_cutoff(self, workload: KspaceWorkload) -> PeriodicPlan:
+        """featomic's truncated sum at ``effective_k_cutoff``, by the cheapest backend."""
+        methods = self._kspace_methods()
+        method, _ = choose_kspace_method(
+            methods, workload, self.effective_k_cutoff, FEATOMIC_NUFFT_EPS
+        )
+        return PeriodicPlan(
+            "kspace",
+            self.effective_k_cutoff,
+            self.smearing,
+            0.0,
+            None,
+            kspace_method=method,
+            nufft_eps=KSPACE_BACKENDS[method].tolerance(FEATOMIC_NUFFT_EPS),
+        )
+
+    def _plan_accuracy(self, system: System, workload: KspaceWorkload) -> PeriodicPlan:
+        """The cheapest split and backend that meet ``accuracy`` (math.md §4.3)."""
         heights = 1.0 / np.linalg.norm(np.linalg.inv(system.cell), axis=0)
         if self.smearing > 0.5 * heights.min():
             raise InputError(
@@ -273,23 +279,19 @@ class LodeSphericalExpansion(CalculatorBase):
             )
         width = self._basis.widths.max()
         # the k-space truncation gets half of the error budget, the real-space cut a quarter,
-        # the transforms of the NUFFT path a tenth
-        eps = max(NUFFT_SHARE * self.accuracy, MIN_NUFFT_EPS)
+        # approximate backends (the NUFFT's transforms) a tenth
+        tolerance = NUFFT_SHARE * self.accuracy
         split, method = choose_split(
             self.smearing,
             self.accuracy,
-            system.cell,
-            len(system),
-            n_centres,
-            n_species,
-            (self.max_angular + 1) ** 2 * self._basis.size,
+            workload,
             width,
             max_split=max(self.smearing, width, 0.5 * heights.min()),
             methods=self._kspace_methods(),
-            eps=eps,
+            tolerance=tolerance,
         )
         k_cutoff = kspace_cutoff_for(0.5 * self.accuracy, split)
-        eps = eps if method == "nufft" else 0.0
+        eps = KSPACE_BACKENDS[method].tolerance(tolerance)
         if split == self.smearing:
             return PeriodicPlan(
                 "kspace", k_cutoff, split, 0.0, self.accuracy, kspace_method=method, nufft_eps=eps
@@ -310,7 +312,7 @@ class LodeSphericalExpansion(CalculatorBase):
     def _kspace_methods(self) -> tuple[str, ...]:
         if self.kspace_method != "auto":
             return (self.kspace_method,)
-        return KSPACE_METHODS if nufft_available() else ("direct",)
+        return available_methods()
 
     def _switched_remainder(self, plan: PeriodicPlan) -> SwitchedField:
         """The remainder field of a range-separated plan, switched off at its cutoff."""
@@ -353,133 +355,111 @@ class LodeSphericalExpansion(CalculatorBase):
         return out
 
     # ------------------------------------------------------------------ evaluation
-    def _kspace_arguments(self, system, species_index, n_species, centres, plan) -> tuple:
-        """Positional arguments of the k-space functions (sum, products) for one structure."""
-        return (
-            system.positions,
-            species_index,
-            n_species,
-            centres,
-            system.cell,
-            self._basis,
-            self.max_angular,
-            plan.split_smearing,
-            self.exponent,
-            plan.k_cutoff,
+    def _kspace_problem(
+        self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, plan: PeriodicPlan
+    ) -> KspaceProblem:
+        """The k-space sum of one periodic structure under its plan (the one place it is
+        built)."""
+        return KspaceProblem(
+            positions=system.positions,
+            species_index=np.searchsorted(neighbor_types, system.numbers),
+            n_species=len(neighbor_types),
+            centres=centres,
+            cell=system.cell,
+            basis=self._basis,
+            max_angular=self.max_angular,
+            smearing=plan.split_smearing,
+            exponent=self.exponent,
+            k_cutoff=plan.k_cutoff,
+            tolerance=plan.nufft_eps,
         )
 
-    def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
-        species_index = np.searchsorted(neighbor_types, system.numbers)
-        n_species = len(neighbor_types)
-        rows = np.arange(len(centres))
-        own = species_index[centres]
-        centre_field = self._centre_field(self.smearing)
-        if not system.periodic:
-            coeffs = molecule_sum(
-                system.positions,
-                species_index,
-                n_species,
-                centres,
-                self.molecule_field,
-                self.max_angular,
-                self._basis.size,
-            )
-            coeffs[rows, own, 0, :] += self.center_atom_weight * centre_field
-            info = {"method": "molecule", "table_accuracy": TABLE_ACCURACY}
-            return split_by_l(coeffs, self.max_angular), None, info
-
-        plan = self._plan_system(system, len(centres), n_species)
-        split = plan.split_smearing
-        arguments = self._kspace_arguments(system, species_index, n_species, centres, plan)
-        if plan.kspace_method == "nufft":
-            coeffs = lode_kspace_sum_nufft(*arguments, plan.nufft_eps)
-        else:
-            coeffs = lode_kspace_sum(*arguments)
-        counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
-        g0 = fourier_transform_at_zero(split, self.exponent)
-        if np.isfinite(g0):  # p = 0 and p > 3; dropped (neutralising background) otherwise
-            coeffs[:, :, 0, :] += self._k_zero_term(system.volume, counts, g0)[None]
+    def _periodic_corrections(
+        self, system: System, problem: KspaceProblem, plan: PeriodicPlan
+    ) -> PeriodicCorrections:
+        """The k = 0 term and, for range-separated plans, the remainder of one structure."""
+        remainder = None
         if plan.method == "range_separated":
-            coeffs += periodic_pair_sum(
-                system,
-                species_index,
-                n_species,
-                centres,
+            remainder = Remainder(
                 self._switched_remainder(plan),
                 plan.real_space_cutoff,
-                self.max_angular,
-                self._basis.size,
+                self._centre_field(self.smearing) - self._centre_field(plan.split_smearing),
             )
-            # the remainder of the centre itself, at zero distance, in closed form
-            coeffs[rows, own, 0, :] += centre_field - self._centre_field(split)
-            if 1 <= self.exponent <= 3:
-                # the real-space sum contains the k = 0 term of the remainder, which the
-                # background convention of the k-space sum drops
-                dg0 = fourier_difference_at_zero(self.smearing, split, self.exponent)
-                coeffs[:, :, 0, :] -= self._k_zero_term(system.volume, counts, dg0)[None]
-        coeffs[rows, own, 0, :] -= (1.0 - self.center_atom_weight) * centre_field
+        return PeriodicCorrections.build(system, problem, self.smearing, remainder)
+
+    def _periodic_setup(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
+        """(plan, k-space problem, backend, corrections) of one periodic structure."""
+        plan = self._plan_system(system, len(centres), len(neighbor_types))
+        problem = self._kspace_problem(system, centres, neighbor_types, plan)
+        corrections = self._periodic_corrections(system, problem, plan)
+        return plan, problem, KSPACE_BACKENDS[plan.kspace_method], corrections
+
+    def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
+        if not system.periodic:
+            return self._compute_molecule(system, centres, neighbor_types)
+        plan, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
+        coeffs = corrections.add_values(backend.value(problem))
+        rows = np.arange(len(centres))
+        own = problem.species_index[centres]
+        coeffs[rows, own, 0, :] -= (1.0 - self.center_atom_weight) * self._centre_field(
+            self.smearing
+        )
         return split_by_l(coeffs, self.max_angular), None, plan.as_dict()
+
+    def _compute_molecule(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
+        species_index = np.searchsorted(neighbor_types, system.numbers)
+        coeffs = molecule_sum(
+            system.positions,
+            species_index,
+            len(neighbor_types),
+            centres,
+            self.molecule_field,
+            self.max_angular,
+            self._basis.size,
+        )
+        rows = np.arange(len(centres))
+        own = species_index[centres]
+        coeffs[rows, own, 0, :] += self.center_atom_weight * self._centre_field(self.smearing)
+        info = {"method": "molecule", "table_accuracy": TABLE_ACCURACY}
+        return split_by_l(coeffs, self.max_angular), None, info
 
     # ------------------------------------------------------------------ gradients
     def _jacobian_system(
         self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, with_strain: bool
     ) -> Jacobian:
         """Full Jacobian of :meth:`_compute_system` (the same terms, differentiated)."""
+        if not system.periodic:
+            return self._jacobian_molecule(system, centres, neighbor_types, with_strain)
+        _, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
+        positions, strain = backend.jacobian(problem, with_strain)
+        return corrections.jacobian(positions, strain)
+
+    def _jacobian_molecule(
+        self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, with_strain: bool
+    ) -> Jacobian:
         species_index = np.searchsorted(neighbor_types, system.numbers)
         n_species = len(neighbor_types)
         n_lm = (self.max_angular + 1) ** 2
-        n_rad = self._basis.size
-        if not system.periodic:
-            field = self.molecule_field
-            parts = [Jacobian.empty(len(centres), n_species, n_lm, n_rad, with_strain)]
-            for rows, i, j, vectors, target in molecule_pair_blocks(
-                system.positions, species_index, n_species, centres
-            ):
-                per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
-                parts.append(
-                    Jacobian.from_pairs(
-                        len(centres),
-                        n_species,
-                        rows[0] + target // n_species,
-                        i,
-                        j,
-                        species_index[j],
-                        vectors,
-                        per_pair,
-                        with_strain,
-                    )
+        field = self.molecule_field
+        parts = [Jacobian.empty(len(centres), n_species, n_lm, self._basis.size, with_strain)]
+        for rows, i, j, vectors, target in molecule_pair_blocks(
+            system.positions, species_index, n_species, centres
+        ):
+            per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
+            parts.append(
+                Jacobian.from_pairs(
+                    len(centres),
+                    n_species,
+                    rows[0] + target // n_species,
+                    i,
+                    j,
+                    species_index[j],
+                    vectors,
+                    per_pair,
+                    with_strain,
                 )
-            return Jacobian.merge(parts)
-
-        plan = self._plan_system(system, len(centres), n_species)
-        arguments = self._kspace_arguments(system, species_index, n_species, centres, plan)
-        strain = None
-        counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
-        if with_strain:
-            strain = lode_kspace_strain_gradient(*arguments)
-            g0 = fourier_transform_at_zero(plan.split_smearing, self.exponent)
-            k_zero = np.zeros((n_species, n_rad))
-            if np.isfinite(g0):  # ~ 1/V: d/d eps_ab = -delta_ab times itself
-                k_zero += self._k_zero_term(system.volume, counts, g0)
-            if plan.method == "range_separated" and 1 <= self.exponent <= 3:
-                dg0 = fourier_difference_at_zero(self.smearing, plan.split_smearing, self.exponent)
-                k_zero -= self._k_zero_term(system.volume, counts, dg0)
-            for a in range(3):
-                strain[:, a, a, :, 0, :] -= k_zero[None]
-        jacobian = Jacobian.from_dense(lode_kspace_gradient(*arguments), strain)
-        if plan.method == "range_separated":
-            remainder = cutoff_pair_jacobian(
-                system,
-                species_index,
-                n_species,
-                centres,
-                plan.real_space_cutoff,
-                self._switched_remainder(plan).with_derivative,
-                self.max_angular,
-                with_strain,
             )
-            jacobian = Jacobian.merge([jacobian, remainder])
-        return jacobian
+        return Jacobian.merge(parts)
 
     def vector_jacobian_product(self, structures, upstream, selected_atoms=None) -> dict:
         """Gradients of E = sum_i sum_{a l m n} G[i, a, l, m, n] c[i, a, l, m, n].
@@ -523,50 +503,25 @@ class LodeSphericalExpansion(CalculatorBase):
         for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
             g = flat[first : first + len(centres)].reshape(len(centres), n_species, n_lm, -1)
             first += len(centres)
-            species_index = np.searchsorted(neighbor_types, system.numbers)
-            if not system.periodic:
-                gradient, strain[index] = molecule_pair_gradients(
-                    system.positions,
-                    species_index,
-                    n_species,
-                    centres,
-                    self.molecule_field,
-                    self.max_angular,
-                    g,
-                )
-                positions.append(gradient)
-                continue
-            plan = self._plan_system(system, len(centres), n_species)
-            arguments = self._kspace_arguments(system, species_index, n_species, centres, plan)
-            if plan.kspace_method == "nufft":
-                gradient, strain[index] = lode_kspace_vjp_nufft(*arguments, g, plan.nufft_eps)
-            else:
-                gradient, strain[index] = lode_kspace_vjp(*arguments, g, with_strain=True)
-            counts = np.bincount(species_index, minlength=n_species).astype(np.float64)
-            g0 = fourier_transform_at_zero(plan.split_smearing, self.exponent)
-            if np.isfinite(g0):
-                # the k = 0 term scales as 1/V: d/d eps_ab = -delta_ab times itself
-                k_zero = self._k_zero_term(system.volume, counts, g0)
-                strain[index] -= np.eye(3) * np.sum(g[:, :, 0, :] * k_zero[None])
-            if plan.method == "range_separated":
-                pair_gradient, pair_strain = periodic_pair_gradients(
-                    system,
-                    species_index,
-                    n_species,
-                    centres,
-                    self._switched_remainder(plan),
-                    plan.real_space_cutoff,
-                    self.max_angular,
-                    g,
-                )
-                gradient += pair_gradient
-                strain[index] += pair_strain
-                if 1 <= self.exponent <= 3:
-                    # the subtracted k = 0 term of the remainder, also ~ 1/V
-                    dg0 = fourier_difference_at_zero(
-                        self.smearing, plan.split_smearing, self.exponent
-                    )
-                    k_zero = self._k_zero_term(system.volume, counts, dg0)
-                    strain[index] += np.eye(3) * np.sum(g[:, :, 0, :] * k_zero[None])
+            gradient, strain[index] = self._vjp_system(system, centres, neighbor_types, g)
             positions.append(gradient)
         return {"positions": positions, "strain": strain}
+
+    def _vjp_system(
+        self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, upstream
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """dE/dr (n_atoms, 3) and dE/d eps (3, 3) of one structure, for dE/dc ``upstream``
+        (n_centres, n_species, lm, n)."""
+        if not system.periodic:
+            return molecule_pair_gradients(
+                system.positions,
+                np.searchsorted(neighbor_types, system.numbers),
+                len(neighbor_types),
+                centres,
+                self.molecule_field,
+                self.max_angular,
+                upstream,
+            )
+        _, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
+        gradient, strain = backend.vjp(problem, upstream, with_strain=True)
+        return corrections.vjp(upstream, gradient, strain)

@@ -6,34 +6,24 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .kspace import KSPACE_BACKENDS, KspaceWorkload
+
 __all__ = [
-    "KSPACE_METHODS",
     "PERIODIC_METHODS",
     "PeriodicPlan",
     "choose_kspace_method",
     "choose_split",
-    "kspace_cost",
     "kspace_cutoff_for",
-    "nufft_width",
     "remainder_range",
 ]
 
 #: How a periodic structure can be evaluated.
 PERIODIC_METHODS = ("kspace", "range_separated")
 
-# Rough costs on one core (seconds per unit), measured on the development machine with the
-# benchmarks of this repository: one (centre x species x k x coefficient) multiply-add of the
-# k-space product, one (atom x k) phase, one (pair x coefficient) real-space contribution.
-_COST_KSPACE = 1.0e-10
-_COST_PHASE = 5.0e-9
+# Rough cost on one core (seconds) of one (pair x coefficient) real-space contribution, measured
+# on the development machine with the benchmarks of this repository; the k-space backends
+# carry their own cost models (KspaceBackend.cost).
 _COST_PAIR = 6.0e-9
-# Non-uniform FFTs (finufft, measured on the same machine): one point x w^3 of spreading or
-# interpolation, w the kernel width; one (upsampled grid point x log2 of the grid) of FFT.
-_COST_SPREAD = 1.0e-9
-_COST_FFT = 3.0e-10
-
-#: How the k-space part can be evaluated: the direct sum over k-vectors, or non-uniform FFTs.
-KSPACE_METHODS = ("direct", "nufft")
 
 
 @dataclass(frozen=True)
@@ -49,11 +39,14 @@ class PeriodicPlan:
         Smearing (Å) of the field handled in k-space; equals ``smearing`` for "kspace".
     real_space_cutoff : float
         Pair cutoff (Å) of the short-ranged remainder; 0 for "kspace".
-    kspace_method : {"direct", "nufft"}
-        How the k-space sum is evaluated: a sum over k-vectors (cost ~ atoms x k-vectors),
-        or non-uniform FFTs (~ atoms + grid log grid per coefficient channel).
+    kspace_method : str
+        The backend that evaluates the k-space sum, a key of
+        :data:`~lodekit.expansion.kspace.KSPACE_BACKENDS` ("direct": a sum over k-vectors,
+        cost ~ atoms x k-vectors; "nufft": non-uniform FFTs, ~ atoms + grid log grid per
+        coefficient channel).
     nufft_eps : float
-        Relative tolerance of the transforms for "nufft" (0 for "direct").
+        Relative tolerance the backend runs at (the NUFFT's ``eps``; 0 for exact backends
+        such as "direct").
     switch_width : float
         The remainder is switched off smoothly (C2) between ``real_space_cutoff -
         switch_width`` and ``real_space_cutoff`` (Å), so that energies and forces stay
@@ -82,43 +75,21 @@ def kspace_cutoff_for(accuracy: float, smearing: float) -> float:
     return float(np.sqrt(2.0 * np.log(1.0 / accuracy)) / smearing)
 
 
-def nufft_width(eps: float) -> int:
-    """Spreading kernel width (grid points per dimension) of finufft at tolerance eps."""
-    return int(np.ceil(-np.log10(eps))) + 1
+def choose_kspace_method(
+    methods, workload: KspaceWorkload, k_cutoff: float, tolerance: float
+) -> tuple[str, float]:
+    """The cheapest of ``methods`` (keys of ``KSPACE_BACKENDS``) for one k-space sum.
 
+    Each backend is costed at the tolerance it would run at for the ``tolerance`` requested.
 
-def kspace_cost(
-    method: str,
-    cell: np.ndarray,
-    k_cutoff: float,
-    n_atoms: int,
-    n_centres: int,
-    n_species: int,
-    n_coefficients: int,
-    eps: float,
-) -> float:
-    """Estimated seconds of the k-space sum by ``method`` ("direct" or "nufft")."""
-    volume = abs(np.linalg.det(cell))
-    if method == "direct":
-        n_k = volume * k_cutoff**3 / (12 * np.pi**2)
-        return n_k * (_COST_KSPACE * n_centres * n_species * n_coefficients + _COST_PHASE * n_atoms)
-    n_max = np.floor(k_cutoff * np.linalg.norm(cell, axis=1) / (2.0 * np.pi))
-    # finufft's upsampled grid: twice the modes per dimension
-    grid = float(np.prod(2.0 * (2.0 * n_max + 1.0)))
-    width = nufft_width(eps) ** 3
-    fft = _COST_FFT * grid * np.log2(max(grid, 2.0))
-    transforms = -(-n_species * n_coefficients // 2)  # two real channels per transform
-    return transforms * (_COST_SPREAD * n_centres * width + fft) + n_species * (
-        _COST_SPREAD * n_atoms * width + fft
-    )
-
-
-def choose_kspace_method(methods, cell, k_cutoff, n_atoms, n_centres, n_species, n_coeff, eps):
-    """The cheapest of ``methods`` for one k-space sum, and its estimated cost."""
-    costs = {
-        m: kspace_cost(m, cell, k_cutoff, n_atoms, n_centres, n_species, n_coeff, eps)
-        for m in methods
-    }
+    Returns
+    -------
+    (method, its estimated seconds)
+    """
+    costs = {}
+    for method in methods:
+        backend = KSPACE_BACKENDS[method]
+        costs[method] = backend.cost(workload, k_cutoff, backend.tolerance(tolerance))
     method = min(costs, key=costs.get)
     return method, costs[method]
 
@@ -126,37 +97,32 @@ def choose_kspace_method(methods, cell, k_cutoff, n_atoms, n_centres, n_species,
 def choose_split(
     smearing: float,
     accuracy: float,
-    cell: np.ndarray,
-    n_atoms: int,
-    n_centres: int,
-    n_species: int,
-    n_coefficients: int,
+    workload: KspaceWorkload,
     basis_width: float,
     max_split: float,
     methods=("direct",),
-    eps: float = 1e-12,
+    tolerance: float = 1e-12,
 ) -> tuple[float, str]:
     """Pick the smearing of the k-space part, and its method, that minimise the estimated cost.
 
     Candidates are smearing * 2^(j/4) up to ``max_split``, so that tables of the remainder can
-    be cached across structures; each is costed with the cheapest of ``methods``.
+    be cached across structures; each is costed with the cheapest of ``methods`` (keys of
+    ``KSPACE_BACKENDS``) at the requested ``tolerance`` of approximate backends.
 
     Returns
     -------
     (split smearing in Å, k-space method)
     """
-    volume = abs(np.linalg.det(cell))
+    volume = workload.volume
     best = None
     split = smearing
     while split <= max_split * (1 + 1e-12):
         k_cut = kspace_cutoff_for(0.5 * accuracy, split)
-        method, cost = choose_kspace_method(
-            methods, cell, k_cut, n_atoms, n_centres, n_species, n_coefficients, eps
-        )
+        method, cost = choose_kspace_method(methods, workload, k_cut, tolerance)
         if split > smearing:
             r_cut = remainder_range(split, basis_width, accuracy)
-            pairs = n_centres * n_atoms / volume * 4 / 3 * np.pi * r_cut**3
-            cost += _COST_PAIR * pairs * n_coefficients
+            pairs = workload.n_centres * workload.n_atoms / volume * 4 / 3 * np.pi * r_cut**3
+            cost += _COST_PAIR * pairs * workload.n_coefficients
         if best is None or cost < best[0]:
             best = (cost, split, method)
         split *= 2**0.25

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..density import SUPPORTED_EXPONENTS
+from .kspace import KSPACE_BACKENDS
 from .lode import LodeSphericalExpansion
-from .plan import KSPACE_METHODS, PERIODIC_METHODS
+from .plan import PERIODIC_METHODS
 from .soap import CUTOFF_FUNCTIONS, SphericalExpansion
 
-__all__ = ["CALCULATORS", "KSPACE_METHODS", "CodePath", "code_paths"]
+__all__ = ["CALCULATORS", "CodePath", "code_paths"]
 
 #: The public calculators, by name.
 CALCULATORS = {
@@ -48,7 +49,8 @@ class CodePath:
         For LODE, the evaluation method the structure must get ("kspace", "range_separated",
         "molecule"); "pairs" for the density expansion.
     kspace : str
-        For periodic LODE, how the k-space part must be evaluated ("direct" or "nufft").
+        For periodic LODE, the backend that must evaluate the k-space part (a key of
+        :data:`~lodekit.expansion.kspace.KSPACE_BACKENDS`).
     """
 
     name: str
@@ -92,19 +94,22 @@ def code_paths() -> list[CodePath]:
                     method,
                 )
             )
-    # the non-uniform FFT path, forced (small cells would get the direct sum)
-    for exponent in (1, 4):
-        for method in PERIODIC_METHODS:
-            paths.append(
-                CodePath(
-                    f"lode-p{exponent}-{method}-nufft",
-                    LodeSphericalExpansion.name,
-                    dict(_lode_hypers(exponent, method), kspace_method="nufft"),
-                    "periodic",
-                    method,
-                    kspace="nufft",
+    # every other k-space backend, forced (small cells would get the direct sum)
+    for backend in KSPACE_BACKENDS:
+        if backend == "direct":
+            continue
+        for exponent in (1, 4):
+            for method in PERIODIC_METHODS:
+                paths.append(
+                    CodePath(
+                        f"lode-p{exponent}-{method}-{backend}",
+                        LodeSphericalExpansion.name,
+                        dict(_lode_hypers(exponent, method), kspace_method=backend),
+                        "periodic",
+                        method,
+                        kspace=backend,
+                    )
                 )
-            )
     return paths
 
 

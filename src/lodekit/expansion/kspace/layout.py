@@ -1,48 +1,34 @@
-"""Reciprocal-space evaluation of the periodic LODE coefficients (math.md §4.1).
+"""Building blocks shared by the k-space backends (math.md §4.1).
 
-c^{i,a}_{nlm} = (4 pi / V) sum_{0<|k|<k_c} ĝ_p(k) I_nl(k) Y_lm(k̂) Re[i^l S^a_i(k)]
-
-Only half of the k-sphere is enumerated (k and -k give complex-conjugate structure factors),
-which doubles the prefactor. Writing rho_a(k) = sum_{j in a} exp(-i k·r_j) = A_a - i B_a with
-A_a = sum cos(k·r_j), B_a = sum sin(k·r_j), the centre's factor S^a_i = exp(i k·r_i) rho_a is
-
-    Re S^a_i = cos_i A_a + sin_i B_a,      Im S^a_i = sin_i A_a - cos_i B_a,
-
-and Re[i^l S] is (Re S, -Im S, -Re S, Im S) for l mod 4 = (0, 1, 2, 3). Moving A and B into the
-k-dependent factor F_k = ĝ I Y (signs included) turns the whole sum into one dense product
-
-    c_even[i, a] = sum_k cos_ik (A_a F_k) + sin_ik (B_a F_k)
-    c_odd[i, a]  = sum_k sin_ik (A_a F_k) - cos_ik (B_a F_k)
-
-i.e. [cos | sin] (centres, 2 k) @ G (2 k, species x lm x n), done over chunks of k-vectors so
-that memory stays bounded whatever the cell size. exp(i k·r_j) is never evaluated with a
-transcendental call per (atom, k): with k = h b1 + k b2 + l b3 it is the product of per-axis
-powers exp(2 pi i h f_1) exp(2 pi i k f_2) exp(2 pi i l f_3) of the fractional coordinates f,
-tabulated once per atom, and for fixed (h, k) the l-values of the sphere are one contiguous run.
+Half of the k-sphere (one of each ±k) as Miller indices, the per-atom phases exp(i k·r_j)
+built from per-axis tables, and the k-dependent factor F_k = ĝ_p(k) I_nl(k) Y_lm(k̂) (parity
+signs and 8 pi / V included) that every backend contracts with structure factors. See
+:mod:`~lodekit.expansion.kspace.direct` for how the sum is written with them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..basis.gto import GtoBasis
-from ..basis.radial_integrals import kspace_radial_integral, kspace_radial_integral_derivative
-from ..basis.spherical_harmonics import (
+from ...basis.gto import GtoBasis
+from ...basis.radial_integrals import kspace_radial_integral, kspace_radial_integral_derivative
+from ...basis.spherical_harmonics import (
     real_spherical_harmonics,
     real_spherical_harmonics_with_gradients,
 )
-from ..density import fourier_transform, fourier_transform_derivative
+from ...density import fourier_transform, fourier_transform_derivative
 
 __all__ = [
+    "CHUNK_ELEMENTS",
     "KspaceLayout",
     "contract_block",
     "half_space_kvectors",
-    "lode_kspace_sum",
+    "phase_factors",
     "species_indicator",
 ]
 
 #: Largest number of doubles in one (centres x species, k-chunk) block.
-_CHUNK_ELEMENTS = 1 << 21
+CHUNK_ELEMENTS = 1 << 21
 
 
 def half_space_kvectors(cell: np.ndarray, k_cutoff: float) -> np.ndarray:
@@ -123,7 +109,7 @@ def _radial_factor_with_derivative(
     return radial, d_radial
 
 
-def _phase_factors(frac: np.ndarray, hkl: np.ndarray) -> np.ndarray:
+def phase_factors(frac: np.ndarray, hkl: np.ndarray) -> np.ndarray:
     """exp(2 pi i hkl·f_j) for every atom j and Miller triplet, shape (n_atoms, n_k)."""
     lo, hi = hkl.min(axis=0), hkl.max(axis=0)
     tables = [
@@ -243,65 +229,3 @@ def contract_block(
     g[:, 1, :, n_even:] = a_re * f_odd
     # complex128 viewed as float64 interleaves (cos, sin) along k, matching g's axis 1
     return np.ascontiguousarray(centre_phases).view(np.float64) @ g.reshape(2 * n_k, -1)
-
-
-def lode_kspace_sum(
-    positions: np.ndarray,
-    species_index: np.ndarray,
-    n_species: int,
-    centres: np.ndarray,
-    cell: np.ndarray,
-    basis: GtoBasis,
-    max_angular: int,
-    smearing: float,
-    exponent: int,
-    k_cutoff: float,
-) -> np.ndarray:
-    """The k-space sum of math.md §4.1 (without the k = 0 and centre terms).
-
-    Parameters
-    ----------
-    positions : ndarray, shape (n_atoms, 3)
-        Å.
-    species_index : ndarray of int, shape (n_atoms,)
-        Channel (0..n_species-1) of every atom.
-    n_species : int
-    centres : ndarray of int, shape (n_centres,)
-    cell : ndarray, shape (3, 3)
-        Lattice vectors as rows (Å).
-    basis, max_angular, smearing, exponent, k_cutoff
-        Hyperparameters (Å, 1/Å).
-
-    Returns
-    -------
-    ndarray, shape (n_centres, n_species, (max_angular+1)^2, n_radial)
-    """
-    n_lm = (max_angular + 1) ** 2
-    n_rad = basis.size
-    n_centres = len(centres)
-    n_atoms = len(positions)
-    hkl = half_space_kvectors(cell, k_cutoff)
-    if n_centres == 0 or len(hkl) == 0:
-        return np.zeros((n_centres, n_species, n_lm, n_rad))
-    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
-    frac = positions @ np.linalg.inv(cell)
-    indicator = species_indicator(species_index, n_species)
-    all_centres = n_centres == n_atoms and np.array_equal(centres, np.arange(n_atoms))
-
-    n_even = layout.n_even
-    chunk = max(32, _CHUNK_ELEMENTS // max(n_atoms, n_species * n_lm * n_rad))
-    out = np.zeros((n_centres, n_species * n_lm * n_rad))
-    for start in range(0, len(hkl), chunk):
-        block = hkl[start : start + chunk]
-        _, factor = layout.factor(block)  # (k, lm sorted by parity, n)
-
-        phases = _phase_factors(frac, block)  # (atoms, k)
-        rho = indicator @ phases  # sum_j exp(i k·r_j) = A + i B, (species, k)
-        centre_phases = phases if all_centres else phases[centres]
-        out += contract_block(centre_phases, rho, factor, n_even)
-
-    parity = layout.parity
-    out = out.reshape(n_centres, n_species, n_lm, n_rad)
-    result = np.empty_like(out)
-    result[:, :, parity] = out
-    return result

@@ -1,6 +1,6 @@
 """Position and strain gradients of the k-space LODE sum (math.md §4.1), dense and contracted.
 
-With the k-dependent factor F_k of :class:`~lodekit.expansion.kspace.KspaceLayout` (lm sorted
+With the k-dependent factor F_k of :class:`~lodekit.expansion.kspace.layout.KspaceLayout` (lm sorted
 by parity), the k-space coefficients are
 
     c[i, a, lmn] = sum_k F_k[lmn] {Re | Im}[z_ia(k)],   z_ia(k) = sum_{j in a} exp(i k·(r_i - r_j))
@@ -35,21 +35,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..basis.gto import GtoBasis
-from .kspace import (
-    _CHUNK_ELEMENTS,
-    KspaceLayout,
-    _phase_factors,
-    contract_block,
-    half_space_kvectors,
-    species_indicator,
-)
+from .layout import CHUNK_ELEMENTS, KspaceLayout, contract_block, phase_factors
+from .problem import KspaceProblem
 
 __all__ = [
-    "lode_kspace_gradient",
-    "lode_kspace_strain_gradient",
-    "lode_kspace_strain_vjp",
-    "lode_kspace_vjp",
+    "kspace_gradient",
+    "kspace_strain_gradient",
+    "kspace_vjp",
     "strain_from_weights",
 ]
 
@@ -63,54 +55,41 @@ def _split(layout: KspaceLayout, factor: np.ndarray) -> tuple[np.ndarray, np.nda
     )
 
 
-def lode_kspace_vjp(
-    positions: np.ndarray,
-    species_index: np.ndarray,
-    n_species: int,
-    centres: np.ndarray,
-    cell: np.ndarray,
-    basis: GtoBasis,
-    max_angular: int,
-    smearing: float,
-    exponent: int,
-    k_cutoff: float,
-    upstream: np.ndarray,
-    with_strain: bool = False,
-):
+def kspace_vjp(problem: KspaceProblem, upstream: np.ndarray, with_strain: bool = False):
     """sum_{i a lm n} upstream[i, a, lm, n] d c_kspace[i, a, lm, n] / d r_j for every atom j.
 
     Parameters
     ----------
-    positions, species_index, n_species, centres, cell, basis, max_angular, smearing,
-    exponent, k_cutoff
-        As for :func:`~lodekit.expansion.kspace.lode_kspace_sum`.
+    problem : KspaceProblem
     upstream : ndarray, shape (n_centres, n_species, (max_angular+1)^2, n_radial)
         dE/dc for a scalar E (e.g. a linear model's weights).
     with_strain : bool
-        Also return dE/d eps (same pass over k: phases and factors are shared).
+        Also compute dE/d eps (same pass over k: phases and factors are shared).
 
     Returns
     -------
-    ndarray, shape (n_atoms, 3)
-        dE/dr_j (units of E per Å); forces are its negative. With ``with_strain``, a tuple
-        (that array, dE/d eps of shape (3, 3)).
+    (ndarray (n_atoms, 3), ndarray (3, 3) or None)
+        dE/dr_j (units of E per Å; forces are its negative) and, with ``with_strain``,
+        dE/d eps.
     """
-    n_atoms = len(positions)
+    n_atoms = problem.n_atoms
+    n_species = problem.n_species
+    centres, species_index = problem.centres, problem.species_index
     grad = np.zeros((n_atoms, 3))
-    strain = np.zeros((3, 3))
-    hkl = half_space_kvectors(cell, k_cutoff)
+    strain = np.zeros((3, 3)) if with_strain else None
+    hkl = problem.kvectors()
     if len(centres) == 0 or len(hkl) == 0:
-        return (grad, strain) if with_strain else grad
-    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
-    frac = positions @ np.linalg.inv(cell)
-    indicator = species_indicator(species_index, n_species)
+        return grad, strain
+    layout = problem.layout()
+    frac = problem.fractional()
+    indicator = problem.indicator()
     n_centres = len(centres)
     g_sorted = upstream[:, :, layout.parity, :]
     g = g_sorted.reshape(n_centres * n_species, -1)
-    n_even = layout.n_even * basis.size
+    n_even = layout.n_even * problem.n_radial
     g_even, g_odd = g[:, :n_even], g[:, n_even:]
 
-    chunk = max(32, _CHUNK_ELEMENTS // max(n_atoms, n_centres * n_species, g.shape[1]))
+    chunk = max(32, CHUNK_ELEMENTS // max(n_atoms, n_centres * n_species, g.shape[1]))
     for start in range(0, len(hkl), chunk):
         block = hkl[start : start + chunk]
         if with_strain:
@@ -122,7 +101,7 @@ def lode_kspace_vjp(
         f_even, f_odd = _split(layout, factor)
         h = (g_even @ f_even.T) - 1j * (g_odd @ f_odd.T)  # (centres x species, k)
         h = h.reshape(n_centres, n_species, len(block))
-        phases = _phase_factors(frac, block)  # P_j(k), (atoms, k)
+        phases = phase_factors(frac, block)  # P_j(k), (atoms, k)
         rho = indicator @ phases  # (species, k)
         centre_phases = phases[centres]
         as_centre = np.imag(centre_phases * np.einsum("iak,ak->ik", h, rho.conj()))
@@ -131,7 +110,7 @@ def lode_kspace_vjp(
         grad += np.imag(u[species_index] * phases.conj()) @ kvec
         if with_strain:
             strain += _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted)
-    return (grad, strain) if with_strain else grad
+    return grad, strain
 
 
 def _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted) -> np.ndarray:
@@ -165,39 +144,27 @@ def strain_from_weights(parts: dict, z: np.ndarray) -> np.ndarray:
     return -np.eye(3) * np.sum(ylm * a_lm) - parts["kvec"].T @ along
 
 
-def lode_kspace_gradient(
-    positions: np.ndarray,
-    species_index: np.ndarray,
-    n_species: int,
-    centres: np.ndarray,
-    cell: np.ndarray,
-    basis: GtoBasis,
-    max_angular: int,
-    smearing: float,
-    exponent: int,
-    k_cutoff: float,
-) -> np.ndarray:
+def kspace_gradient(problem: KspaceProblem) -> np.ndarray:
     """Dense Jacobian d c_kspace[i, a, lm, n] / d r_j.
 
     Returns
     -------
     ndarray, shape (n_centres, n_atoms, 3, n_species, (max_angular+1)^2, n_radial)
         Memory grows as centres x atoms: meant for small structures, tests and featomic's
-        gradient layout. Models should use :func:`lode_kspace_vjp`.
+        gradient layout. Models should use :func:`kspace_vjp`.
     """
-    n_atoms = len(positions)
-    n_centres = len(centres)
-    n_lm = (max_angular + 1) ** 2
-    n_rad = basis.size
-    hkl = half_space_kvectors(cell, k_cutoff)
+    n_atoms = problem.n_atoms
+    n_centres, n_species, n_lm, n_rad = problem.coefficient_shape
+    centres, species_index = problem.centres, problem.species_index
+    hkl = problem.kvectors()
     if n_centres == 0 or len(hkl) == 0:
         return np.zeros((n_centres, n_atoms, 3, n_species, n_lm, n_rad))
-    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
-    frac = positions @ np.linalg.inv(cell)
+    layout = problem.layout()
+    frac = problem.fractional()
     n_even = layout.n_even * n_rad
     pair = np.zeros((n_centres, n_atoms, 3, n_lm * n_rad))  # parity-sorted lm
 
-    chunk = max(32, _CHUNK_ELEMENTS // max(n_atoms * 3, n_lm * n_rad))
+    chunk = max(32, CHUNK_ELEMENTS // max(n_atoms * 3, n_lm * n_rad))
     for start in range(0, len(hkl), chunk):
         block = hkl[start : start + chunk]
         kvec, factor = layout.factor(block)
@@ -205,7 +172,7 @@ def lode_kspace_gradient(
         # F_k k_alpha, (k, 3 x coefficients)
         fk_even = (kvec[:, :, None] * f_even[:, None, :]).reshape(len(block), -1)
         fk_odd = (kvec[:, :, None] * f_odd[:, None, :]).reshape(len(block), -1)
-        phases = _phase_factors(frac, block)
+        phases = phase_factors(frac, block)
         centre_phases = phases[centres]
         for j in range(n_atoms):
             z = centre_phases * phases[j].conj()  # exp(i k·(r_i - r_j)), (centres, k)
@@ -225,24 +192,7 @@ def lode_kspace_gradient(
     return np.moveaxis(by_species, 0, 3)
 
 
-def _setup(positions, species_index, n_species, cell, basis, max_angular, smearing, exponent):
-    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
-    frac = positions @ np.linalg.inv(cell)
-    return layout, frac, species_indicator(species_index, n_species)
-
-
-def lode_kspace_strain_gradient(
-    positions: np.ndarray,
-    species_index: np.ndarray,
-    n_species: int,
-    centres: np.ndarray,
-    cell: np.ndarray,
-    basis: GtoBasis,
-    max_angular: int,
-    smearing: float,
-    exponent: int,
-    k_cutoff: float,
-) -> np.ndarray:
+def kspace_strain_gradient(problem: KspaceProblem) -> np.ndarray:
     """d c_kspace[i, a, lm, n] / d eps_ab for a homogeneous deformation r -> (1 + eps) r.
 
     Returns
@@ -250,21 +200,18 @@ def lode_kspace_strain_gradient(
     ndarray, shape (n_centres, 3, 3, n_species, (max_angular+1)^2, n_radial)
         Axis 1 is a, axis 2 is b. The virial of a model is -dE/d eps.
     """
-    n_centres = len(centres)
-    n_lm = (max_angular + 1) ** 2
-    n_rad = basis.size
-    hkl = half_space_kvectors(cell, k_cutoff)
+    n_centres, n_species, n_lm, n_rad = problem.coefficient_shape
+    centres = problem.centres
+    hkl = problem.kvectors()
     out = np.zeros((n_centres, 3, 3, n_species * n_lm * n_rad))
     if n_centres == 0 or len(hkl) == 0:
         return out.reshape(n_centres, 3, 3, n_species, n_lm, n_rad)
-    layout, frac, indicator = _setup(
-        positions, species_index, n_species, cell, basis, max_angular, smearing, exponent
-    )
-    chunk = max(32, _CHUNK_ELEMENTS // max(len(positions), n_species * n_lm * n_rad))
+    layout, frac, indicator = problem.layout(), problem.fractional(), problem.indicator()
+    chunk = max(32, CHUNK_ELEMENTS // max(problem.n_atoms, n_species * n_lm * n_rad))
     for start in range(0, len(hkl), chunk):
         block = hkl[start : start + chunk]
         kvec, factor, d_factor = layout.factor_derivative(block)
-        phases = _phase_factors(frac, block)
+        phases = phase_factors(frac, block)
         rho = indicator @ phases
         centre_phases = phases[centres]
         plain = contract_block(centre_phases, rho, factor, layout.n_even)
@@ -277,37 +224,3 @@ def lode_kspace_strain_gradient(
     result = np.empty_like(out)
     result[..., layout.parity, :] = out
     return result
-
-
-def lode_kspace_strain_vjp(
-    positions: np.ndarray,
-    species_index: np.ndarray,
-    n_species: int,
-    centres: np.ndarray,
-    cell: np.ndarray,
-    basis: GtoBasis,
-    max_angular: int,
-    smearing: float,
-    exponent: int,
-    k_cutoff: float,
-    upstream: np.ndarray,
-) -> np.ndarray:
-    """sum_{i a lm n} upstream[i, a, lm, n] d c_kspace[i, a, lm, n] / d eps_ab, shape (3, 3).
-
-    ``upstream`` has the shape of the coefficients (n_centres, n_species, lm, n). Computed with
-    the position gradient in one pass (:func:`lode_kspace_vjp` with ``with_strain``).
-    """
-    return lode_kspace_vjp(
-        positions,
-        species_index,
-        n_species,
-        centres,
-        cell,
-        basis,
-        max_angular,
-        smearing,
-        exponent,
-        k_cutoff,
-        upstream,
-        with_strain=True,
-    )[1]

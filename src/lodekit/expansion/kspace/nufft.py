@@ -1,33 +1,35 @@
 """The k-space LODE sum by non-uniform FFTs: O(N log N) for large cells (finufft).
 
-The direct sum (:mod:`lodekit.expansion.kspace`) costs centres x k-vectors x coefficients, and
-at fixed density and smearing the number of k-vectors grows with the volume: N^2 overall.
-Written per coefficient channel f = (a, l, m, n), the same sum is
+The direct sum (:mod:`lodekit.expansion.kspace.direct`) costs centres x k-vectors x
+coefficients, and at fixed density and smearing the number of k-vectors grows with the volume:
+N^2 overall. Written per coefficient channel f = (a, l, m, n), the same sum is
 
     c[i, f] = Re sum_{k in half} V_f(k) exp(i k·r_i),
     V_f(k) = F_k[lmn] conj(rho_a(k)) (even l),  -i F_k[lmn] conj(rho_a(k)) (odd l),
 
-with rho_a(k) = sum_{j in a} exp(i k·r_j) (F_k of :class:`~lodekit.expansion.kspace.KspaceLayout`,
-which holds the parity signs and the factor 2 of the half sphere). Both are non-uniform FFTs on
-the grid of Miller indices: rho_a is a type-1 transform (atoms -> modes), and each channel a
-type-2 transform (modes -> centres). Filling the full grid with the Hermitian extension
-V(-k) = conj(V(k)) makes the type-2 result real, 2 c[i, f], so two channels share one complex
-transform (the second as its imaginary part). Cost: channels x (grid log grid + atoms x w^3)
-with the spreading width w set by the tolerance; memory: a few grids at a time, never an
-(atoms x k) array.
+with rho_a(k) = sum_{j in a} exp(i k·r_j) (F_k of
+:class:`~lodekit.expansion.kspace.layout.KspaceLayout`, which holds the parity signs and the
+factor 2 of the half sphere). Both are non-uniform FFTs on the grid of Miller indices: rho_a is
+a type-1 transform (atoms -> modes), and each channel a type-2 transform (modes -> centres).
+Filling the full grid with the Hermitian extension V(-k) = conj(V(k)) makes the type-2 result
+real, 2 c[i, f], so two channels share one complex transform (the second as its imaginary
+part). Cost: channels x (grid log grid + atoms x w^3) with the spreading width w set by the
+tolerance; memory: a few grids at a time, never an (atoms x k) array.
 
-The transforms are accurate to a relative tolerance ``eps`` of the l2 norm of their outputs;
-:func:`nufft_tolerance` converts an absolute accuracy of the coefficients into one.
+The transforms are accurate to a relative tolerance ``eps`` of the l2 norm of their outputs
+(``KspaceProblem.tolerance``; the calculator gives them a tenth of its ``accuracy``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..basis.gto import GtoBasis
-from .kspace import KspaceLayout, half_space_kvectors, species_indicator
+from .base import KspaceBackend
+from .direct import DirectBackend
+from .direct_gradients import strain_from_weights
+from .problem import KspaceProblem, KspaceWorkload
 
-__all__ = ["lode_kspace_sum_nufft", "lode_kspace_vjp_nufft", "nufft_available"]
+__all__ = ["MIN_EPS", "NufftBackend", "nufft_available", "nufft_sum", "nufft_vjp", "nufft_width"]
 
 #: Largest number of complex grid values held for the channel transforms at once (16 B each).
 _GRID_BUDGET = 1 << 25
@@ -37,6 +39,12 @@ _BATCH = 16
 
 #: Smallest tolerance finufft accepts in double precision.
 MIN_EPS = 1e-14
+
+# Rough costs on one core (seconds per unit) of finufft, measured on the development machine:
+# one point x w^3 of spreading or interpolation, w the kernel width; one (upsampled grid point
+# x log2 of the grid) of FFT.
+_COST_SPREAD = 1.0e-9
+_COST_FFT = 3.0e-10
 
 
 def nufft_available() -> bool:
@@ -56,81 +64,32 @@ def _grid_points(positions: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, .
     return tuple(np.ascontiguousarray(x[:, d]) for d in range(3))
 
 
-def _setup(
-    hkl,
-    positions,
-    species_index,
-    n_species,
-    centres,
-    cell,
-    basis,
-    max_angular,
-    smearing,
-    exponent,
-    eps,
-    n_threads,
-):
+def _setup(problem: KspaceProblem, hkl: np.ndarray):
     """What both transforms need: the grid, the layout of F_k, the points of all atoms and of
     the centres, and conj(rho_a(k)) on the half sphere, rho_a = sum_{j in a} exp(+i k·r_j)."""
-    grid = _HalfGrid(hkl, eps, n_threads)
-    layout = KspaceLayout(cell, basis, max_angular, smearing, exponent)
-    points = _grid_points(positions, cell)
-    centre_points = tuple(p[centres] for p in points)
-    conj_rho = grid.sums(points, species_indicator(species_index, n_species)).conj()
+    grid = _HalfGrid(hkl, problem.tolerance, problem.n_threads)
+    layout = problem.layout()
+    points = _grid_points(problem.positions, problem.cell)
+    centre_points = tuple(p[problem.centres] for p in points)
+    conj_rho = grid.sums(points, problem.indicator()).conj()
     return grid, layout, points, centre_points, conj_rho
 
 
-def lode_kspace_sum_nufft(
-    positions: np.ndarray,
-    species_index: np.ndarray,
-    n_species: int,
-    centres: np.ndarray,
-    cell: np.ndarray,
-    basis: GtoBasis,
-    max_angular: int,
-    smearing: float,
-    exponent: int,
-    k_cutoff: float,
-    eps: float,
-    n_threads: int = 0,
-) -> np.ndarray:
-    """The same sum as :func:`~lodekit.expansion.kspace.lode_kspace_sum`, by NUFFTs.
-
-    Parameters
-    ----------
-    positions, species_index, n_species, centres, cell, basis, max_angular, smearing,
-    exponent, k_cutoff
-        As for ``lode_kspace_sum``.
-    eps : float
-        Relative tolerance of every transform (finufft's ``eps``, >= 1e-14).
-    n_threads : int
-        Threads of finufft (0: its default, all cores).
+def nufft_sum(problem: KspaceProblem) -> np.ndarray:
+    """The same sum as :func:`~lodekit.expansion.kspace.direct.kspace_sum`, by NUFFTs to the
+    relative tolerance ``problem.tolerance`` (finufft's ``eps``, clamped to >= 1e-14) with
+    ``problem.n_threads`` threads (0: finufft's default, all cores).
 
     Returns
     -------
     ndarray, shape (n_centres, n_species, (max_angular+1)^2, n_radial)
     """
-    n_lm = (max_angular + 1) ** 2
-    n_rad = basis.size
-    n_centres = len(centres)
+    n_centres, n_species, n_lm, n_rad = problem.coefficient_shape
     out = np.zeros((n_centres, n_species, n_lm, n_rad))
-    hkl = half_space_kvectors(cell, k_cutoff)
+    hkl = problem.kvectors()
     if n_centres == 0 or len(hkl) == 0:
         return out
-    grid, layout, _, centre_points, conj_rho = _setup(
-        hkl,
-        positions,
-        species_index,
-        n_species,
-        centres,
-        cell,
-        basis,
-        max_angular,
-        smearing,
-        exponent,
-        eps,
-        n_threads,
-    )
+    grid, layout, _, centre_points, conj_rho = _setup(problem, hkl)
 
     _, factor = layout.factor(hkl)  # (k, lm sorted by parity, n)
     phase = np.where(np.arange(n_lm) < layout.n_even, 1.0, -1j)
@@ -139,13 +98,20 @@ def lode_kspace_sum_nufft(
     step = 2 * _BATCH
     for first in range(0, n_channels, step):
         channels = np.arange(first, min(first + step, n_channels))
-        a, f, n = np.unravel_index(channels, (n_species, n_lm, n_rad))
-        v = (factor[:, f, n] * phase[f]).T * conj_rho[a]  # V_f(k), (channels, k)
+        v = _channel_values(factor, phase, conj_rho, channels)  # V_f(k), (channels, k)
         result[channels] = grid.real_parts(centre_points, v, isign=1)
     out[:, :, layout.parity] = result.reshape(n_species, n_lm, n_rad, n_centres).transpose(
         3, 0, 1, 2
     )
     return out
+
+
+def _channel_values(factor, phase, conj_rho, channels) -> np.ndarray:
+    """V_f(k) = phi_f F_k[f] conj(rho_a(k)) of the flat channels f = (a, lm, n), shape
+    (len(channels), n_k); ``factor`` is (n_k, lm sorted by parity, n)."""
+    n_species, (_, n_lm, n_rad) = conj_rho.shape[0], factor.shape
+    a, f, n = np.unravel_index(channels, (n_species, n_lm, n_rad))
+    return (factor[:, f, n] * phase[f]).T * conj_rho[a]
 
 
 class _HalfGrid:
@@ -218,21 +184,7 @@ class _HalfGrid:
         return out.reshape(-1, out.shape[2])[:n_rows]
 
 
-def lode_kspace_vjp_nufft(
-    positions: np.ndarray,
-    species_index: np.ndarray,
-    n_species: int,
-    centres: np.ndarray,
-    cell: np.ndarray,
-    basis: GtoBasis,
-    max_angular: int,
-    smearing: float,
-    exponent: int,
-    k_cutoff: float,
-    upstream: np.ndarray,
-    eps: float,
-    n_threads: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+def nufft_vjp(problem: KspaceProblem, upstream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """dE/dr (n_atoms, 3) and dE/d eps (3, 3) of E = sum upstream · c_kspace, by NUFFTs.
 
     With V_f = phi_f F_f conj(rho_a) (module docstring) and S_f(k) = sum_i G[i, f] P_i(k):
@@ -244,31 +196,17 @@ def lode_kspace_vjp_nufft(
       type-2 transforms per species);
     - dE/d eps from Z_k[f] = {Re | Im}[S_f conj(rho_a)], as in the direct product.
 
-    Same arguments as :func:`lode_kspace_sum_nufft`, plus ``upstream`` of the coefficients'
-    shape (n_centres, n_species, (max_angular+1)^2, n_radial).
+    ``upstream`` has the coefficients' shape (n_centres, n_species, (max_angular+1)^2,
+    n_radial); tolerance and threads as for :func:`nufft_sum`.
     """
-    from .kspace_gradients import strain_from_weights
-
-    n_atoms = len(positions)
+    n_atoms, centres, species_index = problem.n_atoms, problem.centres, problem.species_index
     grad, strain = np.zeros((n_atoms, 3)), np.zeros((3, 3))
-    hkl = half_space_kvectors(cell, k_cutoff)
+    hkl = problem.kvectors()
     if len(centres) == 0 or len(hkl) == 0:
         return grad, strain
-    grid, layout, points, centre_points, conj_rho = _setup(
-        hkl,
-        positions,
-        species_index,
-        n_species,
-        centres,
-        cell,
-        basis,
-        max_angular,
-        smearing,
-        exponent,
-        eps,
-        n_threads,
-    )
-    n_lm, n_rad, n_even = (max_angular + 1) ** 2, basis.size, layout.n_even
+    grid, layout, points, centre_points, conj_rho = _setup(problem, hkl)
+    _, n_species, n_lm, n_rad = problem.coefficient_shape
+    n_even = layout.n_even
 
     parts = layout.factor_parts(hkl)
     kvec = parts["kvec"]
@@ -299,10 +237,55 @@ def lode_kspace_vjp_nufft(
     step = 2 * _BATCH
     for first in range(0, n_channels, step):
         channels = np.arange(first, min(first + step, n_channels))
-        a, f, n = np.unravel_index(channels, (n_species, n_lm, n_rad))
-        v = (factor[:, f, n] * phase[f]).T * conj_rho[a]  # (channels, k)
+        v = _channel_values(factor, phase, conj_rho, channels)  # (channels, k)
         rows = (1j * kvec.T[:, None, :] * v[None]).reshape(-1, len(hkl))  # (x, channel)
         values = grid.real_parts(centre_points, rows, isign=1)
         values = values.reshape(3, len(channels), len(centres))
         grad[centres] += np.einsum("xci,ic->ix", values, flat_g[:, channels])
     return grad, strain
+
+
+def nufft_width(eps: float) -> int:
+    """Spreading kernel width (grid points per dimension) of finufft at tolerance eps."""
+    return int(np.ceil(-np.log10(eps))) + 1
+
+
+class NufftBackend(KspaceBackend):
+    """Non-uniform FFTs (finufft): ~ channels x (grid log grid + atoms x w^3), N log N at fixed
+    density; accurate to ``problem.tolerance`` relative to the l2 norm of each transform.
+
+    The dense :meth:`jacobian` is the direct backend's (exact): it costs centres x atoms
+    whichever way, and is meant for small structures.
+    """
+
+    requirement = "finufft is not installed: pip install finufft"
+
+    def available(self) -> bool:
+        return nufft_available()
+
+    def tolerance(self, requested: float) -> float:
+        return max(requested, MIN_EPS)
+
+    def cost(self, workload: KspaceWorkload, k_cutoff: float, tolerance: float) -> float:
+        cell = workload.cell
+        n_max = np.floor(k_cutoff * np.linalg.norm(cell, axis=1) / (2.0 * np.pi))
+        # finufft's upsampled grid: twice the modes per dimension
+        grid = float(np.prod(2.0 * (2.0 * n_max + 1.0)))
+        width = nufft_width(tolerance) ** 3
+        fft = _COST_FFT * grid * np.log2(max(grid, 2.0))
+        n_species, n_coefficients = workload.n_species, workload.n_coefficients
+        transforms = -(-n_species * n_coefficients // 2)  # two real channels per transform
+        return transforms * (_COST_SPREAD * workload.n_centres * width + fft) + n_species * (
+            _COST_SPREAD * workload.n_atoms * width + fft
+        )
+
+    def value(self, problem: KspaceProblem) -> np.ndarray:
+        return nufft_sum(problem)
+
+    def vjp(self, problem: KspaceProblem, upstream: np.ndarray, with_strain: bool):
+        # the strain comes with the position gradient at little extra cost
+        gradient, strain = nufft_vjp(problem, upstream)
+        return gradient, strain if with_strain else None
+
+    def jacobian(self, problem: KspaceProblem, with_strain: bool):
+        return DirectBackend().jacobian(problem, with_strain)

@@ -1,0 +1,177 @@
+"""What every k-space backend leaves out: the k = 0 term and the range-separation remainder.
+
+The k-space sum of :class:`~lodekit.expansion.kspace.problem.KspaceProblem` runs over
+0 < |k| < k_cutoff. The periodic coefficients add (math.md §4.1, §4.3):
+
+- the k = 0 term (4 pi / V) N_a ĝ_p(0) I_n0(0) / sqrt(4 pi) of the k-space field, finite for
+  p = 0 and p > 3 (for 1 <= p <= 3 it diverges and is dropped: a neutralising background);
+- for a range-separated plan, the short-ranged remainder g_p(smearing) - g_p(split): its sum
+  over pairs within the real-space cutoff, its value at the centre itself (zero distance, in
+  closed form), and, for 1 <= p <= 3, minus its k = 0 term, which the pair sum contains but the
+  background convention of the k-space sum drops.
+
+Both k = 0 terms scale as 1/V and do not depend on positions: under r -> (1 + eps) r their
+derivative is -delta_ab times themselves. :class:`PeriodicCorrections` holds these terms for
+one structure and adds them to the value, the Jacobian and the vector-Jacobian product alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...basis.radial_integrals import kspace_radial_integral
+from ...density import fourier_difference_at_zero, fourier_transform_at_zero
+from ..jacobian import Jacobian, cutoff_pair_jacobian
+from ..realspace import SwitchedField, periodic_pair_gradients, periodic_pair_sum
+from .problem import KspaceProblem
+
+__all__ = ["PeriodicCorrections", "Remainder", "k_zero_term"]
+
+
+def k_zero_term(problem: KspaceProblem, g0: float) -> np.ndarray:
+    """(4 pi / V) N_a ĝ(0) I_n0(0) / sqrt(4 pi) for every species, shape (n_species, n_radial).
+
+    ``g0`` is the field's Fourier transform at k = 0 (Å^3 times the field's units).
+    """
+    i0 = kspace_radial_integral(np.zeros(1), problem.basis, 0)[0, 0]
+    k_zero = (4 * np.pi / problem.volume) * g0 * i0 / np.sqrt(4 * np.pi)
+    return problem.counts[:, None] * k_zero[None, :]
+
+
+@dataclass(frozen=True, eq=False)
+class Remainder:
+    """The short-ranged remainder of a range-separated plan.
+
+    Attributes
+    ----------
+    field : SwitchedField
+        Projection of g_p(smearing) - g_p(split) on the basis, switched off at ``cutoff``.
+    cutoff : float
+        Pair cutoff (Å).
+    centre_self : ndarray, shape (n_radial,)
+        The remainder's value at the centre itself, C_n(smearing) - C_n(split).
+    """
+
+    field: SwitchedField
+    cutoff: float
+    centre_self: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class PeriodicCorrections:
+    """The terms of one periodic structure besides the k-space sum (module docstring).
+
+    Attributes
+    ----------
+    system : System
+        The structure (the remainder's pairs are found in it).
+    problem : KspaceProblem
+        Its k-space problem (species, centres, basis, the k-space smearing).
+    k_zero : ndarray (n_species, n_radial) or None
+        The k = 0 term of the k-space field; None where it diverges (1 <= p <= 3).
+    remainder : Remainder or None
+        None without range separation.
+    remainder_k_zero : ndarray (n_species, n_radial) or None
+        The k = 0 term of the remainder, subtracted (range separation with 1 <= p <= 3).
+    """
+
+    system: object
+    problem: KspaceProblem
+    k_zero: np.ndarray | None
+    remainder: Remainder | None
+    remainder_k_zero: np.ndarray | None
+
+    @classmethod
+    def build(cls, system, problem: KspaceProblem, smearing: float, remainder=None):
+        """The corrections of ``problem``, whose field has the full ``smearing`` (Å) and,
+        when ``remainder`` is given, the split smearing ``problem.smearing``."""
+        g0 = fourier_transform_at_zero(problem.smearing, problem.exponent)
+        k_zero = k_zero_term(problem, g0) if np.isfinite(g0) else None
+        dropped = None
+        if remainder is not None and 1 <= problem.exponent <= 3:
+            dg0 = fourier_difference_at_zero(smearing, problem.smearing, problem.exponent)
+            dropped = k_zero_term(problem, dg0)
+        return cls(system, problem, k_zero, remainder, dropped)
+
+    def add_values(self, coeffs: np.ndarray) -> np.ndarray:
+        """Add the terms to k-space coefficients (n_centres, n_species, lm, n), in place."""
+        problem, remainder = self.problem, self.remainder
+        if self.k_zero is not None:
+            coeffs[:, :, 0, :] += self.k_zero[None]
+        if remainder is None:
+            return coeffs
+        coeffs += periodic_pair_sum(
+            self.system,
+            problem.species_index,
+            problem.n_species,
+            problem.centres,
+            remainder.field,
+            remainder.cutoff,
+            problem.max_angular,
+            problem.n_radial,
+        )
+        rows = np.arange(problem.n_centres)
+        coeffs[rows, problem.species_index[problem.centres], 0, :] += remainder.centre_self
+        if self.remainder_k_zero is not None:
+            coeffs[:, :, 0, :] -= self.remainder_k_zero[None]
+        return coeffs
+
+    def jacobian(self, positions: np.ndarray, strain: np.ndarray | None) -> Jacobian:
+        """The full Jacobian from the k-space one (dense d c / d r, and d c / d eps or None,
+        as :meth:`KspaceBackend.jacobian` gives them; ``strain`` is changed in place)."""
+        problem, remainder = self.problem, self.remainder
+        if strain is not None:
+            k_zero = np.zeros((problem.n_species, problem.n_radial))
+            if self.k_zero is not None:
+                k_zero += self.k_zero
+            if self.remainder_k_zero is not None:
+                k_zero -= self.remainder_k_zero
+            for a in range(3):  # ~ 1/V: d/d eps_ab = -delta_ab times itself
+                strain[:, a, a, :, 0, :] -= k_zero[None]
+        jacobian = Jacobian.from_dense(positions, strain)
+        if remainder is None:
+            return jacobian
+        pairs = cutoff_pair_jacobian(
+            self.system,
+            problem.species_index,
+            problem.n_species,
+            problem.centres,
+            remainder.cutoff,
+            remainder.field.with_derivative,
+            problem.max_angular,
+            strain is not None,
+        )
+        return Jacobian.merge([jacobian, pairs])
+
+    def vjp(self, upstream: np.ndarray, gradient: np.ndarray, strain: np.ndarray | None):
+        """Add the terms' share to a k-space vector-Jacobian product.
+
+        ``upstream`` is dE/dc (n_centres, n_species, lm, n); ``gradient`` (n_atoms, 3) and
+        ``strain`` ((3, 3) or None) are the backend's and are changed in place. Returns them.
+        """
+        problem, remainder = self.problem, self.remainder
+        at_zero = upstream[:, :, 0, :]
+        if strain is not None and self.k_zero is not None:
+            # the k = 0 term scales as 1/V: d/d eps_ab = -delta_ab times itself
+            strain -= np.eye(3) * np.sum(at_zero * self.k_zero[None])
+        if remainder is None:
+            return gradient, strain
+        pair_gradient, pair_strain = periodic_pair_gradients(
+            self.system,
+            problem.species_index,
+            problem.n_species,
+            problem.centres,
+            remainder.field,
+            remainder.cutoff,
+            problem.max_angular,
+            upstream,
+        )
+        gradient += pair_gradient
+        if strain is not None:
+            strain += pair_strain
+            if self.remainder_k_zero is not None:
+                # the subtracted k = 0 term of the remainder, also ~ 1/V
+                strain += np.eye(3) * np.sum(at_zero * self.remainder_k_zero[None])
+        return gradient, strain
