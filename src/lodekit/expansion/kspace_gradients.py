@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..basis.gto import GtoBasis
+from ..basis.radial import RadialBasis
 from .kspace import (
     _CHUNK_ELEMENTS,
     KspaceLayout,
@@ -69,7 +69,7 @@ def lode_kspace_vjp(
     n_species: int,
     centres: np.ndarray,
     cell: np.ndarray,
-    basis: GtoBasis,
+    basis: RadialBasis,
     max_angular: int,
     smearing: float,
     exponent: int,
@@ -171,7 +171,7 @@ def lode_kspace_gradient(
     n_species: int,
     centres: np.ndarray,
     cell: np.ndarray,
-    basis: GtoBasis,
+    basis: RadialBasis,
     max_angular: int,
     smearing: float,
     exponent: int,
@@ -237,7 +237,7 @@ def lode_kspace_strain_gradient(
     n_species: int,
     centres: np.ndarray,
     cell: np.ndarray,
-    basis: GtoBasis,
+    basis: RadialBasis,
     max_angular: int,
     smearing: float,
     exponent: int,
@@ -285,7 +285,7 @@ def lode_kspace_strain_vjp(
     n_species: int,
     centres: np.ndarray,
     cell: np.ndarray,
-    basis: GtoBasis,
+    basis: RadialBasis,
     max_angular: int,
     smearing: float,
     exponent: int,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..basis.gto import GtoBasis
+from ..basis.radial import RadialBasis
 from .kspace import KspaceLayout, half_space_kvectors, species_indicator
 
 __all__ = ["lode_kspace_sum_nufft", "lode_kspace_vjp_nufft", "nufft_available"]
@@ -86,7 +86,7 @@ def lode_kspace_sum_nufft(
     n_species: int,
     centres: np.ndarray,
     cell: np.ndarray,
-    basis: GtoBasis,
+    basis: RadialBasis,
     max_angular: int,
     smearing: float,
     exponent: int,
@@ -224,7 +224,7 @@ def lode_kspace_vjp_nufft(
     n_species: int,
     centres: np.ndarray,
     cell: np.ndarray,
-    basis: GtoBasis,
+    basis: RadialBasis,
     max_angular: int,
     smearing: float,
     exponent: int,

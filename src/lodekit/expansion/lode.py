@@ -7,16 +7,14 @@ import threading
 import numpy as np
 
 from .. import _validation as check
-from ..basis.gto import GtoBasis
 from ..basis.multipoles import MultipoleTail
-from ..basis.radial_integrals import kspace_radial_integral
+from ..basis.radial import RADIAL_BASES
 from ..density import (
     SUPPORTED_EXPONENTS,
     fourier_difference_at_zero,
     fourier_transform,
     fourier_transform_at_zero,
     fourier_transform_difference,
-    gto_moment,
 )
 from ..errors import InputError
 from ..systems import System, as_systems
@@ -81,11 +79,11 @@ class LodeSphericalExpansion(CalculatorBase):
     smearing : float
         Gaussian smearing sigma of each atom, Å.
     max_radial : int
-        Largest radial index (``max_radial + 1`` GTO functions).
+        Largest radial index (``max_radial + 1`` radial functions per l).
     max_angular : int
         Largest angular channel l.
     radius : float
-        GTO basis radius, Å.
+        Radial basis radius, Å (GTO: sets the widths; monomials: their support).
     exponent : int, default 1
         Power p of the 1/r^p field, 0..6 (0 is the Gaussian density itself).
     center_atom_weight : float, default 1.0
@@ -104,6 +102,9 @@ class LodeSphericalExpansion(CalculatorBase):
         k-vectors, N^2 at fixed density); "nufft" uses non-uniform FFTs (finufft; ~ N log N)
         to a tolerance of a tenth of ``accuracy`` (1e-13 relative with a ``k_cutoff``); "auto"
         picks the cheaper by a cost model (the NUFFT wins from a few thousand atoms on).
+    radial_basis : str, default "gto"
+        Key of :data:`lodekit.basis.RADIAL_BASES`: "gto" (featomic's ``Gto``) or "monomials"
+        (featomic's ``Monomials``, r^(l+2n) on [0, radius], orthonormalised per l).
     """
 
     name = "lode_spherical_expansion"
@@ -117,6 +118,7 @@ class LodeSphericalExpansion(CalculatorBase):
         "k_cutoff",
         "accuracy",
         "kspace_method",
+        "radial_basis",
     )
 
     def __init__(
@@ -131,6 +133,7 @@ class LodeSphericalExpansion(CalculatorBase):
         k_cutoff=None,
         accuracy=None,
         kspace_method="auto",
+        radial_basis="gto",
     ):
         self.smearing = check.positive_float("smearing", smearing)
         self.max_radial = check.int_in_range("max_radial", max_radial, 0, 30)
@@ -166,7 +169,9 @@ class LodeSphericalExpansion(CalculatorBase):
             raise InputError(
                 "`kspace_method` is 'nufft' but finufft is not installed: pip install finufft"
             )
-        self._basis = GtoBasis(self.max_radial, self.radius)
+        self.radial_basis = check.choice("radial_basis", radial_basis, tuple(RADIAL_BASES))
+        self._basis = RADIAL_BASES[self.radial_basis](self.max_radial, self.radius)
+        self._basis.check(self.max_angular)
         self._molecule_field = None
         self._remainder_fields = {}
         # tables are built lazily, possibly from several threads (one per structure)
@@ -186,13 +191,10 @@ class LodeSphericalExpansion(CalculatorBase):
     def _build_molecule_field(self) -> RadialField:
         if self._molecule_field is None:
             basis, sigma, p = self._basis, self.smearing, self.exponent
-            # Past d_switch the basis functions have decayed by exp(-32) where the smeared
-            # field still differs from 1/r^p (within 8 sigma of the atom), so the multipole
-            # series there is exact to double precision.
-            d_switch = 8.0 * (basis.widths.max() + sigma)
+            # past d_switch the multipole series of the bare 1/r^p is exact to double precision
+            d_switch, n_terms = basis.far_field(sigma)
             tail = None
             if p >= 1:
-                n_terms = int(np.clip((d_switch / basis.widths.max()) ** 2, 10, 150))
                 tail = MultipoleTail(basis, self.max_angular, p, n_terms)
             self._molecule_field = RadialField(
                 basis,
@@ -207,14 +209,11 @@ class LodeSphericalExpansion(CalculatorBase):
 
     def _centre_field(self, smearing: float) -> np.ndarray:
         """C_n = sqrt(4 pi) ∫ r^2 R_n g_p dr, an isolated atom's own field (n,)."""
-        basis = self._basis
-        n = np.arange(basis.size)
-        moments = np.exp(basis.log_norms) * gto_moment(n, basis.widths, smearing, self.exponent)
-        return np.sqrt(4 * np.pi) * (basis.orthonormalization @ moments)
+        return np.sqrt(4 * np.pi) * self._basis.centre_moment(smearing, self.exponent)
 
     def _k_zero_term(self, volume: float, counts: np.ndarray, g0: float) -> np.ndarray:
         """(4 pi / V) N_a ĝ(0) I_n0(0) / sqrt(4 pi) per species, shape (n_species, n)."""
-        i0 = kspace_radial_integral(np.zeros(1), self._basis, 0)[0, 0]
+        i0 = self._basis.kspace_integral(np.zeros(1), 0)[0, 0]
         k_zero = (4 * np.pi / volume) * g0 * i0 / np.sqrt(4 * np.pi)
         return counts[:, None] * k_zero[None, :]
 
@@ -228,7 +227,7 @@ class LodeSphericalExpansion(CalculatorBase):
     def _build_remainder_field(self, key: float, split: float) -> RadialField:
         if key not in self._remainder_fields:
             sigma, p = self.smearing, self.exponent
-            width = self._basis.widths.max()
+            width = self._basis.decay_width
             # beyond this the remainder's projection is below 1e-15 of its value at 0
             d_max = remainder_range(split, width, 1e-16) + 2 * split
             self._remainder_fields[key] = RadialField(
@@ -271,7 +270,7 @@ class LodeSphericalExpansion(CalculatorBase):
                 "high: with `accuracy`, the smearing must not exceed half the shortest cell "
                 "height (an atom's density would overlap its own periodic images)"
             )
-        width = self._basis.widths.max()
+        width = self._basis.decay_width
         # the k-space truncation gets half of the error budget, the real-space cut a quarter,
         # the transforms of the NUFFT path a tenth
         eps = max(NUFFT_SHARE * self.accuracy, MIN_NUFFT_EPS)
