@@ -105,6 +105,20 @@ def code_paths() -> list[CodePath]:
                     kspace="nufft",
                 )
             )
+    # the monomial radial basis: its own integrals on the k-space, range-separated and
+    # molecule paths
+    for exponent in (1, 4):
+        for method in (*PERIODIC_METHODS, "molecule"):
+            boundary = "molecule" if method == "molecule" else "periodic"
+            paths.append(
+                CodePath(
+                    f"lode-p{exponent}-{method}-monomials",
+                    LodeSphericalExpansion.name,
+                    dict(_lode_hypers(exponent, method), radial_basis="monomials"),
+                    boundary,
+                    method,
+                )
+            )
     return paths
 
 
