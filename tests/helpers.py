@@ -136,6 +136,31 @@ def featomic_soap(
     return calculator.compute(atoms, gradients=gradients)
 
 
+def featomic_soap_monomials(
+    atoms, *, cutoff, cutoff_function, cutoff_width, smearing, max_radial, max_angular, weight
+):
+    """featomic 0.6.7's SOAP with its ``Monomials`` radial basis (radius = cutoff), the radial
+    integrals splined by its own ``SoapSpliner`` on 1000 points."""
+    import featomic
+    from featomic.basis import Explicit, Monomials
+    from featomic.cutoff import Cutoff, ShiftedCosine, Step
+    from featomic.density import Gaussian
+    from featomic.splines import SoapSpliner
+
+    smoothing = Step() if cutoff_function == "step" else ShiftedCosine(width=cutoff_width)
+    by_angular = {
+        l: Monomials(angular_channel=l, max_radial=max_radial, radius=cutoff)
+        for l in range(max_angular + 1)
+    }
+    spliner = SoapSpliner(
+        cutoff=Cutoff(radius=cutoff, smoothing=smoothing),
+        density=Gaussian(width=smearing, center_atom_weight=weight),
+        basis=Explicit(by_angular=by_angular, spline_accuracy=None),
+        n_spline_points=1000,
+    )
+    return featomic.SphericalExpansion(**spliner.get_hypers()).compute(atoms)
+
+
 def max_relative_difference(reference, ours):
     """Largest |difference| over all blocks, relative to the largest reference coefficient.
 

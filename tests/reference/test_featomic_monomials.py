@@ -1,4 +1,4 @@
-"""LODE with the monomial radial basis against featomic 0.6.7's ``Monomials`` (math.md §4)."""
+"""LODE and SOAP with the monomial radial basis against featomic 0.6.7's ``Monomials``."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,9 @@ import lodekit
 from tests.helpers import (
     cubic_box,
     featomic_lode_monomials,
+    featomic_soap_monomials,
     max_relative_difference,
+    molecule,
     three_species_box,
     triclinic_box,
 )
@@ -47,3 +49,27 @@ def test_range_separated_monomial_lode_equals_converged_featomic(exponent):
         atoms, weight=1.0, k_cutoff=9.1 / 0.3, n_points=12000, **hypers
     )
     assert max_relative_difference(reference, calculator.compute(atoms).to_tensormap()) < 1e-8
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+@pytest.mark.parametrize("cutoff_function", ["step", "shifted_cosine"])
+@pytest.mark.parametrize("spline_accuracy", [None, 1e-10])
+def test_monomial_soap_matches_featomic(periodic, cutoff_function, spline_accuracy):
+    rng = np.random.default_rng(11)
+    atoms = three_species_box(rng) if periodic else molecule(rng, 12)
+    hypers = dict(
+        cutoff=3.5,
+        cutoff_function=cutoff_function,
+        cutoff_width=0.8,
+        smearing=0.4,
+        max_radial=3,
+        max_angular=4,
+    )
+    reference = featomic_soap_monomials(atoms, weight=0.3, **hypers)
+    calculator = lodekit.SphericalExpansion(
+        center_atom_weight=0.3,
+        spline_accuracy=spline_accuracy,
+        radial_basis="monomials",
+        **hypers,
+    )
+    assert max_relative_difference(reference, calculator.compute(atoms).to_tensormap()) < 1e-10

@@ -80,6 +80,18 @@ def code_paths() -> list[CodePath]:
                 )
                 name = f"soap-{cutoff_function}-spline{spline}-{boundary}"
                 paths.append(CodePath(name, SphericalExpansion.name, hypers, boundary, "pairs"))
+    for boundary in BOUNDARIES:
+        hypers = dict(
+            cutoff=3.5,
+            smearing=0.4,
+            max_radial=3,
+            max_angular=3,
+            cutoff_width=0.8,
+            center_atom_weight=0.7,
+            radial_basis="monomials",
+        )
+        name = f"soap-monomials-{boundary}"
+        paths.append(CodePath(name, SphericalExpansion.name, hypers, boundary, "pairs"))
     for exponent in SUPPORTED_EXPONENTS:
         for method in (*PERIODIC_METHODS, "molecule"):
             boundary = "molecule" if method == "molecule" else "periodic"
