@@ -21,7 +21,7 @@ STRUCTURES = {"cubic": cubic_box, "triclinic": triclinic_box, "three_species": t
 
 @pytest.mark.parametrize("kind", sorted(STRUCTURES))
 @pytest.mark.parametrize("exponent", [0, 1, 2, 3, 4, 6])
-@pytest.mark.parametrize("weight", [1.0, 0.0, 0.3])
+@pytest.mark.parametrize("weight", [1.0, 0.3])
 def test_monomial_lode_matches_featomic(kind, exponent, weight):
     atoms = STRUCTURES[kind](np.random.default_rng(7))
     hypers = dict(
@@ -51,9 +51,15 @@ def test_range_separated_monomial_lode_equals_converged_featomic(exponent):
     assert max_relative_difference(reference, calculator.compute(atoms).to_tensormap()) < 1e-8
 
 
-@pytest.mark.parametrize("periodic", [True, False])
-@pytest.mark.parametrize("cutoff_function", ["step", "shifted_cosine"])
-@pytest.mark.parametrize("spline_accuracy", [None, 1e-10])
+@pytest.mark.parametrize(
+    ("periodic", "cutoff_function", "spline_accuracy"),
+    [
+        (True, "step", None),
+        (False, "shifted_cosine", None),
+        (True, "shifted_cosine", 1e-10),
+        (False, "step", 1e-10),
+    ],
+)
 def test_monomial_soap_matches_featomic(periodic, cutoff_function, spline_accuracy):
     rng = np.random.default_rng(11)
     atoms = three_species_box(rng) if periodic else molecule(rng, 12)
