@@ -70,6 +70,40 @@ def featomic_lode(
     return calculator.compute(atoms, gradients=gradients)
 
 
+def featomic_lode_monomials(
+    atoms, *, smearing, exponent, max_radial, max_angular, radius, weight, k_cutoff, n_points
+):
+    """featomic 0.6.7's LODE with its ``Monomials`` radial basis (one per l), splined by its own
+    ``LodeSpliner`` on ``n_points`` equidistant k (the spline error falls as n_points^-4).
+
+    featomic's native ``Gto`` code orthonormalises the centre's own contribution; the 0.6.7
+    ``LodeSpliner`` returns it for the bare primitives (it never applies the orthonormalisation
+    matrix it uses for the splines). It is rotated here with featomic's own matrix, so that
+    ``center_atom_weight != 1`` can be compared too; all numbers remain featomic's.
+    """
+    import featomic
+    from featomic.basis import Explicit, Monomials
+    from featomic.density import SmearedPowerLaw
+    from featomic.splines import LodeSpliner
+
+    by_angular = {
+        l: Monomials(angular_channel=l, max_radial=max_radial, radius=radius)
+        for l in range(max_angular + 1)
+    }
+    density = SmearedPowerLaw(smearing=smearing, exponent=exponent, center_atom_weight=weight)
+    spliner = LodeSpliner(
+        density=density,
+        basis=Explicit(by_angular=by_angular, spline_accuracy=None),
+        k_cutoff=k_cutoff,
+        n_spline_points=n_points,
+    )
+    hypers = spliner.get_hypers()
+    channel = hypers["basis"].by_angular[0]
+    orthonormalization = by_angular[0]._get_orthonormalization_matrix()
+    channel.lode_center_contribution = orthonormalization @ channel.lode_center_contribution
+    return featomic.LodeSphericalExpansion(**hypers).compute(atoms)
+
+
 def featomic_soap(
     atoms,
     *,
@@ -100,6 +134,31 @@ def featomic_soap(
         },
     )
     return calculator.compute(atoms, gradients=gradients)
+
+
+def featomic_soap_monomials(
+    atoms, *, cutoff, cutoff_function, cutoff_width, smearing, max_radial, max_angular, weight
+):
+    """featomic 0.6.7's SOAP with its ``Monomials`` radial basis (radius = cutoff), the radial
+    integrals splined by its own ``SoapSpliner`` on 1000 points."""
+    import featomic
+    from featomic.basis import Explicit, Monomials
+    from featomic.cutoff import Cutoff, ShiftedCosine, Step
+    from featomic.density import Gaussian
+    from featomic.splines import SoapSpliner
+
+    smoothing = Step() if cutoff_function == "step" else ShiftedCosine(width=cutoff_width)
+    by_angular = {
+        l: Monomials(angular_channel=l, max_radial=max_radial, radius=cutoff)
+        for l in range(max_angular + 1)
+    }
+    spliner = SoapSpliner(
+        cutoff=Cutoff(radius=cutoff, smoothing=smoothing),
+        density=Gaussian(width=smearing, center_atom_weight=weight),
+        basis=Explicit(by_angular=by_angular, spline_accuracy=None),
+        n_spline_points=1000,
+    )
+    return featomic.SphericalExpansion(**spliner.get_hypers()).compute(atoms)
 
 
 def max_relative_difference(reference, ours):

@@ -7,8 +7,12 @@ from scipy.integrate import quad
 from scipy.special import ive, spherical_jn
 
 from lodekit.basis import GtoBasis
-from lodekit.basis.radial_integrals import gaussian_radial_integral, kspace_radial_integral
-from lodekit.density import fourier_transform, fourier_transform_at_zero, gto_moment, real_space
+from lodekit.basis.radial.gto_integrals import (
+    gaussian_radial_integral,
+    gto_moment,
+    kspace_radial_integral,
+)
+from lodekit.density import fourier_transform, fourier_transform_at_zero, real_space
 
 BASIS = GtoBasis(max_radial=5, radius=4.0)
 

@@ -10,7 +10,7 @@ math.md §3. For one atom of species a, exponent p and smearing sigma (Å):
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf, erfc, exp1, gamma, gammainc, hyp2f1
+from scipy.special import erf, erfc, exp1, gamma, gammainc
 
 __all__ = [
     "SUPPORTED_EXPONENTS",
@@ -19,7 +19,6 @@ __all__ = [
     "fourier_transform_at_zero",
     "fourier_transform_derivative",
     "fourier_transform_difference",
-    "gto_moment",
     "real_space",
 ]
 
@@ -101,28 +100,6 @@ def fourier_transform_at_zero(smearing: float, exponent: int) -> float:
         * (2 * s2) ** (0.5 * (3 - exponent))
         / (gamma(0.5 * exponent) * 0.5 * (3 - exponent))
     )
-
-
-def gto_moment(n: np.ndarray, width: np.ndarray, smearing: float, exponent: int) -> np.ndarray:
-    """∫_0^∞ r^(2+n) exp(-r^2/(2 s^2)) g_p(r) dr for unnormalised GTO primitives.
-
-    Closed form: writing gamma(a, x) = x^a ∫_0^1 t^(a-1) e^(-x t) dt (a = p/2) and
-    integrating over r first leaves ∫_0^1 t^(a-1) (1 + c t)^(-b) dt = 2F1(b, a; a+1; -c) / a with
-    b = (n+3)/2 and c = s^2/sigma^2; a Pfaff transformation moves the argument to
-    c/(1+c) in [0, 1), where the series is well behaved.
-    """
-    n = np.asarray(n, dtype=np.float64)
-    s2 = np.asarray(width, dtype=np.float64) ** 2
-    sig2 = smearing * smearing
-    b = 0.5 * (n + 3)
-    if exponent == 0:
-        alpha = 0.5 / s2 + 0.5 / sig2
-        return (np.pi * sig2) ** -0.75 * gamma(b) / (2 * alpha**b)
-    a = 0.5 * exponent
-    c = s2 / sig2
-    radial = 0.5 * gamma(b) * (2 * s2) ** b  # ∫ r^(2+n) exp(-r^2/(2 s^2)) dr
-    t_integral = (1 + c) ** (-b) * hyp2f1(b, 1.0, a + 1, c / (1 + c)) / a
-    return (2 * sig2) ** (-a) / gamma(a) * radial * t_integral
 
 
 def fourier_difference_at_zero(smearing: float, split: float, exponent: int) -> float:

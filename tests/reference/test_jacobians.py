@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import lodekit
+from lodekit.basis import RADIAL_BASES
 from lodekit.expansion._base import CalculatorBase
 from lodekit.expansion.kspace import KSPACE_BACKENDS
 from lodekit.expansion.registry import BOUNDARIES, CALCULATORS, code_paths
@@ -71,6 +72,7 @@ def test_registry_lists_every_calculator_and_option():
     assert {p.kspace for p in PATHS if p.boundary == "periodic" and p.method != "pairs"} == set(
         KSPACE_BACKENDS
     )
+    assert {p.hypers.get("radial_basis", "gto") for p in PATHS} == set(RADIAL_BASES)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)

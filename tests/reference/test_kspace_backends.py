@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lodekit
-from lodekit.basis.radial_integrals import kspace_radial_integral
+from lodekit.basis.radial.gto_integrals import kspace_radial_integral
 from lodekit.basis.spherical_harmonics import real_spherical_harmonics
 from lodekit.density import fourier_transform
 from lodekit.expansion.kspace import KSPACE_BACKENDS, DirectBackend, KspaceProblem

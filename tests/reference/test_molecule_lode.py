@@ -11,7 +11,7 @@ from scipy.integrate import quad
 from scipy.special import roots_legendre
 
 import lodekit
-from lodekit.basis import GtoBasis, real_spherical_harmonics
+from lodekit.basis import RADIAL_BASES, GtoBasis, real_spherical_harmonics
 from lodekit.density import real_space
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bench_systems"
@@ -30,11 +30,14 @@ def water_molecule():
     )
 
 
-def brute_force(atoms, centre, *, smearing, exponent, max_radial, max_angular, radius):
-    """c_nlm = ∫ R_n(r) Y_lm(r̂) V_a(r_i + r) d^3r on a product grid (independent of lodekit's
+def brute_force(
+    atoms, centre, *, smearing, exponent, max_radial, max_angular, radius, radial_basis="gto"
+):
+    """c_nlm = ∫ R_nl(r) Y_lm(r̂) V_a(r_i + r) d^3r on a product grid (independent of lodekit's
     expansion code: only the basis functions and the real-space density are shared)."""
-    basis = GtoBasis(max_radial, radius)
-    edges = [0.0, 1.0, 2.5, 5.0, 9.0, 15.0, 24.0]
+    basis = RADIAL_BASES[radial_basis](max_radial, radius)
+    # a panel edge at the radius: the monomials stop there
+    edges = sorted({0.0, 1.0, 2.5, 5.0, 9.0, 15.0, 24.0, radius})
     x, w = roots_legendre(40)
     r = np.concatenate([0.5 * (b - a) * (x + 1) + a for a, b in pairwise(edges)])
     wr = np.concatenate([0.5 * (b - a) * w for a, b in pairwise(edges)])
@@ -51,7 +54,8 @@ def brute_force(atoms, centre, *, smearing, exponent, max_radial, max_angular, r
     )
     w_angle = np.repeat(wt, len(phi)) * 2 * np.pi / len(phi)
     ylm = real_spherical_harmonics(directions, max_angular)  # (dirs, lm)
-    radial = basis(r)  # (r, n)
+    l_of_lm = np.repeat(np.arange(max_angular + 1), 2 * np.arange(max_angular + 1) + 1)
+    radial = basis.functions(r, max_angular)[:, l_of_lm, :]  # (r, lm, n)
     types = np.unique(atoms.numbers)
     out = np.zeros((len(types), ylm.shape[1], basis.size))
     points = atoms.positions[centre] + r[:, None, None] * directions[None, :, :]
@@ -61,22 +65,35 @@ def brute_force(atoms, centre, *, smearing, exponent, max_radial, max_angular, r
             dist = np.linalg.norm(points - position, axis=-1)
             field += real_space(dist.ravel(), smearing, exponent).reshape(dist.shape)
         angular = (field * w_angle) @ ylm  # (r, lm)
-        out[a] = np.einsum("rl,rn->ln", angular * (wr * r * r)[:, None], radial)
+        out[a] = np.einsum("rl,rln->ln", angular * (wr * r * r)[:, None], radial)
     return out
 
 
+@pytest.mark.parametrize("radial_basis", sorted(RADIAL_BASES))
 @pytest.mark.parametrize("exponent", [1, 6])
 @pytest.mark.parametrize(
     ("make", "centres", "smearing"),
     [(dimer18, [0, 9, 17], 1.0), (water_molecule, [0, 1], 0.7)],
     ids=["dimer18", "water"],
 )
-def test_molecule_equals_brute_force_quadrature(make, centres, smearing, exponent):
+def test_molecule_equals_brute_force_quadrature(make, centres, smearing, exponent, radial_basis):
     atoms = make()
-    hypers = dict(smearing=smearing, exponent=exponent, max_radial=5, max_angular=4, radius=5.0)
+    # monomials: max_radial 3 keeps their orthonormalisation well conditioned (see test_basis)
+    max_radial = 5 if radial_basis == "gto" else 3
+    hypers = dict(
+        smearing=smearing,
+        exponent=exponent,
+        max_radial=max_radial,
+        max_angular=4,
+        radius=5.0,
+        radial_basis=radial_basis,
+    )
     expansion = lodekit.LodeSphericalExpansion(**hypers).compute(atoms)
     flat = np.concatenate(
-        [v.reshape(len(atoms), len(expansion.neighbor_types), -1, 6) for v in expansion.values],
+        [
+            v.reshape(len(atoms), len(expansion.neighbor_types), -1, max_radial + 1)
+            for v in expansion.values
+        ],
         axis=2,
     )
     scale = np.abs(flat).max()
@@ -144,10 +161,16 @@ def test_vacuum_boxes_converge_with_the_jellium_correction():
     assert corrected_errors[2] < corrected_errors[0]
 
 
+@pytest.mark.parametrize("radial_basis", sorted(RADIAL_BASES))
 @pytest.mark.parametrize("exponent", [0, 1, 2, 3, 6])
-def test_continuity_through_the_table_switch(exponent):
+def test_continuity_through_the_table_switch(exponent, radial_basis):
     calculator = lodekit.LodeSphericalExpansion(
-        smearing=0.8, exponent=exponent, max_radial=4, max_angular=3, radius=4.0
+        smearing=0.8,
+        exponent=exponent,
+        max_radial=4,
+        max_angular=3,
+        radius=4.0,
+        radial_basis=radial_basis,
     )
     d_switch = calculator.molecule_field.d_switch
     direction = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
@@ -160,10 +183,16 @@ def test_continuity_through_the_table_switch(exponent):
     assert np.abs(values[0] - values[1]).max() < 1e-10 * scale
 
 
+@pytest.mark.parametrize("radial_basis", sorted(RADIAL_BASES))
 @pytest.mark.parametrize("exponent", [1, 2, 3, 4, 5, 6])
-def test_multipole_tail_equals_exact_projection_far_away(exponent):
+def test_multipole_tail_equals_exact_projection_far_away(exponent, radial_basis):
     calculator = lodekit.LodeSphericalExpansion(
-        smearing=0.8, exponent=exponent, max_radial=4, max_angular=3, radius=4.0
+        smearing=0.8,
+        exponent=exponent,
+        max_radial=4,
+        max_angular=3,
+        radius=4.0,
+        radial_basis=radial_basis,
     )
     field = calculator.molecule_field
     d = field.d_switch * np.array([1.0, 1.3, 2.0])

@@ -19,8 +19,7 @@ from itertools import pairwise
 import numpy as np
 from scipy.special import roots_legendre, spherical_jn
 
-from .gto import GtoBasis
-from .radial_integrals import kspace_radial_integral
+from .radial import RadialBasis
 
 __all__ = ["FieldProjection"]
 
@@ -47,7 +46,7 @@ class FieldProjection:
 
     Parameters
     ----------
-    basis : GtoBasis
+    basis : RadialBasis
     max_angular : int
     fourier : callable
         k (1/Å, > 0) -> f̂(k), the field's Fourier transform.
@@ -59,7 +58,7 @@ class FieldProjection:
 
     def __init__(
         self,
-        basis: GtoBasis,
+        basis: RadialBasis,
         max_angular: int,
         fourier: Callable,
         k_max: float,
@@ -67,7 +66,7 @@ class FieldProjection:
     ):
         self.max_angular = max_angular
         k, w = _quadrature(k_max, d_max)
-        radial = kspace_radial_integral(k, basis, max_angular)  # (k, l, n)
+        radial = basis.kspace_integral(k, max_angular)  # (k, l, n)
         self._k = k
         self._weights = (w * k * k * fourier(k) / (2 * np.pi**2))[:, None, None] * radial
 

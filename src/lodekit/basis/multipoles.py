@@ -1,25 +1,26 @@
-"""Far-field (multipole) form of the projection of a 1/r^p field onto the GTO basis.
+"""Far-field (multipole) form of the projection of a 1/r^p field onto a radial basis.
 
 For a field |r - d|^(-p) seen from a centre at distance d, the generating function of the
 Gegenbauer polynomials gives, for r < d and u = r̂·d̂,
 
     |r - d|^(-p) = d^(-p) sum_k C_k^(p/2)(u) (r/d)^k,    C_k^(p/2)(u) = sum_l b_kl P_l(u),
 
-so that its projection on R_n(r) Y_lm(r̂) is 4 pi Y_lm(d̂) Q_nl(d) with
+so that its projection on R_nl(r) Y_lm(r̂) is 4 pi Y_lm(d̂) Q_nl(d) with
 
-    Q_nl(d) = 1/(2l+1) sum_{k = l, l+2, ...} b_kl M_n,k d^(-p-k),   M_n,k = ∫ r^(2+k) R_n(r) dr.
+    Q_nl(d) = 1/(2l+1) sum_{k = l, l+2, ...} b_kl M_k,l,n d^(-p-k),  M_k,l,n = ∫ r^(2+k) R_nl dr.
 
-For p = 1, b_kl = δ_kl and this is the familiar 4 pi/(2l+1) M_n,l Y_lm / d^(l+1). The series is
-asymptotic (the GTOs reach past d); it is exact to ~exp(-d^2 / (2 s_max^2)), which the caller
-makes negligible by using it only far away.
+For p = 1, b_kl = δ_kl and this is the familiar 4 pi/(2l+1) M_l,l,n Y_lm / d^(l+1). For a basis
+that reaches past d (GTOs) the series is asymptotic, exact to ~exp(-d^2 / (2 s_max^2)); for one
+with compact support it converges once d exceeds the support. The basis says where it may be
+used (:meth:`~lodekit.basis.radial.RadialBasis.far_field`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import eval_gegenbauer, eval_legendre, gammaln, roots_legendre
+from scipy.special import eval_gegenbauer, eval_legendre, roots_legendre
 
-from .gto import GtoBasis
+from .radial import RadialBasis
 
 __all__ = ["MultipoleTail"]
 
@@ -41,7 +42,7 @@ class MultipoleTail:
 
     Parameters
     ----------
-    basis : GtoBasis
+    basis : RadialBasis
     max_angular : int
     exponent : int
         p >= 1.
@@ -49,25 +50,15 @@ class MultipoleTail:
         Largest power k of r/d kept (the caller checks convergence at its switch distance).
     """
 
-    def __init__(self, basis: GtoBasis, max_angular: int, exponent: int, n_terms: int = 80):
+    def __init__(self, basis: RadialBasis, max_angular: int, exponent: int, n_terms: int = 80):
         self.exponent = exponent
         self.max_angular = max_angular
         self.n_terms = n_terms
-        k = np.arange(n_terms + 1, dtype=np.float64)[:, None]
-        m = np.arange(basis.size, dtype=np.float64)[None, :]
-        s = basis.widths[None, :]
-        # moments of the primitives: N_m Gamma((k+m+3)/2)/2 (2 s_m^2)^((k+m+3)/2)
-        log_moment = (
-            basis.log_norms[None, :]
-            + gammaln(0.5 * (k + m + 3))
-            - np.log(2.0)
-            + 0.5 * (k + m + 3) * np.log(2 * s * s)
-        )
-        self._moments = np.exp(log_moment) @ basis.orthonormalization.T  # (k, n)
+        self._moments = basis.moments(n_terms, max_angular)  # (k, l, n)
         b = _gegenbauer_to_legendre(n_terms, 0.5 * exponent)  # (k, l)
         b = b[:, : max_angular + 1] / (2 * np.arange(max_angular + 1) + 1)
         # coefficient of d^(-p-k) in Q_nl: (k, l, n)
-        self._coefficients = b[:, :, None] * self._moments[:, None, :]
+        self._coefficients = b[:, :, None] * self._moments
 
     def terms(self, d: np.ndarray) -> np.ndarray:
         """Individual series terms, shape (n_d, n_terms + 1, L + 1, n)."""

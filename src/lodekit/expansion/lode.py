@@ -7,13 +7,12 @@ import threading
 import numpy as np
 
 from .. import _validation as check
-from ..basis.gto import GtoBasis
 from ..basis.multipoles import MultipoleTail
+from ..basis.radial import RADIAL_BASES
 from ..density import (
     SUPPORTED_EXPONENTS,
     fourier_transform,
     fourier_transform_difference,
-    gto_moment,
 )
 from ..errors import InputError
 from ..systems import System, as_systems
@@ -88,11 +87,11 @@ class LodeSphericalExpansion(CalculatorBase):
     smearing : float
         Gaussian smearing sigma of each atom, Å.
     max_radial : int
-        Largest radial index (``max_radial + 1`` GTO functions).
+        Largest radial index (``max_radial + 1`` radial functions per l).
     max_angular : int
         Largest angular channel l.
     radius : float
-        GTO basis radius, Å.
+        Radial basis radius, Å (GTO: sets the widths; monomials: their support).
     exponent : int, default 1
         Power p of the 1/r^p field, 0..6 (0 is the Gaussian density itself).
     center_atom_weight : float, default 1.0
@@ -112,6 +111,9 @@ class LodeSphericalExpansion(CalculatorBase):
         to a tolerance of a tenth of ``accuracy`` (1e-13 relative with a ``k_cutoff``); "auto"
         picks the cheapest by the backends' cost models (the NUFFT wins from a few thousand
         atoms on). Any key of :data:`lodekit.expansion.kspace.KSPACE_BACKENDS` is accepted.
+    radial_basis : str, default "gto"
+        Key of :data:`lodekit.basis.RADIAL_BASES`: "gto" (featomic's ``Gto``) or "monomials"
+        (featomic's ``Monomials``, r^(l+2n) on [0, radius], orthonormalised per l).
     """
 
     name = "lode_spherical_expansion"
@@ -125,6 +127,7 @@ class LodeSphericalExpansion(CalculatorBase):
         "k_cutoff",
         "accuracy",
         "kspace_method",
+        "radial_basis",
     )
 
     def __init__(
@@ -139,6 +142,7 @@ class LodeSphericalExpansion(CalculatorBase):
         k_cutoff=None,
         accuracy=None,
         kspace_method="auto",
+        radial_basis="gto",
     ):
         self.smearing = check.positive_float("smearing", smearing)
         self.max_radial = check.int_in_range("max_radial", max_radial, 0, 30)
@@ -170,7 +174,9 @@ class LodeSphericalExpansion(CalculatorBase):
                 )
         self.accuracy = accuracy
         self.kspace_method = _checked_kspace_method(kspace_method)
-        self._basis = GtoBasis(self.max_radial, self.radius)
+        self.radial_basis = check.choice("radial_basis", radial_basis, tuple(RADIAL_BASES))
+        self._basis = RADIAL_BASES[self.radial_basis](self.max_radial, self.radius)
+        self._basis.check(self.max_angular)
         self._molecule_field = None
         self._remainder_fields = {}
         # tables are built lazily, possibly from several threads (one per structure)
@@ -190,13 +196,10 @@ class LodeSphericalExpansion(CalculatorBase):
     def _build_molecule_field(self) -> RadialField:
         if self._molecule_field is None:
             basis, sigma, p = self._basis, self.smearing, self.exponent
-            # Past d_switch the basis functions have decayed by exp(-32) where the smeared
-            # field still differs from 1/r^p (within 8 sigma of the atom), so the multipole
-            # series there is exact to double precision.
-            d_switch = 8.0 * (basis.widths.max() + sigma)
+            # past d_switch the multipole series of the bare 1/r^p is exact to double precision
+            d_switch, n_terms = basis.far_field(sigma)
             tail = None
             if p >= 1:
-                n_terms = int(np.clip((d_switch / basis.widths.max()) ** 2, 10, 150))
                 tail = MultipoleTail(basis, self.max_angular, p, n_terms)
             self._molecule_field = RadialField(
                 basis,
@@ -211,10 +214,7 @@ class LodeSphericalExpansion(CalculatorBase):
 
     def _centre_field(self, smearing: float) -> np.ndarray:
         """C_n = sqrt(4 pi) ∫ r^2 R_n g_p dr, an isolated atom's own field (n,)."""
-        basis = self._basis
-        n = np.arange(basis.size)
-        moments = np.exp(basis.log_norms) * gto_moment(n, basis.widths, smearing, self.exponent)
-        return np.sqrt(4 * np.pi) * (basis.orthonormalization @ moments)
+        return np.sqrt(4 * np.pi) * self._basis.centre_moment(smearing, self.exponent)
 
     # ------------------------------------------------------------------ periodic planning
     def _remainder_field(self, split: float) -> RadialField:
@@ -226,7 +226,7 @@ class LodeSphericalExpansion(CalculatorBase):
     def _build_remainder_field(self, key: float, split: float) -> RadialField:
         if key not in self._remainder_fields:
             sigma, p = self.smearing, self.exponent
-            width = self._basis.widths.max()
+            width = self._basis.decay_width
             # beyond this the remainder's projection is below 1e-15 of its value at 0
             d_max = remainder_range(split, width, 1e-16) + 2 * split
             self._remainder_fields[key] = RadialField(
@@ -277,7 +277,7 @@ class LodeSphericalExpansion(CalculatorBase):
                 "high: with `accuracy`, the smearing must not exceed half the shortest cell "
                 "height (an atom's density would overlap its own periodic images)"
             )
-        width = self._basis.widths.max()
+        width = self._basis.decay_width
         # the k-space truncation gets half of the error budget, the real-space cut a quarter,
         # approximate backends (the NUFFT's transforms) a tenth
         tolerance = NUFFT_SHARE * self.accuracy

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..basis.chebyshev import ChebyshevTable
 from ..basis.field_projection import FieldProjection
-from ..basis.gto import GtoBasis
 from ..basis.multipoles import MultipoleTail
+from ..basis.radial import RadialBasis
 from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 
 __all__ = [
@@ -37,7 +37,7 @@ class RadialField:
 
     Parameters
     ----------
-    basis : GtoBasis
+    basis : RadialBasis
     max_angular : int
     fourier : callable
         k -> f̂(k) of the field.
@@ -52,7 +52,7 @@ class RadialField:
 
     def __init__(
         self,
-        basis: GtoBasis,
+        basis: RadialBasis,
         max_angular: int,
         fourier: Callable,
         sharpest_width: float,

@@ -82,6 +82,18 @@ def code_paths() -> list[CodePath]:
                 )
                 name = f"soap-{cutoff_function}-spline{spline}-{boundary}"
                 paths.append(CodePath(name, SphericalExpansion.name, hypers, boundary, "pairs"))
+    for boundary in BOUNDARIES:
+        hypers = dict(
+            cutoff=3.5,
+            smearing=0.4,
+            max_radial=3,
+            max_angular=3,
+            cutoff_width=0.8,
+            center_atom_weight=0.7,
+            radial_basis="monomials",
+        )
+        name = f"soap-monomials-{boundary}"
+        paths.append(CodePath(name, SphericalExpansion.name, hypers, boundary, "pairs"))
     for exponent in SUPPORTED_EXPONENTS:
         for method in (*PERIODIC_METHODS, "molecule"):
             boundary = "molecule" if method == "molecule" else "periodic"
@@ -110,6 +122,20 @@ def code_paths() -> list[CodePath]:
                         kspace=backend,
                     )
                 )
+    # the monomial radial basis: its own integrals on the k-space, range-separated and
+    # molecule paths
+    for exponent in (1, 4):
+        for method in (*PERIODIC_METHODS, "molecule"):
+            boundary = "molecule" if method == "molecule" else "periodic"
+            paths.append(
+                CodePath(
+                    f"lode-p{exponent}-{method}-monomials",
+                    LodeSphericalExpansion.name,
+                    dict(_lode_hypers(exponent, method), radial_basis="monomials"),
+                    boundary,
+                    method,
+                )
+            )
     return paths
 
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validation as check
-from ..basis.gto import GtoBasis
-from ..basis.radial_integrals import (
-    gaussian_radial_integral,
-    gaussian_radial_integral_derivative,
-)
+from ..basis.radial import RADIAL_BASES
 from ..basis.splines import TabulatedFunction
 from ..errors import InputError
 from ..systems import System
@@ -28,12 +24,13 @@ class SphericalExpansion(CalculatorBase):
 
     c^{i,a}_{nlm} = sum_{j in a, r_ij < r_c} f_c(r_ij) ∫ R_n(r) Y_lm(r̂) g_0(|r - r_ij|) d^3r
     plus the centre itself with weight ``center_atom_weight``. Same numbers as featomic 0.6's
-    ``SphericalExpansion`` with a ``Gaussian`` density and a ``Gto`` basis of radius ``cutoff``.
+    ``SphericalExpansion`` with a ``Gaussian`` density and a ``Gto`` (or ``Monomials``) basis of
+    radius ``cutoff``.
 
     Parameters
     ----------
     cutoff : float
-        Neighbour cutoff r_c (Å); also the GTO basis radius.
+        Neighbour cutoff r_c (Å); also the radial basis radius.
     smearing : float
         Width sigma of the Gaussian atom density (Å).
     max_radial, max_angular : int
@@ -47,6 +44,8 @@ class SphericalExpansion(CalculatorBase):
     spline_accuracy : float or None, default 1e-8
         Tabulate the radial integral with a cubic spline to this relative accuracy (fast);
         None evaluates the closed form for every pair (exact, slower).
+    radial_basis : str, default "gto"
+        Key of :data:`lodekit.basis.RADIAL_BASES` ("gto" or "monomials").
     """
 
     name = "spherical_expansion"
@@ -59,6 +58,7 @@ class SphericalExpansion(CalculatorBase):
         "max_angular",
         "center_atom_weight",
         "spline_accuracy",
+        "radial_basis",
     )
 
     def __init__(
@@ -72,6 +72,7 @@ class SphericalExpansion(CalculatorBase):
         cutoff_width=0.5,
         center_atom_weight=1.0,
         spline_accuracy=1e-8,
+        radial_basis="gto",
     ):
         self.cutoff = check.positive_float("cutoff", cutoff)
         self.smearing = check.positive_float("smearing", smearing)
@@ -93,7 +94,9 @@ class SphericalExpansion(CalculatorBase):
                     "(or None for exact radial integrals)"
                 )
         self.spline_accuracy = spline_accuracy
-        self._basis = GtoBasis(self.max_radial, self.cutoff)
+        self.radial_basis = check.choice("radial_basis", radial_basis, tuple(RADIAL_BASES))
+        self._basis = RADIAL_BASES[self.radial_basis](self.max_radial, self.cutoff)
+        self._basis.check(self.max_angular)
         self._table = None
         self._d_table = None
         self._self_term = None
@@ -116,14 +119,14 @@ class SphericalExpansion(CalculatorBase):
         """dJ_nl/dd (Å^(1/2)), shape (n, max_angular + 1, n_radial); tabulated to
         ``spline_accuracy`` like the values, or in closed form with None."""
         if self.spline_accuracy is None:
-            return gaussian_radial_integral_derivative(
-                distances, self._basis, self.max_angular, self.smearing
+            return self._basis.gaussian_integral_derivative(
+                distances, self.max_angular, self.smearing
             )
         self._prepare()
         if self._d_table is None:
             self._d_table = TabulatedFunction(
-                lambda d: gaussian_radial_integral_derivative(
-                    d, self._basis, self.max_angular, self.smearing
+                lambda d: self._basis.gaussian_integral_derivative(
+                    d, self.max_angular, self.smearing
                 ),
                 self.cutoff,
                 self.spline_accuracy,
@@ -131,7 +134,7 @@ class SphericalExpansion(CalculatorBase):
         return self._d_table(distances)
 
     def _exact_radial(self, distances: np.ndarray) -> np.ndarray:
-        return gaussian_radial_integral(distances, self._basis, self.max_angular, self.smearing)
+        return self._basis.gaussian_integral(distances, self.max_angular, self.smearing)
 
     def _cutoff_factor(self, distances: np.ndarray) -> np.ndarray:
         if self.cutoff_function == "step":

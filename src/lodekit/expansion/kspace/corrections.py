@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...basis.radial_integrals import kspace_radial_integral
 from ...density import fourier_difference_at_zero, fourier_transform_at_zero
 from ..jacobian import Jacobian, cutoff_pair_jacobian
 from ..realspace import SwitchedField, periodic_pair_gradients, periodic_pair_sum
@@ -35,7 +34,7 @@ def k_zero_term(problem: KspaceProblem, g0: float) -> np.ndarray:
 
     ``g0`` is the field's Fourier transform at k = 0 (Å^3 times the field's units).
     """
-    i0 = kspace_radial_integral(np.zeros(1), problem.basis, 0)[0, 0]
+    i0 = problem.basis.kspace_integral(np.zeros(1), 0)[0, 0]
     k_zero = (4 * np.pi / problem.volume) * g0 * i0 / np.sqrt(4 * np.pi)
     return problem.counts[:, None] * k_zero[None, :]
 

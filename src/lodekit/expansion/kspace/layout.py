@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...basis.gto import GtoBasis
-from ...basis.radial_integrals import kspace_radial_integral, kspace_radial_integral_derivative
+from ...basis.radial import RadialBasis
 from ...basis.spherical_harmonics import (
     real_spherical_harmonics,
     real_spherical_harmonics_with_gradients,
@@ -82,27 +81,27 @@ def _per_distinct_norm(knorm: np.ndarray, function) -> list[np.ndarray]:
 
 
 def _radial_factor(
-    knorm: np.ndarray, basis: GtoBasis, max_angular: int, smearing: float, exponent: int
+    knorm: np.ndarray, basis: RadialBasis, max_angular: int, smearing: float, exponent: int
 ) -> np.ndarray:
     """ĝ_p(k) I_nl(k), evaluated once per distinct norm; shape (n_k, L+1, n)."""
 
     def evaluate(unique):
-        table = kspace_radial_integral(unique, basis, max_angular)
+        table = basis.kspace_integral(unique, max_angular)
         return [table * fourier_transform(unique, smearing, exponent)[:, None, None]]
 
     return _per_distinct_norm(knorm, evaluate)[0]
 
 
 def _radial_factor_with_derivative(
-    knorm: np.ndarray, basis: GtoBasis, max_angular: int, smearing: float, exponent: int
+    knorm: np.ndarray, basis: RadialBasis, max_angular: int, smearing: float, exponent: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ĝ_p I_nl, d(ĝ_p I_nl)/dk), each (n_k, L+1, n)."""
 
     def evaluate(unique):
         g = fourier_transform(unique, smearing, exponent)[:, None, None]
         dg = fourier_transform_derivative(unique, smearing, exponent)[:, None, None]
-        integral = kspace_radial_integral(unique, basis, max_angular)
-        d_integral = kspace_radial_integral_derivative(unique, basis, max_angular)
+        integral = basis.kspace_integral(unique, max_angular)
+        d_integral = basis.kspace_integral_derivative(unique, max_angular)
         return [g * integral, dg * integral + g * d_integral]
 
     radial, d_radial = _per_distinct_norm(knorm, evaluate)
@@ -144,7 +143,7 @@ class KspaceLayout:
     contiguous slices: even l multiply Re[exp(i k·(r_i - r_j))], odd l its Im.
     """
 
-    def __init__(self, cell, basis: GtoBasis, max_angular: int, smearing: float, exponent: int):
+    def __init__(self, cell, basis: RadialBasis, max_angular: int, smearing: float, exponent: int):
         self.recip = 2.0 * np.pi * np.linalg.inv(cell).T
         self.volume = abs(np.linalg.det(cell))
         self.basis, self.max_angular = basis, max_angular

@@ -1,4 +1,4 @@
-"""Radial integrals of the GTO basis, in closed form with confluent hypergeometric functions.
+"""Integrals of the GTO basis in closed form (confluent and Gauss hypergeometric functions).
 
 Two families (math.md §4.1 and §5), both for unnormalised primitives r^n exp(-r^2/(2 s^2))
 and then rotated to the orthonormal basis with S^-1/2:
@@ -15,16 +15,21 @@ Both use ∫_0^∞ r^mu e^(-alpha r^2) {j_l, i_l}(beta r) dr
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.special import gammaln, hyp1f1
+from typing import TYPE_CHECKING
 
-from .gto import GtoBasis
+import numpy as np
+from scipy.special import gamma, gammaln, hyp1f1, hyp2f1
+
+if TYPE_CHECKING:
+    from .gto import GtoBasis
 
 __all__ = [
     "gaussian_radial_integral",
     "gaussian_radial_integral_derivative",
+    "gto_moment",
     "kspace_radial_integral",
     "kspace_radial_integral_derivative",
+    "multipole_moments",
 ]
 
 
@@ -158,3 +163,42 @@ def gaussian_radial_integral_derivative(
         (two_z_over_d - d / sig2) * kummer - ((b - a) / b) * two_z_over_d * shifted
     )
     return values @ basis.orthonormalization.T
+
+
+def multipole_moments(basis: GtoBasis, max_order: int) -> np.ndarray:
+    """M_{k,n} = ∫ r^(2+k) R_n(r) dr, k = 0..max_order, shape (max_order + 1, n_radial).
+
+    Moments of the primitives: N_m Gamma((k+m+3)/2) / 2 (2 s_m^2)^((k+m+3)/2).
+    """
+    k = np.arange(max_order + 1, dtype=np.float64)[:, None]
+    m = np.arange(basis.size, dtype=np.float64)[None, :]
+    s = basis.widths[None, :]
+    log_moment = (
+        basis.log_norms[None, :]
+        + gammaln(0.5 * (k + m + 3))
+        - np.log(2.0)
+        + 0.5 * (k + m + 3) * np.log(2 * s * s)
+    )
+    return np.exp(log_moment) @ basis.orthonormalization.T
+
+
+def gto_moment(n: np.ndarray, width: np.ndarray, smearing: float, exponent: int) -> np.ndarray:
+    """∫_0^∞ r^(2+n) exp(-r^2/(2 s^2)) g_p(r) dr for unnormalised GTO primitives.
+
+    Closed form: writing gamma(a, x) = x^a ∫_0^1 t^(a-1) e^(-x t) dt (a = p/2) and
+    integrating over r first leaves ∫_0^1 t^(a-1) (1 + c t)^(-b) dt = 2F1(b, a; a+1; -c) / a with
+    b = (n+3)/2 and c = s^2/sigma^2; a Pfaff transformation moves the argument to
+    c/(1+c) in [0, 1), where the series is well behaved.
+    """
+    n = np.asarray(n, dtype=np.float64)
+    s2 = np.asarray(width, dtype=np.float64) ** 2
+    sig2 = smearing * smearing
+    b = 0.5 * (n + 3)
+    if exponent == 0:
+        alpha = 0.5 / s2 + 0.5 / sig2
+        return (np.pi * sig2) ** -0.75 * gamma(b) / (2 * alpha**b)
+    a = 0.5 * exponent
+    c = s2 / sig2
+    radial = 0.5 * gamma(b) * (2 * s2) ** b  # ∫ r^(2+n) exp(-r^2/(2 s^2)) dr
+    t_integral = (1 + c) ** (-b) * hyp2f1(b, 1.0, a + 1, c / (1 + c)) / a
+    return (2 * sig2) ** (-a) / gamma(a) * radial * t_integral

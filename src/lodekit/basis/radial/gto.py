@@ -2,7 +2,8 @@
 
 Primitive functions phi_n(r) = N_n r^n exp(-r^2 / (2 s_n^2)), n = 0..max_radial, with
 s_n = radius * max(sqrt(n), 1) / (max_radial + 1), normalised on [0, inf) and then Löwdin
-orthonormalised, R_n = sum_m (S^-1/2)_nm phi_m. This is featomic 0.6's ``Gto`` basis.
+orthonormalised, R_n = sum_m (S^-1/2)_nm phi_m. The same functions serve every l. This is
+featomic 0.6's ``Gto`` basis.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from functools import cached_property
 import numpy as np
 from scipy.special import gammaln
 
+from . import gto_integrals
+from .base import RadialBasis
+
 __all__ = ["GtoBasis"]
 
 
-class GtoBasis:
+class GtoBasis(RadialBasis):
     """The GTO radial basis for given ``max_radial`` and ``radius``.
 
     Parameters
@@ -26,13 +30,7 @@ class GtoBasis:
         Basis radius in Å (sets the Gaussian widths; the basis is not truncated there).
     """
 
-    def __init__(self, max_radial: int, radius: float):
-        self.max_radial = int(max_radial)
-        self.radius = float(radius)
-
-    @property
-    def size(self) -> int:
-        return self.max_radial + 1
+    name = "gto"
 
     @cached_property
     def widths(self) -> np.ndarray:
@@ -80,3 +78,47 @@ class GtoBasis:
     def __call__(self, r: np.ndarray) -> np.ndarray:
         """Orthonormal functions R_n(r) (1/Å^(3/2)), shape r.shape + (n_radial,)."""
         return self.primitives(r) @ self.orthonormalization.T
+
+    # ------------------------------------------------------------------ RadialBasis
+    @property
+    def decay_width(self) -> float:
+        return float(self.widths.max())
+
+    def functions(self, r: np.ndarray, max_angular: int) -> np.ndarray:
+        values = self(r)
+        return np.broadcast_to(
+            values[..., None, :], (*values.shape[:-1], max_angular + 1, self.size)
+        )
+
+    def kspace_integral(self, k: np.ndarray, max_angular: int) -> np.ndarray:
+        return gto_integrals.kspace_radial_integral(k, self, max_angular)
+
+    def kspace_integral_derivative(self, k: np.ndarray, max_angular: int) -> np.ndarray:
+        return gto_integrals.kspace_radial_integral_derivative(k, self, max_angular)
+
+    def gaussian_integral(self, d: np.ndarray, max_angular: int, smearing: float) -> np.ndarray:
+        return gto_integrals.gaussian_radial_integral(d, self, max_angular, smearing)
+
+    def gaussian_integral_derivative(
+        self, d: np.ndarray, max_angular: int, smearing: float
+    ) -> np.ndarray:
+        return gto_integrals.gaussian_radial_integral_derivative(d, self, max_angular, smearing)
+
+    def moments(self, max_order: int, max_angular: int) -> np.ndarray:
+        moments = gto_integrals.multipole_moments(self, max_order)  # (k, n), the same for all l
+        return np.broadcast_to(moments[:, None, :], (max_order + 1, max_angular + 1, self.size))
+
+    def centre_moment(self, smearing: float, exponent: int) -> np.ndarray:
+        n = np.arange(self.size)
+        moments = np.exp(self.log_norms) * gto_integrals.gto_moment(
+            n, self.widths, smearing, exponent
+        )
+        return self.orthonormalization @ moments
+
+    def far_field(self, smearing: float) -> tuple[float, int]:
+        # Past d_switch the basis functions have decayed by exp(-32) where the smeared field
+        # still differs from 1/r^p (within 8 sigma of the atom); the series is asymptotic
+        # (the Gaussians reach past d), its useful length grows as (d / s_max)^2.
+        d_switch = 8.0 * (self.widths.max() + smearing)
+        n_terms = int(np.clip((d_switch / self.widths.max()) ** 2, 10, 150))
+        return d_switch, n_terms
