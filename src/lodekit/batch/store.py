@@ -58,7 +58,26 @@ FORMAT = "lodekit-feature-store"
 FORMAT_VERSION = 2
 CHUNK_FORMAT = "lodekit-feature-chunk"
 _REGENERATE = "delete the store and run `lodekit featurize` again"
-SPEC = {"kind": FORMAT, "version": FORMAT_VERSION, "regenerate": _REGENERATE}
+_HEADER_ENTRIES = (
+    "hypers",
+    "species",
+    "property_names",
+    "sample_names",
+    "n_features",
+    "inputs",
+    "n_structures",
+    "n_environments",
+    "chunk_size",
+    "n_chunks",
+    "units",
+)
+SPEC = {
+    "kind": FORMAT,
+    "version": FORMAT_VERSION,
+    "payload": _HEADER_ENTRIES,
+    "regenerate": _REGENERATE,
+}
+_RECORD_ENTRIES = ("chunk", "first_structure", "stop_structure", "n_rows")
 SAMPLE_NAMES = ("system", "atom", "center_type")
 
 #: Header entries that must agree before a run may add chunks to an existing store.
@@ -414,7 +433,12 @@ class FeatureStore:
                 "run featurize again"
             ) from None
         again = "delete that directory and run featurize again"
-        spec = {"kind": CHUNK_FORMAT, "version": FORMAT_VERSION, "regenerate": again}
+        spec = {
+            "kind": CHUNK_FORMAT,
+            "version": FORMAT_VERSION,
+            "payload": _RECORD_ENTRIES,
+            "regenerate": again,
+        }
         arrays = {"values": values, "samples": samples} if verify else None
         verify_header(record, arrays, spec, where, StoreError)
         if record.get("chunk") != index or record.get("n_rows") != len(values):

@@ -24,6 +24,7 @@ FORMAT_VERSION = 2
 SPEC = {
     "kind": FORMAT,
     "version": FORMAT_VERSION,
+    "payload": ("hypers", "info", "max_angular", "n_radial", "n_samples", "units", "gradients"),
     "regenerate": "compute the expansion again and save it (save_expansion, `lodekit expand`)",
 }
 

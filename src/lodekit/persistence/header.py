@@ -43,6 +43,10 @@ def digest(array: np.ndarray) -> str:
     return hasher.hexdigest()
 
 
+#: Header entries of every format, written by :func:`seal`
+_SEALING = ("format", "format_version", "lodekit_version", "arrays", "checksum")
+
+
 def _canonical(header: dict) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -92,8 +96,9 @@ def verify(header, arrays: dict | None, spec: dict, where: str, error: type) -> 
     arrays : dict of str to ndarray, or None
         The arrays read beside it; None checks the header alone (arrays verified later).
     spec : dict
-        ``kind`` (format name), ``version`` and ``regenerate`` (how to write the file again,
-        for the message refusing another version).
+        ``kind`` (format name), ``version``, ``payload`` (the format's header entries besides
+        those of :func:`seal`: any other entry is refused) and ``regenerate`` (how to write
+        the file again, for the messages).
     where : str
         The file, as error messages name it.
     error : type
@@ -114,6 +119,11 @@ def verify(header, arrays: dict | None, spec: dict, where: str, error: type) -> 
             f"{where}: the header does not match its checksum: the file was modified after it "
             f"was written; {spec['regenerate']}"
         )
+    known = set(spec["payload"]) | set(_SEALING)
+    for name in sorted(set(header) - known, key=str):
+        raise error(f"{where}: unknown header entry {name!r}; refusing the file")
+    for name in sorted(known - set(header)):
+        raise error(f"{where}: the header lacks {name!r}; {spec['regenerate']}")
     if arrays is not None:
         verify_arrays(header, arrays, where, error, spec["regenerate"])
     return header

@@ -34,6 +34,7 @@ FORMAT_VERSION = 2
 SPEC = {
     "kind": FORMAT,
     "version": FORMAT_VERSION,
+    "payload": ("model", "metadata"),
     "regenerate": "fit the model again and save it (save_model, `lodekit fit`)",
 }
 MODELS = {
