@@ -7,8 +7,8 @@ import ase.io
 import numpy as np
 import pytest
 
-from lodekit.cli import _common as cli_common
 from lodekit.batch import FeatureStore, load_features
+from lodekit.cli import _common as cli_common
 from lodekit.cli import main
 from lodekit.datasets import random_point_charges
 from lodekit.persistence import load_model

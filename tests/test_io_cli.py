@@ -46,6 +46,7 @@ def test_round_trip_keeps_gradients(tmp_path):
         assert block.gradient("strain").values.shape == (
             loaded.block(key).gradient("strain").values.shape
         )
+
     # a gradient array cut short is caught, not returned
     def cut(header, arrays):
         arrays["gradient_positions_l1"] = arrays["gradient_positions_l1"][:-1]

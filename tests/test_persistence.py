@@ -77,7 +77,7 @@ def test_digest_is_sha256_of_type_shape_and_bytes():
     assert digest(a.view(np.int64)) != by_hand  # same bytes, other type
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077], ids=["022", "002", "077"])
 def test_atomic_write_gives_the_umask_mode_and_replaces_whole_files(tmp_path, umask, mask):
     umask(mask)
     path = atomic_write(tmp_path / "f.txt", lambda stream: stream.write(b"one"))
@@ -202,7 +202,9 @@ def test_a_nested_model_entry_is_checked_like_the_outer_one(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(12, 3 + 5 * 2))
     groups = np.repeat(np.arange(4), 3)
-    model = SymmetricTensorRegression(n_scalar_features=3).fit(x, rng.normal(size=(4, 3, 3)), groups)
+    model = SymmetricTensorRegression(n_scalar_features=3).fit(
+        x, rng.normal(size=(4, 3, 3)), groups
+    )
     path = save_model(tmp_path / "t.npz", model)
     again = load_model(path)
     np.testing.assert_array_equal(again.predict(x, groups), model.predict(x, groups))
@@ -224,7 +226,7 @@ def test_a_model_file_of_the_old_version_is_refused_with_a_way_out(tmp_path):
         del header["checksum"], header["arrays"]
 
     rewrite_npz(path, tmp_path / "old.npz", version_1, reseal=False)
-    with pytest.raises(ModelFileError, match="format version 1 .* fit the model again"):
+    with pytest.raises(ModelFileError, match=r"format version 1 .* fit the model again"):
         load_model(tmp_path / "old.npz")
 
 
@@ -233,7 +235,9 @@ def test_model_file_round_trip_is_exact_and_public(tmp_path):
     assert lodekit.save_model is save_model and lodekit.load_model is load_model
     metadata = {"featurizer": {"smearing": 1.0, "radius": 3.0}, "nan": float("nan")}
     again = load_model(save_model(tmp_path / "m.npz", model, metadata))
-    np.testing.assert_array_equal(again.predict(x, groups, species), model.predict(x, groups, species))
+    np.testing.assert_array_equal(
+        again.predict(x, groups, species), model.predict(x, groups, species)
+    )
     for name in StructureRidge._fitted_attributes:
         np.testing.assert_array_equal(getattr(again, name), getattr(model, name))
     assert again.metadata_["featurizer"] == metadata["featurizer"]
@@ -290,7 +294,7 @@ def test_expansion_archive_of_the_old_version_is_refused(tmp_path, expansion):
         del header["checksum"], header["arrays"]
 
     rewrite_npz(path, tmp_path / "old.npz", version_1, reseal=False)
-    with pytest.raises(ArchiveError, match="format version 1 .* compute the expansion again"):
+    with pytest.raises(ArchiveError, match=r"format version 1 .* compute the expansion again"):
         load_expansion(tmp_path / "old.npz")
 
 
@@ -350,7 +354,7 @@ def test_an_altered_store_array_or_chunk_record_is_refused(tmp_path, structures)
 
 
 # ------------------------------------------------------------------ modes of every writer
-@pytest.mark.parametrize("mask", [0o022, 0o002])
+@pytest.mark.parametrize("mask", [0o022, 0o002], ids=["022", "002"])
 def test_every_writer_keeps_the_umask_mode(tmp_path, umask, mask, structures, expansion):
     from lodekit.experiments.report import write_report
 

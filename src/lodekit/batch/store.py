@@ -18,10 +18,11 @@ may be shorter), every atom a sample, in dataset order.
 
 Completion: a chunk is written under ``.incomplete/``, flushed to disk (fsync) with its
 record (row count, digests of both arrays, sealed by a checksum), then renamed to
-``chunks/NNNNNN`` in one atomic step. A chunk directory therefore exists only once complete; a process killed midway leaves
-at most a directory under ``.incomplete/``, which the next run deletes and recomputes. The
-header is created the same way (built beside ``STORE`` and renamed), so a store either has
-a complete header or does not exist. Reading verifies every chunk against its record.
+``chunks/NNNNNN`` in one atomic step. A chunk directory therefore exists only once complete;
+a process killed midway leaves at most a directory under ``.incomplete/``, which the next
+run deletes and recomputes. The header is created the same way (built beside ``STORE`` and
+renamed), so a store either has a complete header or does not exist. Reading verifies every
+chunk against its record.
 
 Header (root attributes), in lodekit's one sealed header format
 (:mod:`lodekit.persistence.header`): ``format``, ``format_version``, ``lodekit_version``,
@@ -192,7 +193,9 @@ class FeatureStore:
             "n_chunks": -(-len(n_atoms) // int(chunk_size)),
             "units": {"positions": "angstrom", "values": "expansion coefficients (products)"},
         }
-        header = seal(FORMAT, FORMAT_VERSION, payload, {"properties": properties, "n_atoms": n_atoms})
+        header = seal(
+            FORMAT, FORMAT_VERSION, payload, {"properties": properties, "n_atoms": n_atoms}
+        )
 
         def build(tmp: Path) -> None:
             root = zarr.open_group(store=str(tmp), mode="w")

@@ -176,4 +176,3 @@ def read_npz(path, spec: dict, where: str, error: type) -> tuple[dict, dict]:
     except (KeyError, ValueError, UnicodeDecodeError):
         raise error(f"{where} has no valid lodekit header") from None
     return verify(header, arrays, spec, where, error), arrays
-
