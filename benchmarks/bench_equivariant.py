@@ -74,7 +74,7 @@ def _product(code: str, soap, lode):
 
 
 def worker(code: str, inputs: Path, repeats: int) -> dict:
-    from lodekit.io import load_expansion
+    from lodekit.persistence import load_expansion
 
     soap = load_expansion(inputs / "soap.npz")
     lode = load_expansion(inputs / "lode.npz")
@@ -131,7 +131,7 @@ def main() -> None:
     from lodekit import __version__
     from lodekit.datasets import load_dielectric_water
     from lodekit.expansion import LodeSphericalExpansion, SphericalExpansion
-    from lodekit.io import save_expansion
+    from lodekit.persistence import save_expansion
 
     frames = load_dielectric_water(args.data)["frames"][: args.frames]
     soap = SphericalExpansion(**SOAP).compute(frames)

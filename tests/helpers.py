@@ -247,3 +247,26 @@ def assert_same_store(path_a, path_b, rtol=1e-12):
         return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
     assert names(a.path) == names(b.path)
+
+
+def rewrite_npz(source, target, edit, *, reseal: bool):
+    """Copy a lodekit ``.npz`` to ``target`` after ``edit(header, arrays)`` (both mutable).
+
+    ``reseal=False`` keeps the old checksum (an edit a reader must detect); ``reseal=True``
+    recomputes it, as someone who knows the format could, to reach the checks behind it.
+    """
+    import json
+
+    from lodekit.persistence.header import seal
+
+    with np.load(source) as data:
+        arrays = {name: data[name] for name in data.files}
+    header = json.loads(arrays.pop("header").tobytes())
+    edit(header, arrays)
+    if reseal:
+        sealed = ("format", "format_version", "lodekit_version", "arrays", "checksum")
+        payload = {k: v for k, v in header.items() if k not in sealed}
+        header = seal(header["format"], header["format_version"], payload, arrays)
+    encoded = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(target, header=encoded, **arrays)
+    return target

@@ -11,7 +11,7 @@ from lodekit.batch import FeatureStore, load_features
 from lodekit.cli import _common as cli_common
 from lodekit.cli import main
 from lodekit.datasets import random_point_charges
-from lodekit.models import load_model
+from lodekit.persistence import load_model
 from tests.helpers import triclinic_box
 
 HYPERS = {

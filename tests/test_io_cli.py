@@ -8,8 +8,8 @@ import pytest
 
 import lodekit
 from lodekit.cli import main
-from lodekit.io import ArchiveError, load_expansion, save_expansion
-from tests.helpers import molecule, three_species_box
+from lodekit.persistence import ArchiveError, load_expansion, save_expansion
+from tests.helpers import molecule, rewrite_npz, three_species_box
 
 
 @pytest.fixture
@@ -46,10 +46,16 @@ def test_round_trip_keeps_gradients(tmp_path):
         assert block.gradient("strain").values.shape == (
             loaded.block(key).gradient("strain").values.shape
         )
+
     # a gradient array cut short is caught, not returned
-    arrays = dict(np.load(tmp_path / "g.npz"))
-    arrays["gradient_positions_l1"] = arrays["gradient_positions_l1"][:-1]
-    np.savez(tmp_path / "bad.npz", **arrays)
+    def cut(header, arrays):
+        arrays["gradient_positions_l1"] = arrays["gradient_positions_l1"][:-1]
+
+    rewrite_npz(tmp_path / "g.npz", tmp_path / "bad.npz", cut, reseal=False)
+    with pytest.raises(ArchiveError, match="checksum mismatch for 'gradient_positions_l1'"):
+        load_expansion(tmp_path / "bad.npz")
+    # and behind the checksum (recomputed), the shape check
+    rewrite_npz(tmp_path / "g.npz", tmp_path / "bad.npz", cut, reseal=True)
     with pytest.raises(ArchiveError, match="positions gradient arrays do not match"):
         load_expansion(tmp_path / "bad.npz")
 
@@ -72,12 +78,15 @@ def test_corrupt_truncated_and_tampered_archives(tmp_path, expansions):
         load_expansion(tmp_path / "missing.npz")
 
     tampered = tmp_path / "tampered.npz"
-    with np.load(path) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    arrays["values_l1"] = arrays["values_l1"][:, :, :2]
-    np.savez(tampered, **arrays)
+
+    def cut(header, arrays):
+        arrays["values_l1"] = arrays["values_l1"][:, :, :2]
+
+    rewrite_npz(path, tampered, cut, reseal=True)  # checksum recomputed: the shape check
     with pytest.raises(ArchiveError, match="do not match the header"):
         load_expansion(tampered)
+    with np.load(tampered) as archive:
+        arrays = {k: archive[k] for k in archive.files}
 
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, **{**arrays, "values_l1": np.array([object()], dtype=object)})

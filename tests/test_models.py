@@ -11,14 +11,12 @@ from lodekit.models import (
     AdditiveKernelRidge,
     EquivariantKernelRidge,
     EquivariantRidge,
-    ModelFileError,
     StructureRidge,
     SymmetricTensorRegression,
-    load_model,
-    save_model,
     spherical_to_cartesian,
 )
 from lodekit.models import _common as models_common
+from lodekit.persistence import ModelFileError, load_model, save_model
 from lodekit.testing import random_rotation
 from tests.helpers import ewald_energy, molecule, random_structure
 

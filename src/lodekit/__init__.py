@@ -5,6 +5,7 @@ from .batch import FeatureStore, featurize, load_features
 from .errors import InputError, LodekitError
 from .expansion import Expansion, LodeSphericalExpansion, SphericalExpansion
 from .interatomic import LodePotential
+from .persistence import load_model, save_model
 from .systems import System
 
 __all__ = [
@@ -19,4 +20,6 @@ __all__ = [
     "__version__",
     "featurize",
     "load_features",
+    "load_model",
+    "save_model",
 ]

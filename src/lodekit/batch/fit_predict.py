@@ -70,7 +70,7 @@ def fit_store(
         With ``metadata_``: the recipe (``featurizer``), ``species``, ``center_types``,
         ``design``, ``model``, ``target``, ``n_structures`` and training errors in the
         target's units (``train_rmse``, ``train_percent_rmse``: RMSE over the standard
-        deviation of the targets, in %). Save it with :func:`lodekit.models.save_model`
+        deviation of the targets, in %). Save it with :func:`lodekit.persistence.save_model`
         (``metadata=model.metadata_``).
     """
     from ..models import AdditiveKernelRidge, StructureRidge
@@ -134,7 +134,7 @@ def predict_structures(
 
     Parameters
     ----------
-    model : fitted estimator with ``metadata_`` (e.g. from :func:`lodekit.models.load_model`)
+    model : fitted estimator with ``metadata_`` (e.g. from :func:`lodekit.persistence.load_model`)
     structures : paths, structures, or StructureSource
     argument, where : str
         How error messages name the structures and the model.

@@ -17,37 +17,68 @@ Chunk k holds structures ``k * chunk_size`` to ``(k + 1) * chunk_size - 1`` (the
 may be shorter), every atom a sample, in dataset order.
 
 Completion: a chunk is written under ``.incomplete/``, flushed to disk (fsync) with its
-record (row count, SHA-256 of both arrays), then renamed to ``chunks/NNNNNN`` in one atomic
-step. A chunk directory therefore exists only once complete; a process killed midway leaves
-at most a directory under ``.incomplete/``, which the next run deletes and recomputes. The
-header is created the same way (built beside ``STORE`` and renamed), so a store either has
-a complete header or does not exist. Reading verifies every chunk against its record.
+record (row count, digests of both arrays, sealed by a checksum), then renamed to
+``chunks/NNNNNN`` in one atomic step. A chunk directory therefore exists only once complete;
+a process killed midway leaves at most a directory under ``.incomplete/``, which the next
+run deletes and recomputes. The header is created the same way (built beside ``STORE`` and
+renamed), so a store either has a complete header or does not exist. Reading verifies every
+chunk against its record.
 
-Header (root attributes): ``format``, ``format_version``, ``lodekit_version``, ``hypers``
-(the :class:`~lodekit.featurizer.Featurizer` recipe), ``species``, ``property_names``,
-``sample_names``, ``inputs`` (name, frame count and SHA-256 fingerprint of every input),
-``n_structures``, ``n_environments``, ``chunk_size``, ``n_chunks``.
+Header (root attributes), in lodekit's one sealed header format
+(:mod:`lodekit.persistence.header`): ``format``, ``format_version``, ``lodekit_version``,
+``hypers`` (the :class:`~lodekit.featurizer.Featurizer` recipe), ``species``,
+``property_names``, ``sample_names``, ``inputs`` (name, frame count and SHA-256 fingerprint
+of every input), ``n_structures``, ``n_environments``, ``chunk_size``, ``n_chunks``,
+``arrays`` (digests of ``properties`` and ``n_atoms``) and ``checksum`` over all of it.
+A chunk record is sealed the same way (format ``lodekit-feature-chunk``: ``chunk``,
+``first_structure``, ``stop_structure``, ``n_rows``, digests of ``values`` and ``samples``).
+Opening a store verifies its header; reading a chunk verifies its record, and its arrays
+unless ``verify=False``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import LodekitError, describe
 from ..features import Features
+from ..persistence import atomic_directory
+from ..persistence.header import seal, verify_arrays
+from ..persistence.header import verify as verify_header
 
 __all__ = ["FeatureStore", "StoreError", "load_features"]
 
 FORMAT = "lodekit-feature-store"
-FORMAT_VERSION = 1
+#: 2: header and chunk records sealed by a checksum (version 1 checked the chunk arrays only)
+FORMAT_VERSION = 2
+CHUNK_FORMAT = "lodekit-feature-chunk"
+_REGENERATE = "delete the store and run `lodekit featurize` again"
+_HEADER_ENTRIES = (
+    "hypers",
+    "species",
+    "property_names",
+    "sample_names",
+    "n_features",
+    "inputs",
+    "n_structures",
+    "n_environments",
+    "chunk_size",
+    "n_chunks",
+    "units",
+)
+SPEC = {
+    "kind": FORMAT,
+    "version": FORMAT_VERSION,
+    "payload": _HEADER_ENTRIES,
+    "regenerate": _REGENERATE,
+}
+_RECORD_ENTRIES = ("chunk", "first_structure", "stop_structure", "n_rows")
 SAMPLE_NAMES = ("system", "atom", "center_type")
 
 #: Header entries that must agree before a run may add chunks to an existing store.
@@ -94,17 +125,14 @@ class FeatureStore:
             raise StoreError(f"{self._where} is not a lodekit feature store") from None
         if header.get("format") != FORMAT:
             raise StoreError(f"{self._where} is not a lodekit feature store")
-        if header.get("format_version") != FORMAT_VERSION:
-            raise StoreError(
-                f"{self._where} has format version {header.get('format_version')!r}; this "
-                f"lodekit reads version {FORMAT_VERSION}"
-            )
-        self.header = header
+        self.header = verify_header(header, None, SPEC, self._where, StoreError)
         try:
             self.properties = np.asarray(_read_array(self.path / "properties"))
             self.n_atoms = np.asarray(_read_array(self.path / "n_atoms"))
         except Exception:
             raise StoreError(f"{self._where} lacks its properties or n_atoms arrays") from None
+        arrays = {"properties": self.properties, "n_atoms": self.n_atoms}
+        verify_arrays(self.header, arrays, self._where, StoreError, _REGENERATE)
         if self.n_atoms.shape != (self.n_structures,) or self.properties.shape[0] != (
             self.n_features
         ):
@@ -145,8 +173,6 @@ class FeatureStore:
         properties : array of int, shape (n_features, k)
         property_names : sequence of str, length k
         """
-        from .._version import __version__
-
         zarr = _zarr()
         path = Path(path)
         where = f"`store` {str(path)!r}"
@@ -154,10 +180,7 @@ class FeatureStore:
             raise StoreError(f"{where} exists and is not a lodekit feature store")
         n_atoms = np.asarray(n_atoms, dtype=np.int64)
         properties = np.asarray(properties, dtype=np.int64)
-        header = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "lodekit_version": __version__,
+        payload = {
             "hypers": hypers,
             "species": [int(z) for z in species],
             "property_names": list(property_names),
@@ -170,20 +193,19 @@ class FeatureStore:
             "n_chunks": -(-len(n_atoms) // int(chunk_size)),
             "units": {"positions": "angstrom", "values": "expansion coefficients (products)"},
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.creating-{uuid.uuid4().hex[:12]}"
-        try:
+        header = seal(
+            FORMAT, FORMAT_VERSION, payload, {"properties": properties, "n_atoms": n_atoms}
+        )
+
+        def build(tmp: Path) -> None:
             root = zarr.open_group(store=str(tmp), mode="w")
             _write_array(tmp / "properties", properties)
             _write_array(tmp / "n_atoms", n_atoms)
             zarr.open_group(store=str(tmp / "chunks"), mode="w")
             root.attrs.update(header)
-            _fsync_tree(tmp)
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_directory(path, build)
         return cls(path)
 
     def check_matches(self, **expected) -> None:
@@ -342,34 +364,28 @@ class FeatureStore:
         samples : ndarray of int, shape (n_rows, 3)
             (system, atom, center_type), system counted in the whole dataset.
         """
-        from .._version import __version__
-
         zarr = _zarr()
         values = np.ascontiguousarray(values, dtype="<f8")
         samples = np.ascontiguousarray(samples, dtype="<i8")
         self._check_chunk(index, values, samples)
-        record = {
+        payload = {
             "chunk": index,
             "first_structure": self.chunk_structures(index).start,
             "stop_structure": self.chunk_structures(index).stop,
             "n_rows": len(values),
-            "sha256_values": _digest(values),
-            "sha256_samples": _digest(samples),
-            "lodekit_version": __version__,
         }
+        record = seal(CHUNK_FORMAT, FORMAT_VERSION, payload, {"values": values, "samples": samples})
+
+        def build(tmp: Path) -> None:
+            group = zarr.open_group(store=str(tmp), mode="w")
+            _write_array(tmp / "values", values)
+            _write_array(tmp / "samples", samples)
+            group.attrs.update(record)
+
         incomplete = self.path / _INCOMPLETE
         incomplete.mkdir(exist_ok=True)
-        tmp = incomplete / f"{self._chunk_dir(index).name}-{uuid.uuid4().hex[:12]}"
-        group = zarr.open_group(store=str(tmp), mode="w")
-        _write_array(tmp / "values", values)
-        _write_array(tmp / "samples", samples)
-        group.attrs.update(record)
-        _fsync_tree(tmp)
-        final = self._chunk_dir(index)
-        if final.exists():  # only a chunk the caller chose to recompute
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        # replace: only a chunk the caller chose to recompute exists already
+        atomic_directory(self._chunk_dir(index), build, workspace=incomplete, replace=True)
 
     def _check_chunk(self, index: int, values, samples) -> None:
         """The samples must be every atom of the chunk's structures, once, in order."""
@@ -419,16 +435,17 @@ class FeatureStore:
                 f"{where} cannot be read ({type(err).__name__}): delete that directory and "
                 "run featurize again"
             ) from None
-        bad = record.get("chunk") != index or record.get("n_rows") != len(values)
-        if not bad and verify:
-            bad = record.get("sha256_values") != _digest(values) or record.get(
-                "sha256_samples"
-            ) != _digest(samples)
-        if bad:
-            raise StoreError(
-                f"{where} does not match its record (corrupt or tampered): delete that "
-                "directory and run featurize again"
-            )
+        again = "delete that directory and run featurize again"
+        spec = {
+            "kind": CHUNK_FORMAT,
+            "version": FORMAT_VERSION,
+            "payload": _RECORD_ENTRIES,
+            "regenerate": again,
+        }
+        arrays = {"values": values, "samples": samples} if verify else None
+        verify_header(record, arrays, spec, where, StoreError)
+        if record.get("chunk") != index or record.get("n_rows") != len(values):
+            raise StoreError(f"{where} does not match its record (corrupt or tampered): {again}")
         self._check_chunk(index, values, samples)
         return self._features(values, samples)
 
@@ -565,33 +582,6 @@ def _record(directory: Path) -> dict:
         except (OSError, ValueError):
             continue
         data = data.get(key, {}) if key else data
-        if isinstance(data, dict) and "sha256_values" in data:
+        if isinstance(data, dict) and data.get("format") == CHUNK_FORMAT:
             return data
     return {}
-
-
-def _digest(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - directories cannot be opened elsewhere
-        return
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
-def _fsync_tree(path: Path) -> None:
-    """Flush every file and directory under ``path`` to disk: a chunk is renamed into place
-    only once its bytes are durable, so a power cut cannot leave a "finished" empty chunk."""
-    for root, _, files in os.walk(path):
-        for name in files:
-            handle = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(handle)
-            finally:
-                os.close(handle)
-        _fsync_dir(Path(root))

@@ -47,7 +47,7 @@ def connect(address):
 
 def output_file(value: str, what: str) -> Path:
     """``--out`` of a file written atomically: its folder must exist, and it is no folder."""
-    from ..io import check_output_file
+    from ..persistence import check_output_file
 
     return check_output_file(value, "--out", what)
 

@@ -22,7 +22,7 @@ def run(args) -> int:
     import ase.io
 
     from ..expansion import LodeSphericalExpansion
-    from ..io import save_expansion
+    from ..persistence import save_expansion
 
     if args.out:
         output_file(args.out, "an .npz archive")

@@ -22,7 +22,7 @@ def run(args) -> int:
     import ase.io
 
     from ..expansion import LodeSphericalExpansion, SphericalExpansion
-    from ..io import save_expansion
+    from ..persistence import save_expansion
 
     classes = {"lode": LodeSphericalExpansion, "soap": SphericalExpansion}
     output_file(args.out, "an .npz archive")

@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..batch import FeatureStore, StoreError
     from ..batch.fit_predict import fit_store, store_source
-    from ..models import save_model
+    from ..persistence import save_model
 
     out = output_file(args.out, "a model file")
     try:

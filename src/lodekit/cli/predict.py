@@ -21,8 +21,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..batch import StructureSource
     from ..batch.fit_predict import predict_structures, prediction_table
-    from ..io import atomic_write
-    from ..models import ModelFileError, load_model
+    from ..persistence import ModelFileError, atomic_write, load_model
 
     positive(args.chunk_size, "--chunk-size")
     positive(args.workers, "--workers")

@@ -15,6 +15,7 @@ from ..datasets import load_ssi_dimers
 from ..expansion import LodeSphericalExpansion, SphericalExpansion
 from ..features import lode_nu1, power_spectrum
 from ..models import AdditiveKernelRidge, StructureRidge
+from ..persistence import atomic_write
 from .learning_curve import ModelSpec, used_frames
 
 __all__ = ["MODES", "PAPER", "build", "extra"]
@@ -169,8 +170,8 @@ def extra(setup, predictions, out: Path, progress=None) -> dict:
     axes[0, 0].set_ylabel("binding energy (eV)")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
-    tmp = out / "binding_curves.tmp.png"
-    fig.savefig(tmp, dpi=110)
+    atomic_write(
+        out / "binding_curves.png", lambda stream: fig.savefig(stream, format="png", dpi=110)
+    )
     plt.close(fig)
-    tmp.replace(out / "binding_curves.png")
     return {"binding_curve_dimers": [int(d) for d in chosen]}

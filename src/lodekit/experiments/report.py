@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write
+from ..persistence import atomic_write
 
 __all__ = ["write_report"]
 
@@ -118,7 +118,5 @@ def _plot(path: Path, title: str, metrics: dict, labels: dict) -> None:
     # beside the axes: inside, it hides the curves it names
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    atomic_write(path, lambda stream: fig.savefig(stream, format="png", dpi=120))
     plt.close(fig)
-    tmp.replace(path)

@@ -1,7 +1,6 @@
 """Models on features: arrays in, arrays out (a model never sees a structure)."""
 
 from .equivariant_kernel import EquivariantKernelRidge
-from .io import ModelFileError, load_model, save_model
 from .kernel_ridge import AdditiveKernelRidge
 from .kernels import polynomial_kernel
 from .linear import StructureRidge
@@ -16,12 +15,9 @@ __all__ = [
     "AdditiveKernelRidge",
     "EquivariantKernelRidge",
     "EquivariantRidge",
-    "ModelFileError",
     "StructureRidge",
     "SymmetricTensorRegression",
     "cartesian_to_spherical",
-    "load_model",
     "polynomial_kernel",
-    "save_model",
     "spherical_to_cartesian",
 ]

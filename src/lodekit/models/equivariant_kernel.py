@@ -77,6 +77,16 @@ class EquivariantKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator)
     of at most 2^24 kernel entries. No constant is fitted (it would break equivariance).
     """
 
+    #: Everything ``fit`` learns (read and written by model files: nothing else is set)
+    _fitted_attributes = (
+        "n_features_in_",
+        "sparse_index_",
+        "sparse_invariants_",
+        "sparse_lambda_",
+        "alpha_",
+        "weights_",
+    )
+
     def __init__(
         self,
         *,

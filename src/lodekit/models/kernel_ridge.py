@@ -98,6 +98,19 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
     n_features_in_ : int
     """
 
+    #: Everything ``fit`` learns (read and written by model files: nothing else is set)
+    _fitted_attributes = (
+        "n_features_in_",
+        "types_",
+        "feature_mean_",
+        "feature_scale_",
+        "sparse_index_",
+        "sparse_points_",
+        "alpha_",
+        "baseline_",
+        "weights_",
+    )
+
     def __init__(
         self,
         *,

@@ -59,6 +59,17 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
     n_features_in_ : int
     """
 
+    #: Everything ``fit`` learns (read and written by model files: nothing else is set)
+    _fitted_attributes = (
+        "n_features_in_",
+        "types_",
+        "feature_mean_",
+        "feature_scale_",
+        "alpha_",
+        "coef_",
+        "baseline_",
+    )
+
     def __init__(
         self, *, alpha=1e-8, reduce="sum", baselines=True, standardize=False, cv=5, random_state=0
     ):

@@ -105,6 +105,9 @@ class EquivariantRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
     of :class:`lodekit.features.Features`); y is (n_structures, 2 lambda + 1).
     """
 
+    #: Everything ``fit`` learns (read and written by model files: nothing else is set)
+    _fitted_attributes = ("n_features_in_", "alpha_", "coef_")
+
     def __init__(
         self, *, o3_lambda=2, alpha=1e-8, normalize=True, reduce="sum", cv=5, random_state=0
     ):
@@ -185,6 +188,9 @@ class SymmetricTensorRegression(StructureScoreMixin, RegressorMixin, BaseEstimat
     scalar_model_ : AdditiveKernelRidge
     tensor_model_ : EquivariantRidge
     """
+
+    #: Everything ``fit`` learns (read and written by model files: nothing else is set)
+    _fitted_attributes = ("n_features_in_", "scalar_model_", "tensor_model_")
 
     def __init__(
         self,

@@ -1,84 +1,40 @@
-"""Expansion archives: plain ``.npz`` arrays plus a JSON header, written atomically.
+"""Expansion archives: plain ``.npz`` arrays plus a sealed JSON header, written atomically.
 
-Nothing is ever unpickled: archives are read with ``allow_pickle=False`` and every array is
-checked for the shape and type that the header announces, so a corrupt, truncated or
-tampered file raises :class:`ArchiveError` instead of producing wrong numbers.
+Nothing is ever unpickled: archives are read with ``allow_pickle=False``; the header's
+checksum covers the header and every array (:mod:`lodekit.persistence.header`), and every
+array is checked for the shape and type that the header announces, so a corrupt, truncated
+or altered file raises :class:`ArchiveError` instead of producing wrong numbers.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, LodekitError
-from .expansion.result import GRADIENT_PARAMETERS, Expansion, Gradient
+from ..expansion.result import GRADIENT_PARAMETERS, Expansion, Gradient
+from .header import ArchiveError, read_npz, seal, write_npz
 
-__all__ = [
-    "ArchiveError",
-    "atomic_write",
-    "check_output_file",
-    "load_expansion",
-    "read_archive",
-    "save_expansion",
-]
+__all__ = ["load_expansion", "save_expansion"]
 
 FORMAT = "lodekit-expansion"
-FORMAT_VERSION = 1
-
-
-class ArchiveError(LodekitError):
-    """A file is not a valid lodekit archive (wrong format, truncated, tampered)."""
-
-
-def check_output_file(path: str | os.PathLike, name: str = "path", what: str = "a file") -> Path:
-    """``path`` as a :class:`~pathlib.Path` if a file can be written there, else InputError.
-
-    It must not be a folder, and its folder must exist; ``name`` is the argument named in the
-    error (``"--out"`` on the command line), ``what`` the kind of file expected.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"`{name}` {str(path)!r} is a directory; expected the path of {what}")
-    if not path.absolute().parent.is_dir():
-        raise InputError(
-            f"`{name}` {str(path)!r}: the directory {str(path.parent)!r} does not exist "
-            "(or is not a directory)"
-        )
-    return path
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(file_object)`` on a temporary file, then rename it over ``path``.
-
-    A crash midway leaves any previous file at ``path`` untouched.
-    """
-    path = check_output_file(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+#: 2: the header is sealed by a checksum (version 1 checked the arrays' shapes only)
+FORMAT_VERSION = 2
+SPEC = {
+    "kind": FORMAT,
+    "version": FORMAT_VERSION,
+    "payload": ("hypers", "info", "max_angular", "n_radial", "n_samples", "units", "gradients"),
+    "regenerate": "compute the expansion again and save it (save_expansion, `lodekit expand`)",
+}
 
 
 def save_expansion(path: str | os.PathLike, expansion: Expansion) -> Path:
-    """Write ``expansion`` to ``path`` (``.npz``) atomically."""
-    from ._version import __version__
+    """Write ``expansion`` to ``path`` (``.npz``) atomically.
 
-    header = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "lodekit_version": __version__,
+    The file's mode is ``0o666 & ~umask``; see :func:`lodekit.persistence.atomic_write`.
+    """
+    payload = {
         "hypers": expansion.hypers,
         "info": expansion.info,
         "max_angular": expansion.max_angular,
@@ -98,43 +54,13 @@ def save_expansion(path: str | os.PathLike, expansion: Expansion) -> Path:
     arrays["neighbor_types"] = expansion.neighbor_types
     if expansion.has_neighbors is not None:
         arrays["has_neighbors"] = expansion.has_neighbors
-    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    return atomic_write(path, lambda stream: np.savez(stream, **arrays))
-
-
-def read_archive(path, kind: str, version: int, where: str, error: type) -> tuple[dict, dict]:
-    """Arrays and JSON header of a lodekit ``.npz`` archive, never unpickling.
-
-    Raises ``error`` naming ``where`` when the file is missing, not an npz, has no header, or
-    is another kind or version of archive.
-    """
-    try:
-        # open the file ourselves: np.load leaks its handle when the zip is truncated
-        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except FileNotFoundError:
-        raise error(f"{where} does not exist") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise error(f"{where} is not a readable .npz archive: {err}") from None
-    try:
-        header = json.loads(arrays.pop("header").tobytes().decode())
-    except (KeyError, ValueError, UnicodeDecodeError):
-        raise error(f"{where} has no valid lodekit header") from None
-    if not isinstance(header, dict) or header.get("format") != kind:
-        raise error(f"{where} is not a {kind} archive")
-    if header.get("format_version") != version:
-        raise error(
-            f"{where} has format version {header.get('format_version')!r}; this lodekit "
-            f"reads version {version}"
-        )
-    return arrays, header
+    header = seal(FORMAT, FORMAT_VERSION, payload, arrays)
+    return write_npz(path, header, arrays)
 
 
 def load_expansion(path: str | os.PathLike) -> Expansion:
     """Read an archive written by :func:`save_expansion`."""
-    arrays, header = read_archive(
-        path, FORMAT, FORMAT_VERSION, f"`path` {str(path)!r}", ArchiveError
-    )
+    header, arrays = read_npz(path, SPEC, f"`path` {str(path)!r}", ArchiveError)
     try:
         n, max_l, n_rad = header["n_samples"], header["max_angular"], header["n_radial"]
         values = [arrays.pop(f"values_l{l}") for l in range(max_l + 1)]
