@@ -133,6 +133,7 @@ class Recipe:
             raise InputError(f"`blocks` is {describe(blocks)}; expected a non-empty list of Block")
         self.blocks = blocks
         self.description = description
+        self._widths: dict = {}
         keys, self.calculators, self._uses = {}, [], []
         for block in blocks:
             uses = []
@@ -235,7 +236,13 @@ class Recipe:
     def widths(self, species) -> list[int]:
         """Columns of every block for this species list."""
         species = as_species(species)
-        return [self._block_properties(i, species).n_features for i in range(len(self.blocks))]
+        key = tuple(species.tolist())
+        # asked once per backward pass (a potential's force evaluation): remembered
+        if key not in self._widths:
+            self._widths[key] = [
+                self._block_properties(i, species).n_features for i in range(len(self.blocks))
+            ]
+        return list(self._widths[key])
 
     def properties(self, species) -> tuple[np.ndarray, tuple]:
         """Property rows (n_columns, k) and their names for this species list.
