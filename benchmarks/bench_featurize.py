@@ -18,8 +18,8 @@ per second, and the ratio serial / Dask (the speed-up). Both runs pay for writin
 (compression, SHA-256, fsync) in the driver, so the ratio approaches the number of workers
 only on a machine with more free cores than workers.
 
-The recipe is lodekit's default (``lodekit.featurizer.DEFAULT_HYPERS``: LODE, smearing 1 Å,
-max_radial 6, max_angular 4, radius 5 Å, power spectrum) unless ``--hypers FILE`` is given.
+The recipe is lodekit's default (``lodekit.features.DEFAULT_RECIPE``: LODE, smearing 1 Å,
+max_radial 6, max_angular 4, radius 5 Å, power spectrum) unless ``--recipe FILE`` is given.
 
 Example::
 
@@ -46,7 +46,7 @@ import ase.io  # noqa: E402
 
 from lodekit import __version__  # noqa: E402
 from lodekit.batch import featurize  # noqa: E402
-from lodekit.featurizer import DEFAULT_HYPERS  # noqa: E402
+from lodekit.features import DEFAULT_RECIPE  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bench_systems"
 
@@ -63,20 +63,20 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48, help="structures (frames repeated)")
     parser.add_argument("--chunk-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--hypers", type=Path, help="JSON recipe (default: DEFAULT_HYPERS)")
+    parser.add_argument("--recipe", type=Path, help="JSON recipe (default: DEFAULT_RECIPE)")
     args = parser.parse_args()
 
     from distributed import Client, LocalCluster
 
     frames = ase.io.read(args.data, index=":")
     structures = [frames[i % len(frames)] for i in range(args.frames)]
-    hypers = json.loads(args.hypers.read_text()) if args.hypers else DEFAULT_HYPERS
+    recipe = json.loads(args.recipe.read_text()) if args.recipe else DEFAULT_RECIPE
     n_atoms = sum(len(atoms) for atoms in structures)
     print(f"lodekit {__version__}, {platform.processor() or platform.machine()}, "
           f"{len(os.sched_getaffinity(0))} usable cores")  # fmt: skip
     print(f"data: {args.data.name} x{args.frames / len(frames):g} = {args.frames} structures, "
           f"{n_atoms} atoms; chunk size {args.chunk_size}")  # fmt: skip
-    print(f"recipe: {json.dumps(hypers)}")
+    print(f"recipe: {json.dumps(recipe)}")
 
     with tempfile.TemporaryDirectory() as tmp:
         serial_store = Path(tmp) / "serial"
@@ -84,7 +84,7 @@ def main() -> None:
         featurize(
             structures,
             serial_store,
-            hypers,
+            recipe,
             chunk_size=args.chunk_size,
             n_workers=1,
             n_threads=1,
@@ -109,7 +109,7 @@ def main() -> None:
             dask_store = Path(tmp) / "dask"
             start = time.perf_counter()
             featurize(
-                structures, dask_store, hypers, chunk_size=args.chunk_size, client=client,
+                structures, dask_store, recipe, chunk_size=args.chunk_size, client=client,
                 progress=False,
             )  # fmt: skip
             distributed = time.perf_counter() - start

@@ -14,26 +14,36 @@ from lodekit.datasets import random_point_charges
 from lodekit.persistence import load_model
 from tests.helpers import triclinic_box
 
-HYPERS = {
+LODE = {
     "calculator": "lode_spherical_expansion",
     "smearing": 1.0,
     "max_radial": 2,
     "max_angular": 1,
     "radius": 3.0,
-    "features": "power_spectrum",
 }
+RECIPE = {"blocks": [{"kind": "power_spectrum", "expansion": LODE}]}
 
 #: Sharp point charges, basis narrower than the closest approach: a linear model of LODE
 #: nu = 1 is a point-charge model (README's example, smaller).
 CHARGES = {
-    "calculator": "lode_spherical_expansion",
-    "smearing": 0.5,
-    "max_radial": 2,
-    "max_angular": 0,
-    "radius": 2.0,
-    "k_cutoff": 18.0,
-    "features": "nu1",
+    "blocks": [
+        {
+            "kind": "nu1",
+            "expansion": {
+                "calculator": "lode_spherical_expansion",
+                "smearing": 0.5,
+                "max_radial": 2,
+                "max_angular": 0,
+                "radius": 2.0,
+                "k_cutoff": 18.0,
+            },
+        }
+    ]
 }
+
+
+def _with_lode(**changes):
+    return {"blocks": [{"kind": "power_spectrum", "expansion": {**LODE, **changes}}]}
 
 
 def snapshot(path):
@@ -47,9 +57,9 @@ def files(tmp_path):
     rng = np.random.default_rng(5)
     structures = tmp_path / "water.extxyz"
     ase.io.write(structures, [triclinic_box(rng) for _ in range(3)])
-    hypers = tmp_path / "h.json"
-    hypers.write_text(json.dumps(HYPERS))
-    return structures, hypers
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps(RECIPE))
+    return structures, recipe
 
 
 def run(capsys, argv):
@@ -61,9 +71,9 @@ def run(capsys, argv):
 
 def test_featurize_then_bad_inputs_leave_the_store_intact(capsys, tmp_path, files, monkeypatch):
     monkeypatch.setattr(cli_common, "SCHEDULER_TIMEOUT", 1.0)  # seconds spent on a dead scheduler
-    structures, hypers = files
+    structures, recipe = files
     store = tmp_path / "store"
-    good = ["featurize", str(structures), "--out", str(store), "--hypers", str(hypers)]
+    good = ["featurize", str(structures), "--out", str(store), "--recipe", str(recipe)]
     code, out, _ = run(capsys, [*good, "--chunk-size", "2", "--workers", "1", "--quiet"])
     assert code == 0 and "3 structures" in out
     before = snapshot(store)
@@ -73,9 +83,9 @@ def test_featurize_then_bad_inputs_leave_the_store_intact(capsys, tmp_path, file
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{"smearing": 1.0,')
     unknown = tmp_path / "unknown.json"
-    unknown.write_text(json.dumps({**HYPERS, "cutoff_radius": 4.0}))
+    unknown.write_text(json.dumps(_with_lode(cutoff_radius=4.0)))
     other = tmp_path / "other.json"
-    other.write_text(json.dumps({**HYPERS, "smearing": 0.7}))
+    other.write_text(json.dumps(_with_lode(smearing=0.7)))
     missing = str(tmp_path / "missing.extxyz")
     cases = [
         (["featurize", missing, "--out", str(store)], f"`INPUT` {missing!r} does not exist"),
@@ -84,18 +94,19 @@ def test_featurize_then_bad_inputs_leave_the_store_intact(capsys, tmp_path, file
             f"`INPUT` {str(garbage)!r} is not a readable structure file",
         ),
         (
-            [*good[:4], "--hypers", str(bad_json)],
-            f"`--hypers` {str(bad_json)!r} is not valid JSON",
+            [*good[:4], "--recipe", str(bad_json)],
+            f"`--recipe` {str(bad_json)!r}: `recipe` is not valid JSON",
         ),
         (
-            [*good[:4], "--hypers", str(unknown)],
-            f"`--hypers` {str(unknown)!r} has unknown key(s) ['cutoff_radius']",
+            [*good[:4], "--recipe", str(unknown)],
+            f"`--recipe` {str(unknown)!r}: `recipe.blocks[0].expansion` has unknown key(s) "
+            "['cutoff_radius']",
         ),
         (
-            [*good[:4], "--hypers", str(tmp_path / "none.json")],
+            [*good[:4], "--recipe", str(tmp_path / "none.json")],
             "cannot be read: No such file or directory",
         ),
-        ([*good[:4], "--hypers", str(other)], "`--out` "),  # a store of other hypers
+        ([*good[:4], "--recipe", str(other)], "`--out` "),  # a store of another recipe
         ([*good, "--chunk-size", "0"], "`--chunk-size` is 0 but must be a positive integer"),
         ([*good, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "give one of them"),
     ]
@@ -106,8 +117,9 @@ def test_featurize_then_bad_inputs_leave_the_store_intact(capsys, tmp_path, file
         assert message in err, err
         assert len(err.strip().splitlines()) == 1, err
         assert snapshot(store) == before
-    code, _, err = run(capsys, [*good[:4], "--hypers", str(other)])
-    assert "refusing to mix" in err and "smearing: 1.0 there, 0.7 now" in err
+    code, _, err = run(capsys, [*good[:4], "--recipe", str(other)])
+    assert "refusing to mix" in err
+    assert "blocks[0].expansion.smearing: 1.0 there, 0.7 now" in err
 
     # an unreachable scheduler is reported in one line too
     code, _, err = run(capsys, [*good, "--scheduler", "tcp://127.0.0.1:1"])
@@ -120,12 +132,12 @@ def test_fit_and_predict_point_charges(capsys, tmp_path):
     energies = np.array([box.info["energy"] for box in boxes])
     structures = tmp_path / "charges.extxyz"
     ase.io.write(structures, boxes)  # energies become calculator results in extxyz
-    hypers = tmp_path / "charges.json"
-    hypers.write_text(json.dumps(CHARGES))
+    recipe = tmp_path / "charges.json"
+    recipe.write_text(json.dumps(CHARGES))
     store, model_path = tmp_path / "store", tmp_path / "model.npz"
     code, _, _ = run(
         capsys,
-        ["featurize", str(structures), "--out", str(store), "--hypers", str(hypers),
+        ["featurize", str(structures), "--out", str(store), "--recipe", str(recipe),
          "--chunk-size", "5", "--workers", "1", "--quiet"],
     )  # fmt: skip
     assert code == 0
@@ -136,7 +148,7 @@ def test_fit_and_predict_point_charges(capsys, tmp_path):
     assert "linear model on 24 structures" in out
 
     model = load_model(model_path)
-    assert model.metadata_["featurizer"] == FeatureStore(store).hypers
+    assert model.metadata_["recipe"] == FeatureStore(store).recipe
     assert model.metadata_["train_percent_rmse"] < 1.0  # % of the energies' spread
     features = load_features(store)
     x = features.by_center_type(model.metadata_["center_types"]).values
@@ -211,9 +223,9 @@ def test_fit_and_predict_point_charges(capsys, tmp_path):
 
 
 def test_fit_refuses_an_incomplete_store(capsys, tmp_path, files):
-    structures, hypers = files
+    structures, recipe = files
     store = tmp_path / "store"
-    argv = ["featurize", str(structures), "--out", str(store), "--hypers", str(hypers)]
+    argv = ["featurize", str(structures), "--out", str(store), "--recipe", str(recipe)]
     assert main([*argv, "--chunk-size", "1", "--workers", "1", "--quiet"]) == 0
     import shutil
 

@@ -140,7 +140,7 @@ def test_cli_expand_and_errors(capsys, tmp_path):
                 "expand",
                 str(structure),
                 "--calculator",
-                "soap",
+                "spherical_expansion",
                 "--hypers",
                 str(hypers),
                 "--out",
@@ -153,7 +153,14 @@ def test_cli_expand_and_errors(capsys, tmp_path):
 
     bad = [
         (
-            ["expand", str(tmp_path / "none.xyz"), "--calculator", "soap", "--hypers", str(hypers)],
+            [
+                "expand",
+                str(tmp_path / "none.xyz"),
+                "--calculator",
+                "spherical_expansion",
+                "--hypers",
+                str(hypers),
+            ],
             "`INPUT`",
         ),
         (["expand", str(structure), "--hypers", str(hypers)], "`--hypers`"),

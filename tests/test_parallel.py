@@ -16,17 +16,17 @@ from distributed import Client, LocalCluster
 from lodekit.batch import FeatureStore, featurize, load_features
 from lodekit.cli import main
 from lodekit.errors import InputError
-from lodekit.featurizer import Featurizer
+from lodekit.features import Recipe
 from tests.helpers import assert_same_store, three_species_box, triclinic_box
 
-HYPERS = {
+LODE = {
     "calculator": "lode_spherical_expansion",
     "smearing": 1.0,
     "max_radial": 2,
     "max_angular": 2,
     "radius": 3.0,
-    "features": "power_spectrum",
 }
+RECIPE = {"blocks": [{"kind": "power_spectrum", "expansion": LODE}]}
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +38,20 @@ def dataset():
 @pytest.fixture(scope="module")
 def serial_store(dataset, tmp_path_factory):
     path = tmp_path_factory.mktemp("serial") / "s"
-    featurize(dataset, path, HYPERS, chunk_size=2, n_workers=1, progress=False)
+    featurize(dataset, path, RECIPE, chunk_size=2, n_workers=1, progress=False)
     return path
 
 
 def test_serial_store_matches_one_compute_call(dataset, serial_store):
     features = load_features(serial_store)
-    reference = Featurizer.from_hypers(HYPERS).compute(dataset, [1, 6, 7, 8])
+    reference = Recipe.from_dict(RECIPE).compute(dataset, [1, 6, 7, 8])
     np.testing.assert_array_equal(features.samples, reference.samples)
     scale = np.abs(reference.values).max()
     np.testing.assert_allclose(features.values, reference.values, rtol=0, atol=1e-12 * scale)
 
 
 def test_process_pool_gives_the_serial_store(dataset, serial_store, tmp_path):
-    featurize(dataset, tmp_path / "s", HYPERS, chunk_size=2, n_workers=2, progress=False)
+    featurize(dataset, tmp_path / "s", RECIPE, chunk_size=2, n_workers=2, progress=False)
     # every executor runs the same chunk function with one BLAS thread
     assert_same_store(tmp_path / "s", serial_store)
 
@@ -64,13 +64,13 @@ def test_dask_local_cluster_gives_the_serial_store(dataset, serial_store, tmp_pa
         Client(cluster) as client,
     ):
         assert len(client.nthreads()) == 2
-        store = featurize(dataset, tmp_path / "s", HYPERS, chunk_size=2, client=client)
+        store = featurize(dataset, tmp_path / "s", RECIPE, chunk_size=2, client=client)
         with pytest.raises(InputError, match="give one of them"):
-            featurize(dataset, tmp_path / "t", HYPERS, client=client, n_workers=2)
+            featurize(dataset, tmp_path / "t", RECIPE, client=client, n_workers=2)
         # the command line, through the scheduler's address
         ase.io.write(tmp_path / "d.extxyz", dataset)
-        (tmp_path / "h.json").write_text(json.dumps(HYPERS))
-        argv = ["featurize", str(tmp_path / "d.extxyz"), "--hypers", str(tmp_path / "h.json")]
+        (tmp_path / "h.json").write_text(json.dumps(RECIPE))
+        argv = ["featurize", str(tmp_path / "d.extxyz"), "--recipe", str(tmp_path / "h.json")]
         argv += ["--chunk-size", "4", "--quiet", "--out"]
         assert main([*argv, str(tmp_path / "cli"), "--scheduler", cluster.scheduler_address]) == 0
     assert store.complete
@@ -102,14 +102,14 @@ def test_killed_run_resumes_to_the_identical_store(tmp_path):
     structures = tmp_path / "water.extxyz"
     ase.io.write(structures, water_frames(12, seed=3))
     hypers = tmp_path / "h.json"
-    hypers.write_text(json.dumps(HYPERS))
+    hypers.write_text(json.dumps(RECIPE))
     store = tmp_path / "store"
     argv = [
         "featurize",
         str(structures),
         "--out",
         str(store),
-        "--hypers",
+        "--recipe",
         str(hypers),
         "--chunk-size",
         "1",

@@ -35,14 +35,14 @@ from lodekit.persistence import (
 )
 from tests.helpers import rewrite_npz, three_species_box, triclinic_box
 
-HYPERS = {
+LODE = {
     "calculator": "lode_spherical_expansion",
     "smearing": 1.0,
     "max_radial": 2,
     "max_angular": 1,
     "radius": 3.0,
-    "features": "power_spectrum",
 }
+RECIPE = {"blocks": [{"kind": "power_spectrum", "expansion": LODE}]}
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_atomic_directory_appears_complete_or_not_at_all(tmp_path, umask):
 
 # ------------------------------------------------------------------ model files
 def edit_metadata(header, arrays):
-    header["metadata"]["featurizer"]["smearing"] = 3.0
+    header["metadata"]["recipe"]["smearing"] = 3.0
 
 
 def edit_param(header, arrays):
@@ -181,7 +181,7 @@ MODEL_EDITS = [
 @pytest.mark.parametrize("edit, reseal, message", MODEL_EDITS)
 def test_an_altered_model_file_is_refused(tmp_path, edit, reseal, message):
     model, _ = fitted_ridge()
-    path = save_model(tmp_path / "m.npz", model, {"featurizer": {"smearing": 1.0}})
+    path = save_model(tmp_path / "m.npz", model, {"recipe": {"smearing": 1.0}})
     rewrite_npz(path, tmp_path / "altered.npz", edit, reseal=reseal)
     with pytest.raises(ModelFileError, match=message.replace("(", r"\(")):
         load_model(tmp_path / "altered.npz")
@@ -189,7 +189,7 @@ def test_an_altered_model_file_is_refused(tmp_path, edit, reseal, message):
 
 def test_predict_refuses_a_model_file_with_an_edited_recipe(tmp_path, capsys):
     model, _ = fitted_ridge()
-    path = save_model(tmp_path / "m.npz", model, {"featurizer": {"smearing": 1.0}})
+    path = save_model(tmp_path / "m.npz", model, {"recipe": {"smearing": 1.0}})
     rewrite_npz(path, tmp_path / "altered.npz", edit_metadata, reseal=False)
     capsys.readouterr()
     code = main(["predict", str(tmp_path / "altered.npz"), str(tmp_path / "any.xyz")])
@@ -233,14 +233,14 @@ def test_a_model_file_of_the_old_version_is_refused_with_a_way_out(tmp_path):
 def test_model_file_round_trip_is_exact_and_public(tmp_path):
     model, (x, groups, species) = fitted_ridge()
     assert lodekit.save_model is save_model and lodekit.load_model is load_model
-    metadata = {"featurizer": {"smearing": 1.0, "radius": 3.0}, "nan": float("nan")}
+    metadata = {"recipe": {"smearing": 1.0, "radius": 3.0}, "nan": float("nan")}
     again = load_model(save_model(tmp_path / "m.npz", model, metadata))
     np.testing.assert_array_equal(
         again.predict(x, groups, species), model.predict(x, groups, species)
     )
     for name in StructureRidge._fitted_attributes:
         np.testing.assert_array_equal(getattr(again, name), getattr(model, name))
-    assert again.metadata_["featurizer"] == metadata["featurizer"]
+    assert again.metadata_["recipe"] == metadata["recipe"]
     assert np.isnan(again.metadata_["nan"])
     assert again.get_params() == model.get_params()
 
@@ -319,7 +319,7 @@ def edit_attributes(group: Path, edit) -> None:
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda h: h["hypers"].update(smearing=3.0), EDITED),
+        (lambda h: h["recipe"]["blocks"][0]["expansion"].update(smearing=3.0), EDITED),
         (lambda h: h.update(__class__="FeatureStore"), EDITED),
         (lambda h: h.update(n_chunks=1), EDITED),
         (lambda h: h.update(format_version=1), "format version 1 .* run `lodekit featurize` again"),
@@ -327,7 +327,7 @@ def edit_attributes(group: Path, edit) -> None:
 )
 def test_an_altered_store_header_is_refused(tmp_path, structures, edit, message):
     path = tmp_path / "s"
-    featurize(structures, path, HYPERS, chunk_size=2, n_workers=1, progress=False)
+    featurize(structures, path, RECIPE, chunk_size=2, n_workers=1, progress=False)
     edit_attributes(path, edit)
     with pytest.raises(StoreError, match=message):
         FeatureStore(path)
@@ -337,7 +337,7 @@ def test_an_altered_store_array_or_chunk_record_is_refused(tmp_path, structures)
     import zarr
 
     path = tmp_path / "s"
-    featurize(structures, path, HYPERS, chunk_size=2, n_workers=1, progress=False)
+    featurize(structures, path, RECIPE, chunk_size=2, n_workers=1, progress=False)
     FeatureStore(path).load()
     edit_attributes(path / "chunks" / "000001", lambda r: r.update(n_rows=r["n_rows"] + 0))
     FeatureStore(path).load()  # rewritten unchanged: still fine
@@ -365,7 +365,7 @@ def test_every_writer_keeps_the_umask_mode(tmp_path, umask, mask, structures, ex
     assert mode(save_model(tmp_path / "m.npz", model)) == files
 
     store = tmp_path / "store"
-    featurize(structures, store, HYPERS, chunk_size=2, n_workers=1, progress=False)
+    featurize(structures, store, RECIPE, chunk_size=2, n_workers=1, progress=False)
     written = list(store.rglob("*"))
     assert len(written) > 10 and (store / "chunks" / "000001").is_dir()
     assert {mode(p) for p in written if p.is_file()} == {files}
@@ -387,10 +387,10 @@ def test_predict_writes_its_csv_with_the_umask_mode(tmp_path, umask, capsys):
         box.info["energy"] = float(k)
     inputs = tmp_path / "boxes.extxyz"
     ase.io.write(inputs, boxes)
-    (tmp_path / "h.json").write_text(json.dumps(HYPERS))
+    (tmp_path / "h.json").write_text(json.dumps(RECIPE))
     store, model, csv = tmp_path / "s", tmp_path / "m.npz", tmp_path / "p.csv"
     argv = [
-        ["featurize", str(inputs), "--out", str(store), "--hypers", str(tmp_path / "h.json"),
+        ["featurize", str(inputs), "--out", str(store), "--recipe", str(tmp_path / "h.json"),
          "--workers", "1", "--quiet"],
         ["fit", str(store), "--target", "energy", "--out", str(model)],
         ["predict", str(model), str(inputs), "--out", str(csv), "--workers", "1"],

@@ -7,12 +7,36 @@ import pytest
 import lodekit
 from lodekit.datasets import random_point_charges
 from lodekit.features import lode_nu1, power_spectrum
-from lodekit.features.backward import power_spectrum_backward
+from lodekit.features.vjp import power_spectrum_backward
 from lodekit.interatomic import LodePotential
 from lodekit.models import AdditiveKernelRidge, StructureRidge
 from tests.helpers import triclinic_box
 
 HYPERS = dict(smearing=0.8, max_radial=2, max_angular=2, radius=3.5, k_cutoff=5.0)
+
+
+def _json(calculator):
+    return {"calculator": calculator.name, **calculator.get_hypers()}
+
+
+def _recipe(lode=None, soap=None, blocks=("nu1",), center_types=None):
+    """A recipe of LodePotential's former block names: "nu1" and "power_spectrum" of the
+    LODE expansion, "soap" (its power spectrum) and "rho_x_v"; ``center_types`` splits
+    every block."""
+    out = []
+    for block in blocks:
+        if block == "soap":
+            entry = {"kind": "power_spectrum", "expansion": _json(soap)}
+        elif block == "rho_x_v":
+            entry = {"kind": "rho_x_v", "density": _json(soap), "potential": _json(lode)}
+        elif block == "nu1_split":  # nu1 split by centre species, this block only
+            entry = {"kind": "nu1", "expansion": _json(lode), "center_types": [11, 17]}
+        else:
+            entry = {"kind": block, "expansion": _json(lode)}
+        if center_types is not None:
+            entry["center_types"] = list(center_types)
+        out.append(entry)
+    return {"blocks": out}
 
 
 def test_power_spectrum_backward_matches_finite_differences():
@@ -63,7 +87,7 @@ def test_potential_forces_and_stress_are_gradients_of_its_energy(kind):
     else:
         features = "power_spectrum"
         model = AdditiveKernelRidge(zeta=2, alpha=1e-4, n_sparse=60)
-    potential = LodePotential(model, lode=calculator, features=features, center_types=[11, 17])
+    potential = LodePotential(model, _recipe(calculator, blocks=[features], center_types=[11, 17]))
     expansion = calculator.compute(frames)
     x = lode_nu1(expansion) if features == "nu1" else power_spectrum(expansion)
     x = x.by_center_type([11, 17])
@@ -112,7 +136,7 @@ def test_nve_conserves_energy_with_the_ase_calculator():
     model = StructureRidge(alpha=1e-8, standardize=True)
     model.fit(x.values, energies, x.samples[:, 0], x.samples[:, 2])
     atoms = random_point_charges(1, seed=7, n_charges=8, box_range=(9.0, 9.0), min_distance=2.6)[0]
-    lode = LodekitCalculator(LodePotential(model, lode=calculator, center_types=[11, 17]))
+    lode = LodekitCalculator(LodePotential(model, _recipe(calculator, center_types=[11, 17])))
     repulsion = LennardJones(sigma=2.2, epsilon=0.2, rc=4.4, smooth=True)
     atoms.calc = SumCalculator([lode, repulsion])
     # Maxwell-Boltzmann momenta at 300 K, written out (ASE's helpers change between versions)
@@ -136,7 +160,9 @@ def test_nve_conserves_energy_with_the_ase_calculator():
     assert atoms.get_stress().shape == (6,)
 
 
-@pytest.mark.parametrize("features", [("soap", "power_spectrum"), ("rho_x_v",), ("soap", "nu1")])
+@pytest.mark.parametrize(
+    "features", [("soap", "power_spectrum"), ("rho_x_v",), ("soap", "nu1"), ("soap", "nu1_split")]
+)
 def test_potential_with_soap_blocks_is_the_gradient_of_its_energy(features):
     """SOAP + LODE kernels and the multi-scale rho x V model: both expansions' products."""
     frames, energies = _training_set()
@@ -151,6 +177,8 @@ def test_potential_with_soap_blocks_is_the_gradient_of_its_energy(features):
             potential_blocks.append(power_spectrum(lode_x).values)
         elif block == "nu1":
             potential_blocks.append(lode_nu1(lode_x).values)
+        elif block == "nu1_split":
+            potential_blocks.append(lode_nu1(lode_x).by_center_type([11, 17]).values)
         else:
             potential_blocks.append(power_spectrum(soap_x, lode_x).values)
     x = np.hstack(potential_blocks)
@@ -167,7 +195,7 @@ def test_potential_with_soap_blocks_is_the_gradient_of_its_energy(features):
             standardize_linear=True,
         )
     model.fit(x, energies, lode_x.samples[:, 0], lode_x.samples[:, 2])
-    potential = LodePotential(model, lode=lode, soap=soap, features=features)
+    potential = LodePotential(model, _recipe(lode, soap, features))
 
     atoms = random_point_charges(1, seed=9, n_charges=8, box_range=(8.0, 8.0), min_distance=1.8)[0]
     atoms.set_cell(atoms.cell.array @ np.array([[1, 0, 0], [0.2, 1, 0], [-0.1, 0.3, 1]]))
@@ -196,12 +224,16 @@ def test_potential_with_soap_blocks_is_the_gradient_of_its_energy(features):
 def test_potential_errors():
     model = StructureRidge()
     lode = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)
-    with pytest.raises(lodekit.InputError, match="need a SphericalExpansion"):
-        LodePotential(model, lode=lode, features="rho_x_v")
-    with pytest.raises(lodekit.InputError, match="each block must be one of"):
-        LodePotential(model, lode=lode, features="nu3")
+    with pytest.raises(lodekit.InputError, match="needs 'spherical_expansion' there"):
+        LodePotential(model, _recipe(lode, lode, ["rho_x_v"]))
+    with pytest.raises(lodekit.InputError, match=r"`recipe.blocks\[0\].kind` is 'nu3'"):
+        LodePotential(model, _recipe(lode, blocks=["nu3"]))
     with pytest.raises(lodekit.InputError, match="reduce='sum'"):
-        LodePotential(StructureRidge(reduce="mean"), lode=lode)
+        LodePotential(StructureRidge(reduce="mean"), _recipe(lode))
+    potential = LodePotential(model, _recipe(lode, center_types=[11]))
+    atoms = _training_set()[0][0]
+    with pytest.raises(lodekit.InputError, match="outside the center_types"):
+        potential.compute(atoms)
 
 
 def test_potential_on_a_molecule_gives_forces_and_no_stress():
@@ -209,7 +241,7 @@ def test_potential_on_a_molecule_gives_forces_and_no_stress():
     calculator = lodekit.LodeSphericalExpansion(exponent=1, **HYPERS)
     x = lode_nu1(calculator.compute(frames)).by_center_type([11, 17])
     model = StructureRidge(alpha=1e-8).fit(x.values, energies, x.samples[:, 0], x.samples[:, 2])
-    potential = LodePotential(model, lode=calculator, center_types=[11, 17])
+    potential = LodePotential(model, _recipe(calculator, center_types=[11, 17]))
     atoms = frames[1].copy()
     atoms.pbc = False
     atoms.cell = np.zeros((3, 3))
@@ -232,7 +264,7 @@ def _nu1_potential(model):
     lode = lodekit.LodeSphericalExpansion(
         smearing=0.5, exponent=1, max_radial=5, max_angular=0, radius=2.0, k_cutoff=18.0
     )
-    return lode, LodePotential(model, lode=lode, center_types=[11, 17])
+    return lode, LodePotential(model, _recipe(lode, center_types=[11, 17]))
 
 
 def test_feature_derivatives_match_finite_differences():
@@ -309,10 +341,7 @@ def test_feature_jacobian_matches_finite_differences():
     )
     potential = LodePotential(
         StructureRidge(),
-        lode=lode,
-        soap=soap,
-        features=("nu1", "soap", "power_spectrum", "rho_x_v"),
-        center_types=[1, 8],
+        _recipe(lode, soap, ("nu1", "soap", "power_spectrum", "rho_x_v"), center_types=[1, 8]),
     )
     jacobian = potential.feature_jacobian(atoms)
     assert jacobian.shape[:3] == (len(atoms), len(atoms), 3)
@@ -322,7 +351,7 @@ def test_feature_jacobian_matches_finite_differences():
             moved = [atoms.copy(), atoms.copy()]
             moved[0].positions[j, alpha] += h
             moved[1].positions[j, alpha] -= h
-            fd = (potential._forward(moved[0])[2] - potential._forward(moved[1])[2]) / (2 * h)
+            fd = (potential._forward(moved[0])[1] - potential._forward(moved[1])[1]) / (2 * h)
             assert np.abs(jacobian[:, j, alpha] - fd).max() < 1e-7 * np.abs(jacobian).max()
 
 
@@ -356,14 +385,14 @@ def test_kernel_model_trained_on_forces_learns_lennard_jones():
     species = np.full(len(x), 18)
     args = (x, energies, groups, species)
     energy_only = AdditiveKernelRidge(zeta=2, alpha=1e-8, n_sparse=60).fit(*args)
-    probe = LodePotential(energy_only, soap=soap, features="soap")
+    probe = LodePotential(energy_only, _recipe(soap=soap, blocks=["soap"]))
     jacobians = [probe.feature_jacobian(atoms) for atoms, _, _ in train]
     both = AdditiveKernelRidge(zeta=2, alpha=1e-8, n_sparse=60).fit(
         *args, forces=[f for _, _, f in train], feature_jacobians=jacobians
     )
     errors = {}
     for name, model in [("energy", energy_only), ("both", both)]:
-        potential = LodePotential(model, soap=soap, features="soap")
+        potential = LodePotential(model, _recipe(soap=soap, blocks=["soap"]))
         residuals = [potential.compute(a, stress=False)["forces"] - f for a, _, f in test]
         errors[name] = np.sqrt(np.mean(np.concatenate(residuals) ** 2))
     spread = np.std(np.concatenate([f for _, _, f in test]))
@@ -373,7 +402,7 @@ def test_kernel_model_trained_on_forces_learns_lennard_jones():
     # the force rows of the fit are the gradient the potential differentiates
     atoms, _, _ = train[3]
     rows = both._derivative_rows(x[groups == 3], jacobians[3].reshape(10, -1, x.shape[1]))
-    predicted = LodePotential(both, soap=soap, features="soap").compute(atoms)["forces"]
+    predicted = LodePotential(both, _recipe(soap=soap, blocks=["soap"])).compute(atoms)["forces"]
     np.testing.assert_allclose(-(rows @ both.weights_).reshape(-1, 3), predicted, atol=1e-10)
 
 
@@ -405,8 +434,8 @@ def test_equivariant_product_forward_and_backward_match_finite_differences(
     Jacobians) against central differences of the features, and the backward pass against
     the directional derivative of sum G · T along random changes of the coefficients."""
     from lodekit.features import equivariant_product
-    from lodekit.features.backward import equivariant_product_backward
-    from lodekit.features.forward import equivariant_product_forward
+    from lodekit.features.jvp import equivariant_product_forward
+    from lodekit.features.vjp import equivariant_product_backward
 
     atoms = triclinic_box(np.random.default_rng(4))
     lode = lodekit.LodeSphericalExpansion(**HYPERS)

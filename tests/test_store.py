@@ -6,17 +6,21 @@ import numpy as np
 import pytest
 
 from lodekit.batch import FeatureStore, StoreError, featurize, load_features
-from lodekit.featurizer import Featurizer
+from lodekit.features import Recipe
 from tests.helpers import assert_same_store, three_species_box, triclinic_box
 
-HYPERS = {
+LODE = {
     "calculator": "lode_spherical_expansion",
     "smearing": 1.0,
     "max_radial": 2,
     "max_angular": 1,
     "radius": 3.0,
-    "features": "power_spectrum",
 }
+RECIPE = {"blocks": [{"kind": "power_spectrum", "expansion": LODE}]}
+
+
+def _lode(kind="power_spectrum", **changes):
+    return {"blocks": [{"kind": kind, "expansion": {**LODE, **changes}}]}
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +38,16 @@ def snapshot(path):
 
 
 def test_round_trip_matches_direct_computation(tmp_path, dataset):
-    store = featurize(dataset, tmp_path / "s", HYPERS, chunk_size=2, n_workers=1, progress=False)
+    store = featurize(dataset, tmp_path / "s", RECIPE, chunk_size=2, n_workers=1, progress=False)
     assert store.n_chunks == 4 and store.complete
     features = load_features(tmp_path / "s")
-    reference = Featurizer.from_hypers(HYPERS).compute(dataset, [1, 6, 7, 8])
+    reference = Recipe.from_dict(RECIPE).compute(dataset, [1, 6, 7, 8])
     np.testing.assert_array_equal(features.samples, reference.samples)
     scale = np.abs(reference.values).max()
     np.testing.assert_allclose(features.values, reference.values, rtol=0, atol=1e-12 * scale)
     np.testing.assert_array_equal(features.properties, reference.properties)
     assert features.property_names == reference.property_names
-    assert features.metadata["hypers"] == Featurizer.from_hypers(HYPERS).hypers()
+    assert features.metadata["recipe"] == Recipe.from_dict(RECIPE).to_dict()
     assert features.metadata["species"] == [1, 6, 7, 8]
 
     reopened = FeatureStore(tmp_path / "s")
@@ -70,7 +74,7 @@ def chunk_values(store, index):
 
 def test_half_written_chunk_is_recomputed_and_missing_chunks_refused(tmp_path, dataset):
     path = tmp_path / "s"
-    featurize(dataset, path, HYPERS, chunk_size=2, n_workers=1, progress=False)
+    featurize(dataset, path, RECIPE, chunk_size=2, n_workers=1, progress=False)
     shutil.copytree(path, tmp_path / "reference")
     expected = snapshot(path)
     # a run killed while writing chunk 2: its arrays half there, under .incomplete, never
@@ -92,7 +96,7 @@ def test_half_written_chunk_is_recomputed_and_missing_chunks_refused(tmp_path, d
     partial = store.load(allow_missing=True)
     assert sorted(set(partial.samples[:, 0])) == [0, 1, 2, 3]
 
-    featurize(dataset, path, HYPERS, n_workers=1, progress=False)  # chunk size from the store
+    featurize(dataset, path, RECIPE, n_workers=1, progress=False)  # chunk size from the store
     assert snapshot(path).keys() == expected.keys()
     # finished chunks are skipped, not rewritten: the same directories (inodes) as before
     assert [(path / "chunks" / f"00000{i}").stat().st_ino for i in (0, 1)] == kept
@@ -101,7 +105,7 @@ def test_half_written_chunk_is_recomputed_and_missing_chunks_refused(tmp_path, d
 
 def test_corrupt_chunk_is_detected(tmp_path, dataset):
     path = tmp_path / "s"
-    featurize(dataset[:4], path, HYPERS, chunk_size=2, n_workers=1, progress=False)
+    featurize(dataset[:4], path, RECIPE, chunk_size=2, n_workers=1, progress=False)
     store = FeatureStore(path)
     import zarr
 
@@ -117,33 +121,36 @@ def test_corrupt_chunk_is_detected(tmp_path, dataset):
         store.read_chunk(1)
 
 
-def test_rerun_with_other_hypers_inputs_or_chunks_refuses(tmp_path, dataset):
+def test_rerun_with_another_recipe_inputs_or_chunks_refuses(tmp_path, dataset):
     path = tmp_path / "s"
-    featurize(dataset[:4], path, HYPERS, chunk_size=2, n_workers=1, progress=False)
+    featurize(dataset[:4], path, RECIPE, chunk_size=2, n_workers=1, progress=False)
     before = snapshot(path)
     cases = [
-        (dict(structures=dataset[:4], hypers={**HYPERS, "smearing": 0.8}), "smearing: 1.0 there"),
-        (dict(structures=dataset[:4], hypers={**HYPERS, "features": "nu1"}), "features"),
-        (dict(structures=dataset[:5], hypers=HYPERS), "other structures"),
-        (dict(structures=dataset[1:5], hypers=HYPERS), "different contents"),
-        (dict(structures=dataset[:4], hypers=HYPERS, chunk_size=3), "chunks of 2 structures"),
-        (dict(structures=dataset[:4], hypers=HYPERS, species=[1, 6, 7, 8, 9]), "species"),
+        (dict(structures=dataset[:4], recipe=_lode(smearing=0.8)), "smearing: 1.0 there"),
+        (
+            dict(structures=dataset[:4], recipe=_lode(kind="nu1")),
+            r"blocks\[0\]\.kind: 'power_spectrum' there, 'nu1' now",
+        ),
+        (dict(structures=dataset[:5], recipe=RECIPE), "other structures"),
+        (dict(structures=dataset[1:5], recipe=RECIPE), "different contents"),
+        (dict(structures=dataset[:4], recipe=RECIPE, chunk_size=3), "chunks of 2 structures"),
+        (dict(structures=dataset[:4], recipe=RECIPE, species=[1, 6, 7, 8, 9]), "species"),
     ]
     for kwargs, message in cases:
         structures = kwargs.pop("structures")
-        hypers = kwargs.pop("hypers")
+        recipe = kwargs.pop("recipe")
         with pytest.raises(StoreError, match=message) as info:
-            featurize(structures, path, hypers, n_workers=1, progress=False, **kwargs)
+            featurize(structures, path, recipe, n_workers=1, progress=False, **kwargs)
         assert "refusing to mix" in str(info.value) or "leave the chunk size out" in str(info.value)
     assert snapshot(path) == before
 
     (tmp_path / "file").write_text("precious")
     with pytest.raises(StoreError, match="is a file"):
-        featurize(dataset[:2], tmp_path / "file", HYPERS, n_workers=1, progress=False)
+        featurize(dataset[:2], tmp_path / "file", RECIPE, n_workers=1, progress=False)
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir" / "notes.txt").write_text("precious")
     with pytest.raises(StoreError, match="not a lodekit feature store"):
-        featurize(dataset[:2], tmp_path / "dir", HYPERS, n_workers=1, progress=False)
+        featurize(dataset[:2], tmp_path / "dir", RECIPE, n_workers=1, progress=False)
     assert (tmp_path / "file").read_text() == (tmp_path / "dir" / "notes.txt").read_text()
     with pytest.raises(StoreError, match="does not exist"):
         FeatureStore(tmp_path / "nowhere")
@@ -151,7 +158,7 @@ def test_rerun_with_other_hypers_inputs_or_chunks_refuses(tmp_path, dataset):
 
 def test_one_writer_at_a_time(tmp_path, dataset):
     path = tmp_path / "s"
-    store = featurize(dataset[:2], path, HYPERS, chunk_size=1, n_workers=1, progress=False)
+    store = featurize(dataset[:2], path, RECIPE, chunk_size=1, n_workers=1, progress=False)
     with store.writer(), pytest.raises(StoreError, match="being written by another process"):
         with FeatureStore(path).writer():
             pass

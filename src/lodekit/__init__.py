@@ -4,6 +4,7 @@ from ._version import __version__
 from .batch import FeatureStore, featurize, load_features
 from .errors import InputError, LodekitError
 from .expansion import Expansion, LodeSphericalExpansion, SphericalExpansion
+from .features import Recipe
 from .interatomic import LodePotential
 from .persistence import load_model, save_model
 from .systems import System
@@ -15,6 +16,7 @@ __all__ = [
     "LodePotential",
     "LodeSphericalExpansion",
     "LodekitError",
+    "Recipe",
     "SphericalExpansion",
     "System",
     "__version__",

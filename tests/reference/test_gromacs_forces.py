@@ -72,7 +72,9 @@ def test_training_on_forces_helps_against_gromacs():
     )
     types = [11, 17]
     x = lode_nu1(calculator.compute(train)).by_center_type(types)
-    helper = lodekit.LodePotential(StructureRidge(), lode=calculator, center_types=types)
+    expansion = {"calculator": calculator.name, **calculator.get_hypers()}
+    recipe = {"blocks": [{"kind": "nu1", "expansion": expansion, "center_types": types}]}
+    helper = lodekit.LodePotential(StructureRidge(), recipe)
     derivatives = [helper.feature_derivatives(atoms) for atoms in train]
     forces = [ewald_forces(atoms) for atoms in train]
     errors = {}
@@ -82,7 +84,7 @@ def test_training_on_forces_helps_against_gromacs():
     ]:
         model = StructureRidge(alpha=list(np.logspace(-14, 0, 15)))
         model.fit(x.values, energies, x.samples[:, 0], x.samples[:, 2], **extra)
-        potential = lodekit.LodePotential(model, lode=calculator, center_types=types)
+        potential = lodekit.LodePotential(model, recipe)
         errors[name] = max(
             np.abs(potential.compute(atoms)["forces"] - atoms.get_forces()).max()
             / np.abs(atoms.get_forces()).max()

@@ -1,7 +1,7 @@
 """Featurisation of many structures: chunks computed in parallel, written to a store.
 
 :func:`featurize` splits a dataset into chunks of consecutive structures and computes the
-features of each chunk (:meth:`lodekit.featurizer.Featurizer.compute`) on one of three
+features of each chunk (:meth:`lodekit.features.Recipe.compute`) on one of three
 executors:
 
 - ``n_workers=1``: in this process, structures of a chunk on threads (``n_threads``);
@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _validation as check
 from ..errors import InputError, describe
-from ..featurizer import Featurizer, as_species
+from ..features.recipe import Recipe, as_species
 from .dataset import StructureSource
 from .store import FeatureStore
 
@@ -48,7 +48,7 @@ WRITER_THREADS = 4
 def featurize(
     structures,
     store,
-    hypers=None,
+    recipe=None,
     *,
     species=None,
     chunk_size: int | None = None,
@@ -69,8 +69,8 @@ def featurize(
     store : str or path-like
         The store directory; created if absent. An existing store must have been written
         with the same recipe, species, structures and chunk size, else :class:`StoreError`.
-    hypers : dict, JSON str, Featurizer or None
-        The recipe (see :mod:`lodekit.featurizer`); None uses ``DEFAULT_HYPERS``.
+    recipe : Recipe, dict, JSON str or None
+        The features (see :mod:`lodekit.features.recipe`); None uses ``DEFAULT_RECIPE``.
     species : sequence of int, optional
         Neighbour-channel species (a superset of those present). Default: the species
         present in the dataset (or those of the existing store).
@@ -93,55 +93,19 @@ def featurize(
     FeatureStore
         The complete store; read it with :meth:`FeatureStore.load`.
     """
-    from tqdm.auto import tqdm
-
-    featurizer = hypers if isinstance(hypers, Featurizer) else Featurizer.from_hypers(hypers)
+    recipe = Recipe.coerce(recipe)
     if chunk_size is not None:
         chunk_size = check.int_in_range("chunk_size", chunk_size, 1)
     _check_executor(n_workers, n_threads, client)
     source = structures
     if not isinstance(source, StructureSource):
         source = StructureSource.scan(structures)
-    existing = _existing_store(store)
-    if existing is not None:
-        from .._version import __version__
-
-        # what the store holds must be checked before anything is derived from it
-        existing.check_matches(
-            lodekit_version=__version__, hypers=featurizer.hypers(), inputs=source.records
-        )
-        if species is None:
-            species = existing.species
-    species = dataset_species(source, species)
-    if existing is None:
-        properties, names = featurizer.properties(species)
-        target = FeatureStore.create(
-            store,
-            hypers=featurizer.hypers(),
-            species=species.tolist(),
-            inputs=source.records,
-            n_atoms=source.n_atoms,
-            chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
-            properties=properties,
-            property_names=names,
-        )
-    else:
-        target = existing
-        target.check_matches(species=species.tolist())
-        if chunk_size is not None:
-            target.check_matches(chunk_size=chunk_size)
+    target, species = _open_store(store, recipe, source, species, chunk_size)
     with target.writer():
         todo = target.missing_chunks()
-        bar = tqdm(
-            total=target.n_chunks,
-            initial=target.n_chunks - len(todo),
-            unit="chunk",
-            desc="featurize",
-            disable=not progress,
-        )
         results = compute_chunks(
             source,
-            featurizer,
+            recipe,
             species,
             chunk_size=target.chunk_size,
             chunks=todo,
@@ -149,9 +113,53 @@ def featurize(
             n_threads=n_threads,
             client=client,
         )
-        with bar:
-            _write_all(target, results, bar)
+        _write_all(target, results, _progress_bar(target, len(todo), progress))
     return target
+
+
+def _open_store(store, recipe: Recipe, source: StructureSource, species, chunk_size):
+    """The store to write (created, or an existing one checked against this run) and the
+    species list of the run."""
+    existing = _existing_store(store)
+    if existing is not None:
+        from .._version import __version__
+
+        # what the store holds must be checked before anything is derived from it
+        existing.check_matches(
+            lodekit_version=__version__, recipe=recipe.to_dict(), inputs=source.records
+        )
+        if species is None:
+            species = existing.species
+    species = dataset_species(source, species)
+    if existing is not None:
+        existing.check_matches(species=species.tolist())
+        if chunk_size is not None:
+            existing.check_matches(chunk_size=chunk_size)
+        return existing, species
+    properties, names = recipe.properties(species)
+    target = FeatureStore.create(
+        store,
+        recipe=recipe.to_dict(),
+        species=species.tolist(),
+        inputs=source.records,
+        n_atoms=source.n_atoms,
+        chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
+        properties=properties,
+        property_names=names,
+    )
+    return target, species
+
+
+def _progress_bar(target: FeatureStore, n_todo: int, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=target.n_chunks,
+        initial=target.n_chunks - n_todo,
+        unit="chunk",
+        desc="featurize",
+        disable=not progress,
+    )
 
 
 def _write_all(target: FeatureStore, results, bar) -> None:
@@ -168,7 +176,7 @@ def _write_all(target: FeatureStore, results, bar) -> None:
             future.result()  # a failed write stops the run (finished chunks stay)
             bar.update()
 
-    with ThreadPoolExecutor(WRITER_THREADS) as writers:
+    with bar, ThreadPoolExecutor(WRITER_THREADS) as writers:
         pending: set = set()
         try:
             for index, values, samples in results:
@@ -204,7 +212,7 @@ def dataset_species(source: StructureSource, species=None) -> np.ndarray:
 
 def compute_chunks(
     source: StructureSource,
-    featurizer: Featurizer,
+    recipe: Recipe,
     species,
     *,
     chunk_size: int,
@@ -225,7 +233,7 @@ def compute_chunks(
     ------
     (index, values, samples)
         Chunk index, values (n_rows, n_features) and samples (n_rows, 3) of
-        :meth:`Featurizer.compute` with the system index counted in the whole dataset.
+        :meth:`Recipe.compute` with the system index counted in the whole dataset.
     """
     chunk_size = check.int_in_range("chunk_size", chunk_size, 1)
     _check_executor(n_workers, n_threads, client)
@@ -233,7 +241,7 @@ def compute_chunks(
     chunks = list(range(n_chunks)) if chunks is None else sorted(set(chunks))
     if not chunks:
         return
-    recipe = featurizer.to_json()
+    recipe = recipe.to_json()
     species = [int(z) for z in species]
     if client is not None:
         yield from _run_dask(client, _tasks(source, chunks, chunk_size), recipe, species, n_threads)
@@ -373,14 +381,14 @@ _local = threading.local()
 _BLAS_PINNED = False
 
 
-def _featurizer(recipe: str) -> Featurizer:
-    """The featurizer of ``recipe``, built once per worker thread: calculators keep tables
-    (splines, k-vectors) between calls, and a thread never shares one with another."""
-    cache = getattr(_local, "featurizers", None)
+def _recipe(recipe: str) -> Recipe:
+    """The Recipe of the JSON ``recipe``, built once per worker thread: calculators keep
+    tables (splines, k-vectors) between calls, and a thread never shares one with another."""
+    cache = getattr(_local, "recipes", None)
     if cache is None:
-        cache = _local.featurizers = {}
+        cache = _local.recipes = {}
     if recipe not in cache:
-        cache[recipe] = Featurizer.from_hypers(recipe)
+        cache[recipe] = Recipe.from_json(recipe)
     return cache[recipe]
 
 
@@ -399,7 +407,5 @@ def _compute_chunk(
 
         threadpool_limits(1)
         _BLAS_PINNED = True
-    features = _featurizer(recipe).compute(
-        systems, species, first_system=first, n_threads=n_threads
-    )
+    features = _recipe(recipe).compute(systems, species, first_system=first, n_threads=n_threads)
     return chunk, features.values, features.samples

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError, describe
 from ..features import Features
-from ..featurizer import Featurizer
+from ..features.recipe import Recipe
 from .dataset import MEMORY, StructureSource
 from .featurize import DEFAULT_CHUNK_SIZE, compute_chunks
 from .store import FeatureStore
@@ -67,7 +67,7 @@ def fit_store(
     Returns
     -------
     model : fitted estimator
-        With ``metadata_``: the recipe (``featurizer``), ``species``, ``center_types``,
+        With ``metadata_``: the ``recipe`` (a dict), ``species``, ``center_types``,
         ``design``, ``model``, ``target``, ``n_structures`` and training errors in the
         target's units (``train_rmse``, ``train_percent_rmse``: RMSE over the standard
         deviation of the targets, in %). Save it with :func:`lodekit.persistence.save_model`
@@ -103,7 +103,7 @@ def fit_store(
     spread = float(np.std(y))
     estimator.metadata_ = {
         "created_by": "lodekit fit",
-        "featurizer": store.hypers,
+        "recipe": store.recipe,
         "species": store.species,
         "center_types": center_types,
         "design": design,
@@ -144,14 +144,14 @@ def predict_structures(
     ndarray of float64, shape (n_structures,)
     """
     metadata = getattr(model, "metadata_", None) or {}
-    needed = ("featurizer", "species", "center_types", "design")
+    needed = ("recipe", "species", "center_types", "design")
     if any(key not in metadata for key in needed):
         raise InputError(
             f"{where} has no featurisation metadata ({', '.join(needed)}): it was not "
             "written by `lodekit fit` / fit_store"
         )
     try:
-        featurizer = Featurizer.from_hypers(metadata["featurizer"], name="featurizer")
+        recipe = Recipe.from_dict(metadata["recipe"], name="recipe")
     except InputError as err:
         raise InputError(f"{where}: invalid metadata: {err}") from None
     source = structures
@@ -165,11 +165,11 @@ def predict_structures(
             f"on (it knows {species.tolist()})"
         )
     centers = np.asarray(metadata["center_types"], dtype=np.int64)
-    properties, names = featurizer.properties(species)
+    properties, names = recipe.properties(species)
     out = np.full(source.n_structures, np.nan)
     for _, values, samples in compute_chunks(
         source,
-        featurizer,
+        recipe,
         species,
         chunk_size=chunk_size,
         n_workers=n_workers,

@@ -26,8 +26,9 @@ chunk against its record.
 
 Header (root attributes), in lodekit's one sealed header format
 (:mod:`lodekit.persistence.header`): ``format``, ``format_version``, ``lodekit_version``,
-``hypers`` (the :class:`~lodekit.featurizer.Featurizer` recipe), ``species``,
-``property_names``, ``sample_names``, ``inputs`` (name, frame count and SHA-256 fingerprint
+``recipe``
+(the :class:`~lodekit.features.Recipe` as a dict), ``species``, ``property_names``,
+``sample_names``, ``inputs`` (name, frame count and SHA-256 fingerprint
 of every input), ``n_structures``, ``n_environments``, ``chunk_size``, ``n_chunks``,
 ``arrays`` (digests of ``properties`` and ``n_atoms``) and ``checksum`` over all of it.
 A chunk record is sealed the same way (format ``lodekit-feature-chunk``: ``chunk``,
@@ -55,12 +56,13 @@ from ..persistence.header import verify as verify_header
 __all__ = ["FeatureStore", "StoreError", "load_features"]
 
 FORMAT = "lodekit-feature-store"
-#: 2: header and chunk records sealed by a checksum (version 1 checked the chunk arrays only)
+#: 2: header and chunk records sealed by a checksum, the header holds a multi-block ``recipe``
+#: (version 1: ``hypers`` of one calculator, only the chunk arrays checked)
 FORMAT_VERSION = 2
 CHUNK_FORMAT = "lodekit-feature-chunk"
 _REGENERATE = "delete the store and run `lodekit featurize` again"
 _HEADER_ENTRIES = (
-    "hypers",
+    "recipe",
     "species",
     "property_names",
     "sample_names",
@@ -82,12 +84,28 @@ _RECORD_ENTRIES = ("chunk", "first_structure", "stop_structure", "n_rows")
 SAMPLE_NAMES = ("system", "atom", "center_type")
 
 #: Header entries that must agree before a run may add chunks to an existing store.
-IDENTITY = ("format_version", "lodekit_version", "hypers", "species", "inputs", "chunk_size")
+IDENTITY = ("format_version", "lodekit_version", "recipe", "species", "inputs", "chunk_size")
 
 #: Target size of one zarr chunk of a values array (bytes): small enough to stream.
 _ZARR_CHUNK_BYTES = 8 * 2**20
 
 _INCOMPLETE = ".incomplete"
+
+
+def _leaves(tree, prefix: str = "") -> dict:
+    """A nested JSON value as {"blocks[0].expansion.cutoff": value, ...}, so that a
+    difference between two recipes can be named key by key."""
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(tree, list) and any(isinstance(v, (dict, list)) for v in tree):
+        out = {}
+        for index, value in enumerate(tree):
+            out.update(_leaves(value, f"{prefix}[{index}]"))
+        return out
+    return {prefix: tree}
 
 
 class StoreError(LodekitError):
@@ -146,7 +164,7 @@ class FeatureStore:
         cls,
         path,
         *,
-        hypers: dict,
+        recipe: dict,
         species,
         inputs: list,
         n_atoms,
@@ -161,8 +179,8 @@ class FeatureStore:
 
         Parameters
         ----------
-        hypers : dict
-            The featurisation recipe (:meth:`lodekit.featurizer.Featurizer.hypers`).
+        recipe : dict
+            The featurisation recipe (:meth:`lodekit.features.Recipe.to_dict`).
         species : sequence of int
         inputs : list of dict
             ``{"name", "n_frames", "sha256"}`` per input
@@ -181,7 +199,7 @@ class FeatureStore:
         n_atoms = np.asarray(n_atoms, dtype=np.int64)
         properties = np.asarray(properties, dtype=np.int64)
         payload = {
-            "hypers": hypers,
+            "recipe": recipe,
             "species": [int(z) for z in species],
             "property_names": list(property_names),
             "sample_names": list(SAMPLE_NAMES),
@@ -221,15 +239,15 @@ class FeatureStore:
                 value = [(r["n_frames"], r["sha256"]) for r in value]
             if mine == value:
                 continue
-            if key == "hypers":
-                theirs = self.header["hypers"]
+            if key == "recipe":
+                theirs, now = _leaves(mine), _leaves(value)
                 differ = {
-                    k: (theirs.get(k), value.get(k))
-                    for k in sorted(set(theirs) | set(value))
-                    if theirs.get(k) != value.get(k)
+                    k: (theirs.get(k), now.get(k))
+                    for k in sorted(set(theirs) | set(now))
+                    if theirs.get(k) != now.get(k)
                 }
                 detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
-                what = f"different hyperparameters ({detail})"
+                what = f"a different recipe ({detail})"
             elif key == "inputs":
                 detail = (
                     f"{len(mine)} input(s), {sum(m[0] for m in mine)} structures there; "
@@ -252,8 +270,9 @@ class FeatureStore:
 
     # ---------------------------------------------------------------- description
     @property
-    def hypers(self) -> dict:
-        return self.header["hypers"]
+    def recipe(self) -> dict:
+        """The recipe the features were computed with (``Recipe.from_dict`` rebuilds it)."""
+        return self.header["recipe"]
 
     @property
     def species(self) -> list:
@@ -457,8 +476,7 @@ class FeatureStore:
             sample_names=SAMPLE_NAMES,
             property_names=self.property_names,
             metadata={
-                "kind": self.hypers.get("features"),
-                "hypers": self.hypers,
+                "recipe": self.recipe,
                 "species": self.species,
                 "store": str(self.path),
             },
@@ -501,8 +519,8 @@ class FeatureStore:
         -------
         Features
             values (n_environments, n_features) float64; samples (system, atom,
-            center_type); properties and property names; metadata with the recipe
-            (``hypers``) and ``species``.
+            center_type); properties and property names; metadata with the ``recipe`` and
+            ``species``.
         """
         chunks = self._readable_chunks(allow_missing)
         rows = [

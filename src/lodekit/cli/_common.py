@@ -11,21 +11,21 @@ SCHEDULER_TIMEOUT = 10.0
 
 
 def read_recipe(path):
-    """The featurisation recipe of ``--hypers`` (None: the defaults)."""
-    from ..featurizer import Featurizer
+    """The featurisation recipe of ``--recipe FILE`` (None: the default recipe)."""
+    from ..features.recipe import Recipe
 
     if path is None:
-        return Featurizer.from_hypers(None)
+        return Recipe.coerce(None)
     try:
         text = Path(path).read_text()
     except OSError as err:
-        raise LodekitError(f"`--hypers` {path!r} cannot be read: {err.strerror}") from None
+        raise LodekitError(f"`--recipe` {path!r} cannot be read: {err.strerror}") from None
     except UnicodeDecodeError:
-        raise LodekitError(f"`--hypers` {path!r} is not a text (JSON) file") from None
+        raise LodekitError(f"`--recipe` {path!r} is not a text (JSON) file") from None
     try:
-        return Featurizer.from_hypers(text, name="--hypers")
+        return Recipe.from_json(text)
     except LodekitError as err:
-        raise LodekitError(str(err).replace("`--hypers`", f"`--hypers` {path!r}", 1)) from None
+        raise LodekitError(f"`--recipe` {path!r}: {err}") from None
 
 
 def connect(address):

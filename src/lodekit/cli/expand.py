@@ -13,7 +13,14 @@ HELP = "expand every frame of INPUT and save an .npz archive"
 
 def add_arguments(parser) -> None:
     parser.add_argument("input", metavar="INPUT", help="ASE-readable structure file")
-    parser.add_argument("--calculator", choices=["lode", "soap"], default="lode")
+    from ..expansion.registry import CALCULATORS
+
+    parser.add_argument(
+        "--calculator",
+        choices=list(CALCULATORS),
+        default="lode_spherical_expansion",
+        help="calculator name (default: lode_spherical_expansion)",
+    )
     parser.add_argument("--hypers", required=True, help="JSON file of hyperparameters")
     parser.add_argument("--out", required=True, help="output .npz archive")
 
@@ -21,10 +28,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import ase.io
 
-    from ..expansion import LodeSphericalExpansion, SphericalExpansion
+    from ..expansion.registry import CALCULATORS
     from ..persistence import save_expansion
 
-    classes = {"lode": LodeSphericalExpansion, "soap": SphericalExpansion}
     output_file(args.out, "an .npz archive")
     try:
         hypers = json.loads(Path(args.hypers).read_text())
@@ -33,7 +39,7 @@ def run(args) -> int:
     except json.JSONDecodeError as err:
         raise LodekitError(f"`--hypers` {args.hypers!r} is not valid JSON: {err}") from None
     try:
-        calculator = classes[args.calculator].from_json(json.dumps(hypers))
+        calculator = CALCULATORS[args.calculator].from_json(json.dumps(hypers))
     except LodekitError as err:
         message = str(err).replace("`text` ", "")
         raise LodekitError(f"`--hypers` {args.hypers!r} ({args.calculator}): {message}") from None

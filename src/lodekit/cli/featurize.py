@@ -14,7 +14,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="ASE-readable files")
     parser.add_argument("--out", required=True, metavar="STORE", help="store directory")
     parser.add_argument(
-        "--hypers", metavar="FILE", help="JSON recipe (default: LODE power spectrum)"
+        "--recipe",
+        metavar="FILE",
+        help="JSON recipe of feature blocks (default: LODE power spectrum)",
     )
     parser.add_argument(
         "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler, e.g. tcp://host:8786"
@@ -31,7 +33,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..batch import StoreError, StructureSource, featurize
 
-    featurizer = read_recipe(args.hypers)
+    recipe = read_recipe(args.recipe)
     positive(args.chunk_size, "--chunk-size")
     positive(args.workers, "--workers")
     if args.workers is not None and args.scheduler is not None:
@@ -46,7 +48,7 @@ def run(args) -> int:
         store = featurize(
             source,
             args.out,
-            featurizer,
+            recipe,
             chunk_size=args.chunk_size,
             n_workers=args.workers,
             client=client,

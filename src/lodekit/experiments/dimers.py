@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import load_ssi_dimers
-from ..expansion import LodeSphericalExpansion, SphericalExpansion
-from ..features import lode_nu1, power_spectrum
 from ..models import AdditiveKernelRidge, StructureRidge
 from ..persistence import atomic_write
+from ..recipes import paper_recipe
 from .learning_curve import ModelSpec, used_frames
 
 __all__ = ["MODES", "PAPER", "build", "extra"]
@@ -33,31 +32,11 @@ PAPER = {
 }
 
 ALPHAS = list(np.logspace(-8, 2, 11))
-SOAP = dict(cutoff=3.0, smearing=0.3, max_radial=3, max_angular=3, cutoff_width=0.5)
-LODE = dict(smearing=1.0, exponent=1, radius=3.0, max_radial=3, max_angular=3)
 
 
-def _features(kinds):
-    soap_calc = SphericalExpansion(**SOAP)
-    lode_calc = LodeSphericalExpansion(**LODE)
-
-    def featurize(frames):
-        soap = soap_calc.compute(frames)
-        blocks = []
-        lode = lode_calc.compute(frames) if kinds != ("soap",) else None
-        for kind in kinds:
-            if kind == "soap":
-                blocks.append(power_spectrum(soap).values)
-            elif kind == "lode1":
-                blocks.append(lode_nu1(lode).values)
-            elif kind == "lode2":
-                blocks.append(power_spectrum(lode).values)
-            elif kind == "multiscale":
-                blocks.append(power_spectrum(soap, lode).values)
-        x = np.hstack(blocks)
-        return x, soap.samples[:, 0], soap.samples[:, 2]
-
-    return featurize
+def _recipe(name):
+    """The features of model ``name``: lodekit/recipes/paper/dimers/<name>.json."""
+    return paper_recipe("dimers", name)
 
 
 def build(mode: str, seed: int, progress=None, path=None):
@@ -81,43 +60,44 @@ def build(mode: str, seed: int, progress=None, path=None):
     def soap_model():
         return AdditiveKernelRidge(zeta=2, alpha=ALPHAS, n_sparse=n_sparse, baselines=False)
 
-    # block sizes follow from the hyperparameters: H, C, N, O give 10 distinct species
-    # pairs of (max_angular + 1) (max_radial + 1)^2 invariants, and 4 x (max_radial + 1)
-    # l = 0 LODE coefficients
-    n_pairs_block = 10 * (SOAP["max_angular"] + 1) * (SOAP["max_radial"] + 1) ** 2
-    n_nu1 = 4 * (LODE["max_radial"] + 1)
+    # block widths of the two-block models (SOAP power spectrum, then the LODE block) for
+    # the data set's species
+    species = np.unique(np.concatenate([atoms.numbers for atoms in frames]))
+    recipes = {name: _recipe(name) for name in ("soap", "soap_lode1", "soap_lode2", "multiscale")}
 
-    def block_model(second_block, linear):
+    def block_model(name, linear):
+        widths = recipes[name].widths(species)
+
         def make():
             return AdditiveKernelRidge(
                 zeta=2,
                 alpha=ALPHAS,
                 n_sparse=n_sparse,
                 baselines=False,
-                feature_blocks=[n_pairs_block, second_block],
+                feature_blocks=widths,
                 linear_blocks=[1] if linear else None,
             )
 
         return make
 
     specs = [
-        ModelSpec("soap", "SOAP (3 Å, sigma 0.3)", _features(("soap",)), soap_model),
-        ModelSpec(
+        ModelSpec.from_recipe("soap", "SOAP (3 Å, sigma 0.3)", recipes["soap"], soap_model),
+        ModelSpec.from_recipe(
             "soap_lode1",
             "SOAP^2 + linear LODE nu=1",
-            _features(("soap", "lode1")),
-            block_model(n_nu1, linear=True),
+            recipes["soap_lode1"],
+            block_model("soap_lode1", linear=True),
         ),
-        ModelSpec(
+        ModelSpec.from_recipe(
             "soap_lode2",
             "(k_SOAP + k_LODE nu=2)^2",
-            _features(("soap", "lode2")),
-            block_model(n_pairs_block, linear=False),
+            recipes["soap_lode2"],
+            block_model("soap_lode2", linear=False),
         ),
-        ModelSpec(
+        ModelSpec.from_recipe(
             "multiscale",
             "linear rho x V",
-            _features(("multiscale",)),
+            recipes["multiscale"],
             lambda: StructureRidge(alpha=ALPHAS, baselines=False),
         ),
     ]
@@ -155,6 +135,7 @@ def extra(setup, predictions, out: Path, progress=None) -> dict:
     dimer, distance = setup["curves"]["dimer"], setup["curves"]["distance"]
     truth = setup["targets"][setup["test"]]
     chosen = np.unique(dimer)[:4]
+    cutoff = _recipe("soap").blocks[0].calculators[0].cutoff
     out.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 3.2), squeeze=False)
     for ax, d in zip(axes[0], chosen, strict=True):
@@ -164,7 +145,7 @@ def extra(setup, predictions, out: Path, progress=None) -> dict:
         for name, style in (("soap", "C0--"), ("soap_lode2", "C3-")):
             if name in predictions:
                 ax.plot(distance[rows], predictions[name][rows], style, label=name)
-        ax.axvline(SOAP["cutoff"] * 2, color="grey", lw=0.5)
+        ax.axvline(cutoff * 2, color="grey", lw=0.5)
         ax.set_title(f"dimer {int(d)}")
         ax.set_xlabel("centre separation (Å)")
     axes[0, 0].set_ylabel("binding energy (eV)")

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ModelSpec", "percent_rmse", "run_learning_curves"]
+from ..features.recipe import Recipe
+
+__all__ = ["ModelSpec", "percent_rmse", "recipe_featurize", "run_learning_curves"]
 
 
 @dataclass
@@ -16,12 +18,29 @@ class ModelSpec:
 
     featurize : frames -> (X (n_env, n_features), groups (n_env,), species (n_env,))
     make_model : () -> a lodekit estimator taking (X, y, groups, species)
+    recipe : the Recipe ``featurize`` computes (see :meth:`from_recipe`)
     """
 
     name: str
     label: str
     featurize: Callable
     make_model: Callable
+    recipe: Recipe | None = None
+
+    @classmethod
+    def from_recipe(cls, name: str, label: str, recipe: Recipe, make_model) -> ModelSpec:
+        """A model whose features are those of ``recipe``."""
+        return cls(name, label, recipe_featurize(recipe), make_model, recipe)
+
+
+def recipe_featurize(recipe: Recipe) -> Callable:
+    """frames -> (X, groups, species) of :meth:`Recipe.compute` (species: those present)."""
+
+    def featurize(frames):
+        features = recipe.compute(frames)
+        return features.values, features.samples[:, 0], features.samples[:, 2]
+
+    return featurize
 
 
 def percent_rmse(prediction: np.ndarray, truth: np.ndarray) -> float:

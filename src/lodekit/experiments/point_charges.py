@@ -16,9 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..datasets import random_point_charges
-from ..expansion import LodeSphericalExpansion, SphericalExpansion
-from ..features import lode_nu1, power_spectrum
 from ..models import AdditiveKernelRidge, StructureRidge
+from ..recipes import paper_recipe
 from .learning_curve import ModelSpec
 
 __all__ = ["MODES", "PAPER", "build"]
@@ -46,42 +45,6 @@ PAPER = {
 ALPHAS = list(np.logspace(-12, 2, 15))
 
 
-def _soap(cutoff):
-    calculator = SphericalExpansion(
-        cutoff=cutoff,
-        smearing=1.0,
-        max_radial=5,
-        max_angular=4,
-        cutoff_function="shifted_cosine",
-        cutoff_width=0.5,
-    )
-
-    def featurize(frames):
-        features = power_spectrum(calculator.compute(frames))
-        return features.values, features.samples[:, 0], features.samples[:, 2]
-
-    return featurize
-
-
-def _lode(smearing, radius, max_angular, nu, max_radial=3):
-    calculator = LodeSphericalExpansion(
-        smearing=smearing,
-        exponent=1,
-        max_radial=max_radial,
-        max_angular=max_angular,
-        radius=radius,
-        accuracy=1e-6,
-    )
-
-    def featurize(frames):
-        expansion = calculator.compute(frames)
-        features = lode_nu1(expansion) if nu == 1 else power_spectrum(expansion)
-        features = features.by_center_type([11, 17])
-        return features.values, features.samples[:, 0], features.samples[:, 2]
-
-    return featurize
-
-
 def build(mode: str, seed: int, progress=None):
     """Frames, targets, splits and model specs of the experiment in ``mode``."""
     config = MODES[mode]
@@ -97,21 +60,19 @@ def build(mode: str, seed: int, progress=None):
     def linear():
         return StructureRidge(alpha=ALPHAS, baselines=True)
 
+    # the features of every model: lodekit/recipes/paper/point_charges/<name>.json
+    models = [
+        ("soap_rc3", "SOAP r_c 3 Å", kernel),
+        ("soap_rc6", "SOAP r_c 6 Å", kernel),
+        ("soap_rc9", "SOAP r_c 9 Å", kernel),
+        ("lode_nu1_s1", "LODE nu=1, sigma 1 Å (linear)", linear),
+        ("lode_nu1_s05", "LODE nu=1, sigma 0.5 Å (linear)", linear),
+        ("lode_nu1_s1_n4", "LODE nu=1, sigma 1 Å, 4 radial (linear)", linear),
+        ("lode_nu2_s1", "LODE nu=2, sigma 1 Å (linear)", linear),
+    ]
     specs = [
-        ModelSpec("soap_rc3", "SOAP r_c 3 Å", _soap(3.0), kernel),
-        ModelSpec("soap_rc6", "SOAP r_c 6 Å", _soap(6.0), kernel),
-        ModelSpec("soap_rc9", "SOAP r_c 9 Å", _soap(9.0), kernel),
-        ModelSpec("lode_nu1_s1", "LODE nu=1, sigma 1 Å (linear)", _lode(1.0, 2.0, 0, 1, 1), linear),
-        ModelSpec(
-            "lode_nu1_s05", "LODE nu=1, sigma 0.5 Å (linear)", _lode(0.5, 2.0, 0, 1, 1), linear
-        ),
-        ModelSpec(
-            "lode_nu1_s1_n4",
-            "LODE nu=1, sigma 1 Å, 4 radial (linear)",
-            _lode(1.0, 2.0, 0, 1, 3),
-            linear,
-        ),
-        ModelSpec("lode_nu2_s1", "LODE nu=2, sigma 1 Å (linear)", _lode(1.0, 3.0, 3, 2), linear),
+        ModelSpec.from_recipe(name, label, paper_recipe("point_charges", name), make)
+        for name, label, make in models
     ]
     notes = [
         "Charges placed by random sequential addition with a 2.5 Å minimum-image distance.",

@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import load_dielectric_water
-from ..expansion import LodeSphericalExpansion, SphericalExpansion
-from ..features import equivariant_product, power_spectrum
 from ..models import (
     AdditiveKernelRidge,
     EquivariantKernelRidge,
@@ -23,6 +21,7 @@ from ..models import (
     StructureRidge,
     cartesian_to_spherical,
 )
+from ..recipes import paper_recipe
 from .learning_curve import ModelSpec, _subset, percent_rmse, used_frames
 
 __all__ = ["MODES", "PAPER", "build", "extra"]
@@ -49,29 +48,9 @@ PAPER = {
 ALPHAS = list(np.logspace(-10, 2, 13))
 
 
-def _soap(cutoff):
-    return SphericalExpansion(
-        cutoff=cutoff, smearing=0.3, max_radial=4, max_angular=3, cutoff_width=0.5
-    )
-
-
-_LODE = dict(smearing=1.0, exponent=1, radius=3.0, max_radial=4, max_angular=3)
-
-
-def _features(soap_cutoff=None, lode=False):
-    def featurize(frames):
-        blocks, samples = [], None
-        if soap_cutoff is not None:
-            expansion = _soap(soap_cutoff).compute(frames)
-            blocks.append(power_spectrum(expansion).values)
-            samples = expansion.samples
-        if lode:
-            expansion = LodeSphericalExpansion(**_LODE).compute(frames)
-            blocks.append(power_spectrum(expansion).values)
-            samples = expansion.samples
-        return np.hstack(blocks), samples[:, 0], samples[:, 2]
-
-    return featurize
+def _recipe(name):
+    """The features of model ``name``: lodekit/recipes/paper/water/<name>.json."""
+    return paper_recipe("water", name)
 
 
 def build(mode: str, seed: int, progress=None, path=None):
@@ -89,8 +68,9 @@ def build(mode: str, seed: int, progress=None, path=None):
     # the potential (LODE) carries it at 3 Å.
     targets = np.trace(epsilon, axis1=1, axis2=2)
     n_sparse = config["n_sparse"]
-    # block sizes: water has H and O, 3 distinct pairs, (max_angular + 1) (max_radial + 1)^2
-    n_block = 3 * 4 * 25
+    # block widths of the SOAP + LODE model for the data set's species (H, O)
+    species = np.unique(np.concatenate([atoms.numbers for atoms in frames]))
+    recipes = {name: _recipe(name) for name in ("soap3", "soap4", "soap6", "lode3", "soap3_lode3")}
 
     def kernel(blocks=None, linear=None):
         # The LODE block enters linearly (on standardised columns), not inside the power:
@@ -114,15 +94,17 @@ def build(mode: str, seed: int, progress=None, path=None):
         return StructureRidge(alpha=ALPHAS, reduce="mean", standardize=True)
 
     specs = [
-        ModelSpec("soap3", "SOAP 3 Å", _features(3.0), kernel()),
-        ModelSpec("soap4", "SOAP 4 Å", _features(4.0), kernel()),
-        ModelSpec("soap6", "SOAP 6 Å", _features(6.0), kernel()),
-        ModelSpec("lode3", "LODE nu=2 (3 Å, sigma 1), linear", _features(None, True), linear),
-        ModelSpec(
+        ModelSpec.from_recipe("soap3", "SOAP 3 Å", recipes["soap3"], kernel()),
+        ModelSpec.from_recipe("soap4", "SOAP 4 Å", recipes["soap4"], kernel()),
+        ModelSpec.from_recipe("soap6", "SOAP 6 Å", recipes["soap6"], kernel()),
+        ModelSpec.from_recipe(
+            "lode3", "LODE nu=2 (3 Å, sigma 1), linear", recipes["lode3"], linear
+        ),
+        ModelSpec.from_recipe(
             "soap3_lode3",
             "k_SOAP(3 Å)^2 + linear LODE(3 Å)",
-            _features(3.0, True),
-            kernel([n_block, n_block], [1]),
+            recipes["soap3_lode3"],
+            kernel(recipes["soap3_lode3"].widths(species), [1]),
         ),
     ]
     notes = [
@@ -152,15 +134,14 @@ def extra(setup, predictions, out: Path, progress=None) -> dict:
     """The lambda = 2 part of epsilon with symmetry-adapted (equivariant) models: the linear
     lambda-kernel and the non-linear SA-GPR kernel (its invariant factor from SOAP(3 Å))."""
     frames, epsilon = setup["frames"], setup["epsilon"]
-    soap = _soap(3.0).compute(frames)
-    lode = LodeSphericalExpansion(**_LODE).compute(frames)
-    lam = equivariant_product(soap, lode, o3_lambda=2).values
-    invariants = power_spectrum(soap).values
-    x = np.hstack([invariants, lam.reshape(len(lam), -1)])
-    n_invariant = invariants.shape[1]
-    groups, species = soap.samples[:, 0], soap.samples[:, 2]
-    # x holds a copy of the lambda-features (2.7 GB for 1000 frames): free the originals
-    del soap, lode, lam, invariants
+    # columns: the SOAP(3 Å) power spectrum, then the lambda = 2 SOAP(3 Å) x LODE(3 Å)
+    # equivariants flattened with m slowest
+    recipe = _recipe("soap3_lambda2")
+    features = recipe.compute(frames)
+    x = features.values
+    n_invariant = recipe.widths(features.metadata["species"])[0]
+    groups, species = features.samples[:, 0], features.samples[:, 2]
+    del features
     _, lambda2 = cartesian_to_spherical(epsilon)
     test = setup["test"]
     x_te, g_te, _ = _subset(x, groups, species, test)

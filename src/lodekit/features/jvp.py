@@ -1,4 +1,5 @@
-"""Forward (tangent) passes of the invariants: Jacobians of features from those of expansions.
+"""Jacobian-vector products (forward, tangent passes) of the features: tangents of features
+from tangents of expansions.
 
 A tangent of an expansion is, per l, an array (n_centres, n_tangents, n_species, 2l+1,
 n_radial): the derivative of every coefficient along n_tangents directions (e.g. the 3 n_atoms
@@ -6,7 +7,7 @@ Cartesian displacements, from ``compute(..., gradients=["positions"])``). The fu
 return the derivative of the features along the same directions, (n_centres, n_tangents,
 n_features), in the column order of the forward functions. Kernel models need this per
 environment (the energy is not linear in the features); linear models and potentials use the
-cheaper backward passes of :mod:`lodekit.features.backward`.
+cheaper vector-Jacobian products of :mod:`lodekit.features.vjp`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Backward passes of the invariants: dE/d(features) -> dE/d(expansion coefficients).
+"""Vector-Jacobian products (backward passes) of the features: dE/d(features) -> dE/d(expansion
+coefficients).
 
 With these, the gradient of a model's output with respect to its features (one row per
 environment) becomes an upstream gradient for the expansion's vector-Jacobian product, so that
