@@ -7,21 +7,15 @@ import ase.io
 import numpy as np
 import pytest
 
-from lodekit.cli import _common as cli_common
 from lodekit.batch import FeatureStore, load_features
+from lodekit.cli import _common as cli_common
 from lodekit.cli import main
 from lodekit.datasets import random_point_charges
 from lodekit.models import load_model
+from tests.conftest import POINT_CHARGE_BOXES, STORE_HYPERS, snapshot
 from tests.helpers import triclinic_box
 
-HYPERS = {
-    "calculator": "lode_spherical_expansion",
-    "smearing": 1.0,
-    "max_radial": 2,
-    "max_angular": 1,
-    "radius": 3.0,
-    "features": "power_spectrum",
-}
+HYPERS = STORE_HYPERS
 
 #: Sharp point charges, basis narrower than the closest approach: a linear model of LODE
 #: nu = 1 is a point-charge model (README's example, smaller).
@@ -34,12 +28,6 @@ CHARGES = {
     "k_cutoff": 18.0,
     "features": "nu1",
 }
-
-
-def snapshot(path):
-    return {
-        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
-    }
 
 
 @pytest.fixture
@@ -116,7 +104,7 @@ def test_featurize_then_bad_inputs_leave_the_store_intact(capsys, tmp_path, file
 
 
 def test_fit_and_predict_point_charges(capsys, tmp_path):
-    boxes = random_point_charges(24, seed=0, n_charges=8, box_range=(7.5, 10.5), min_distance=1.7)
+    boxes = random_point_charges(24, seed=0, **POINT_CHARGE_BOXES)
     energies = np.array([box.info["energy"] for box in boxes])
     structures = tmp_path / "charges.extxyz"
     ase.io.write(structures, boxes)  # energies become calculator results in extxyz

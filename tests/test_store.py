@@ -7,30 +7,16 @@ import pytest
 
 from lodekit.batch import FeatureStore, StoreError, featurize, load_features
 from lodekit.featurizer import Featurizer
-from tests.helpers import assert_same_store, three_species_box, triclinic_box
+from tests.conftest import STORE_HYPERS, mixed_boxes, snapshot
+from tests.helpers import assert_same_store
 
-HYPERS = {
-    "calculator": "lode_spherical_expansion",
-    "smearing": 1.0,
-    "max_radial": 2,
-    "max_angular": 1,
-    "radius": 3.0,
-    "features": "power_spectrum",
-}
+HYPERS = STORE_HYPERS
 
 
 @pytest.fixture(scope="module")
 def dataset():
     """Seven small boxes; chunks of two see different species (O/H only, or C/N/O/H)."""
-    rng = np.random.default_rng(7)
-    return [triclinic_box(rng) if i % 3 else three_species_box(rng) for i in range(7)]
-
-
-def snapshot(path):
-    """Every file of a directory tree with its bytes."""
-    return {
-        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
-    }
+    return mixed_boxes(7, seed=7)
 
 
 def test_round_trip_matches_direct_computation(tmp_path, dataset):

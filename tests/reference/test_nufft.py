@@ -2,9 +2,6 @@
 vector-Jacobian products on random cells, the accuracy contract against converged sums, and
 the automatic choice between the two."""
 
-from pathlib import Path
-
-import ase.io
 import numpy as np
 import pytest
 
@@ -13,9 +10,9 @@ from lodekit.expansion.kspace import lode_kspace_sum
 from lodekit.expansion.kspace_gradients import lode_kspace_vjp
 from lodekit.expansion.kspace_nufft import lode_kspace_sum_nufft, lode_kspace_vjp_nufft
 from lodekit.systems import System
+from tests.conftest import bench_system, water64
 from tests.helpers import random_structure, three_species_box, triclinic_box
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bench_systems"
 STRUCTURES = {"triclinic": triclinic_box, "three_species": three_species_box}
 
 
@@ -98,8 +95,8 @@ def test_k_cutoff_mode_with_nufft_keeps_the_truncated_sum():
 
 
 def test_auto_takes_the_direct_sum_for_small_cells_and_nufft_for_large():
-    small = ase.io.read(DATA / "water64.extxyz")
-    large = ase.io.read(DATA / "water512.extxyz").repeat(2)
+    small = water64()
+    large = bench_system("water512").repeat(2)
     calculator = lodekit.LodeSphericalExpansion(
         smearing=1.0, max_radial=6, max_angular=4, radius=5.0
     )
