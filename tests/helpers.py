@@ -102,6 +102,29 @@ def featomic_soap(
     return calculator.compute(atoms, gradients=gradients)
 
 
+def kspace_arguments(calculator, atoms, centres):
+    """The arguments of lodekit's k-space kernels (``lode_kspace_gradient``, ``..._vjp``,
+    ``..._strain_gradient``...) for a periodic structure in k_cutoff mode: positions, species
+    index of every atom, number of species, centres, cell, radial basis, max_angular,
+    smearing, exponent, k_cutoff."""
+    from lodekit.systems import System
+
+    system = System.from_ase(atoms)
+    types = np.unique(system.numbers)
+    return (
+        system.positions,
+        np.searchsorted(types, system.numbers),
+        len(types),
+        np.asarray(centres),
+        system.cell,
+        calculator._basis,
+        calculator.max_angular,
+        calculator.smearing,
+        calculator.exponent,
+        calculator.effective_k_cutoff,
+    )
+
+
 def max_relative_difference(reference, ours):
     """Largest |difference| over all blocks, relative to the largest reference coefficient.
 
@@ -166,6 +189,19 @@ def transformed(atoms, matrix):
     if atoms.pbc.all():
         out.cell = atoms.cell.array @ matrix.T
     return out
+
+
+def deformed(atoms, a, b, h):
+    """A copy of ``atoms`` under r -> (1 + eps) r with the single strain component eps_ab = h:
+    positions and cell of a periodic structure, positions of a molecule."""
+    deformation = np.eye(3)
+    deformation[a, b] += h
+    moved = atoms.copy()
+    if atoms.pbc.any():
+        moved.set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
+    else:
+        moved.positions = atoms.positions @ deformation.T
+    return moved
 
 
 def assert_same_store(path_a, path_b, rtol=1e-12):
