@@ -161,6 +161,28 @@ def featomic_soap_monomials(
     return featomic.SphericalExpansion(**spliner.get_hypers()).compute(atoms)
 
 
+def kspace_problem(calculator, atoms, centres):
+    """The :class:`~lodekit.expansion.kspace.KspaceProblem` of ``calculator`` for a periodic
+    structure in k_cutoff mode, restricted to ``centres``."""
+    from lodekit.expansion.kspace import KspaceProblem
+    from lodekit.systems import System
+
+    system = System.from_ase(atoms)
+    types = np.unique(system.numbers)
+    return KspaceProblem(
+        positions=system.positions,
+        species_index=np.searchsorted(types, system.numbers),
+        n_species=len(types),
+        centres=np.asarray(centres),
+        cell=system.cell,
+        basis=calculator._basis,
+        max_angular=calculator.max_angular,
+        smearing=calculator.smearing,
+        exponent=calculator.exponent,
+        k_cutoff=calculator.effective_k_cutoff,
+    )
+
+
 def max_relative_difference(reference, ours):
     """Largest |difference| over all blocks, relative to the largest reference coefficient.
 
@@ -225,6 +247,19 @@ def transformed(atoms, matrix):
     if atoms.pbc.all():
         out.cell = atoms.cell.array @ matrix.T
     return out
+
+
+def deformed(atoms, a, b, h):
+    """A copy of ``atoms`` under r -> (1 + eps) r with the single strain component eps_ab = h:
+    positions and cell of a periodic structure, positions of a molecule."""
+    deformation = np.eye(3)
+    deformation[a, b] += h
+    moved = atoms.copy()
+    if atoms.pbc.any():
+        moved.set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
+    else:
+        moved.positions = atoms.positions @ deformation.T
+    return moved
 
 
 def assert_same_store(path_a, path_b, rtol=1e-12):

@@ -12,16 +12,10 @@ from lodekit.cli import _common as cli_common
 from lodekit.cli import main
 from lodekit.datasets import random_point_charges
 from lodekit.persistence import load_model
+from tests.conftest import POINT_CHARGE_BOXES, STORE_RECIPE, snapshot, store_recipe
 from tests.helpers import triclinic_box
 
-LODE = {
-    "calculator": "lode_spherical_expansion",
-    "smearing": 1.0,
-    "max_radial": 2,
-    "max_angular": 1,
-    "radius": 3.0,
-}
-RECIPE = {"blocks": [{"kind": "power_spectrum", "expansion": LODE}]}
+RECIPE = STORE_RECIPE
 
 #: Sharp point charges, basis narrower than the closest approach: a linear model of LODE
 #: nu = 1 is a point-charge model (README's example, smaller).
@@ -40,16 +34,6 @@ CHARGES = {
         }
     ]
 }
-
-
-def _with_lode(**changes):
-    return {"blocks": [{"kind": "power_spectrum", "expansion": {**LODE, **changes}}]}
-
-
-def snapshot(path):
-    return {
-        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
-    }
 
 
 @pytest.fixture
@@ -83,9 +67,9 @@ def test_featurize_then_bad_inputs_leave_the_store_intact(capsys, tmp_path, file
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{"smearing": 1.0,')
     unknown = tmp_path / "unknown.json"
-    unknown.write_text(json.dumps(_with_lode(cutoff_radius=4.0)))
+    unknown.write_text(json.dumps(store_recipe(cutoff_radius=4.0)))
     other = tmp_path / "other.json"
-    other.write_text(json.dumps(_with_lode(smearing=0.7)))
+    other.write_text(json.dumps(store_recipe(smearing=0.7)))
     missing = str(tmp_path / "missing.extxyz")
     cases = [
         (["featurize", missing, "--out", str(store)], f"`INPUT` {missing!r} does not exist"),
@@ -128,7 +112,7 @@ def test_featurize_then_bad_inputs_leave_the_store_intact(capsys, tmp_path, file
 
 
 def test_fit_and_predict_point_charges(capsys, tmp_path):
-    boxes = random_point_charges(24, seed=0, n_charges=8, box_range=(7.5, 10.5), min_distance=1.7)
+    boxes = random_point_charges(24, seed=0, **POINT_CHARGE_BOXES)
     energies = np.array([box.info["energy"] for box in boxes])
     structures = tmp_path / "charges.extxyz"
     ase.io.write(structures, boxes)  # energies become calculator results in extxyz

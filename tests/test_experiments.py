@@ -1,4 +1,6 @@
-"""Smoke test of the experiment pipeline (quick mode checks the pipeline, not the paper)."""
+"""The experiment pipeline. CI (``-m "not slow"``) runs one experiment, point charges in quick
+mode, and checks its numbers against bands stated below with their reasons; the quick runs of
+the dimers and water experiments are marked ``slow``."""
 
 import itertools
 import json
@@ -6,14 +8,29 @@ import json
 import numpy as np
 import pytest
 
+import lodekit
 from lodekit.cli import main
-from lodekit.datasets import load_dielectric_water
+from lodekit.datasets import load_dielectric_water, load_ssi_dimers
 from lodekit.datasets.loaders import default_data_dir
 from lodekit.errors import InputError
-from lodekit.experiments import point_charges, reproduce, water
+from lodekit.experiments import dimers, point_charges, reproduce, water
+from lodekit.features import power_spectrum
+from lodekit.models import StructureRidge
+
+
+def _assert_table_is_the_metrics(out, record):
+    """Every row of results.md shows the metrics.json curve of its model (3 digits)."""
+    lines = (out / "results.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| model |"))
+    sizes = [cell.strip().removeprefix("n = ") for cell in header.split("|")[2:-2]]
+    for model, curve in record["metrics"].items():
+        row = next(line for line in lines if line.startswith(f"| {record['labels'][model]} |"))
+        cells = [cell.strip() for cell in row.split("|")[2:-2]]
+        assert cells == [f"{curve[n]:.3g}" if n in curve else "" for n in sizes], model
 
 
 def test_point_charges_quick(tmp_path, capsys):
+    """The CI smoke run of the experiments (about 45 s of one core): 300 boxes, 100 test."""
     out = tmp_path / "pc"
     assert main(["reproduce", "point-charges", "--quick", "--out", str(out), "--quiet"]) == 0
     for name in ("metrics.json", "results.md", "learning_curves.png", "config.json"):
@@ -21,15 +38,29 @@ def test_point_charges_quick(tmp_path, capsys):
     record = json.loads((out / "metrics.json").read_text())
     assert set(record["metrics"]) == set(record["paper"])
     assert record["config"]["seed"] == 0 and record["versions"]["lodekit"]
-    # the physics the quick mode must already show: a linear nu=1 model is nearly exact
+    _assert_table_is_the_metrics(out, record)
+    # Bands (seed 0 gives 0.656, 0.631, 0.639 % and 24.7, 20.0, 15.0 % at 50, 100, 200 boxes).
+    # LODE nu = 1, sigma 1 Å: the paper's smeared point-charge model, "below ~1 % with a
+    # handful of structures"; its residual is the smearing, not the data (full run: flat at
+    # 0.62-0.65 % from 100 to 1500 boxes), so it must not fall far below that either.
     lode = record["metrics"]["lode_nu1_s1"]
-    assert lode["100"] < 1.0 < record["metrics"]["soap_rc3"]["100"]
+    for n in ("50", "100", "200"):
+        assert 0.4 < lode[n] < 1.0, (n, lode[n])
+    # SOAP r_c 9 Å stays far above it (paper: near 20 % at 1500 boxes; lodekit's full run
+    # 13.6 % at 200 boxes and 7.6 % at 1500): between 10 and 30 % at 200 boxes, and at least
+    # ten times the LODE error at every size.
+    soap = record["metrics"]["soap_rc9"]
+    assert 10.0 < soap["200"] < 30.0, soap["200"]
+    assert all(soap[n] > 10 * lode[n] for n in lode)
+    # SOAP r_c 3 Å is "almost useless (> 50 %)" at every size
+    assert min(record["metrics"]["soap_rc3"].values()) > 50.0
     # its error comes from the smearing (paper) unless more radial functions learn it away
     assert record["metrics"]["lode_nu1_s05"]["200"] < lode["200"] / 2
     assert record["metrics"]["lode_nu1_s1_n4"]["200"] < lode["200"] / 2
     assert "| LODE nu=1, sigma 1 Å (linear) |" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_dimers_quick(tmp_path, monkeypatch):
     # the data set given by `--data` (its folder); the default location must not be used
     folder = default_data_dir() / "ssi_dimers"
@@ -41,8 +72,41 @@ def test_dimers_quick(tmp_path, monkeypatch):
     assert set(record["metrics"]) == {"soap", "soap_lode1", "soap_lode2", "multiscale"}
     assert (out / "binding_curves.png").stat().st_size > 0
     assert len(record["config"]["binding_curve_dimers"]) == 4
+    _assert_table_is_the_metrics(out, record)
+
+    # The first point of the linear rho x V curve recomputed here from the data set: test set
+    # the last 15 dimers of the file (without their monomers), training set the first 10 of
+    # the other dimers in the seed-0 permutation (monomers included), features from the public
+    # calculators, alpha searched holding out whole dimers, % RMSE = 100 RMSE / std.
+    data = load_ssi_dimers(folder)
+    n_test, n_train = (
+        dimers.MODES["quick"]["n_test_dimers"],
+        dimers.MODES["quick"]["train_dimers"][0],
+    )
+    ids = np.unique(data["dimer"])
+    pool = ids[:-n_test][np.random.default_rng(0).permutation(len(ids) - n_test)]
+    train = np.flatnonzero(np.isin(data["dimer"], pool[:n_train]))
+    test = np.flatnonzero(np.isin(data["dimer"], ids[-n_test:]) & ~data["is_monomer"])
+    soap = lodekit.SphericalExpansion(**dimers.SOAP)
+    lode = lodekit.LodeSphericalExpansion(**dimers.LODE)
+    frames = [data["frames"][i] for i in np.concatenate([train, test])]
+    features = power_spectrum(soap.compute(frames), lode.compute(frames))
+    structure = features.samples[:, 0]
+    is_train = structure < len(train)
+    model = StructureRidge(alpha=dimers.ALPHAS, baselines=False)
+    model.fit(
+        features.values[is_train],
+        data["energy"][train],
+        structure[is_train],
+        cv_groups=data["dimer"][train],
+    )
+    truth = data["energy"][test]
+    prediction = model.predict(features.values[~is_train], structure[~is_train] - len(train))
+    error = 100 * np.sqrt(np.mean((prediction - truth) ** 2)) / np.std(truth)
+    assert record["metrics"]["multiscale"][str(n_train)] == pytest.approx(error, rel=1e-8)
 
 
+@pytest.mark.slow
 def test_water_quick(tmp_path):
     out = tmp_path / "water"
     assert main(["reproduce", "water", "--quick", "--out", str(out), "--quiet"]) == 0

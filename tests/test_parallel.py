@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from importlib import resources
 
 import ase.io
 import numpy as np
@@ -17,22 +16,15 @@ from lodekit.batch import FeatureStore, featurize, load_features
 from lodekit.cli import main
 from lodekit.errors import InputError
 from lodekit.features import Recipe
-from tests.helpers import assert_same_store, three_species_box, triclinic_box
+from tests.conftest import mixed_boxes, store_recipe, water64
+from tests.helpers import assert_same_store
 
-LODE = {
-    "calculator": "lode_spherical_expansion",
-    "smearing": 1.0,
-    "max_radial": 2,
-    "max_angular": 2,
-    "radius": 3.0,
-}
-RECIPE = {"blocks": [{"kind": "power_spectrum", "expansion": LODE}]}
+RECIPE = store_recipe(max_angular=2)
 
 
 @pytest.fixture(scope="module")
 def dataset():
-    rng = np.random.default_rng(11)
-    return [triclinic_box(rng) if i % 3 else three_species_box(rng) for i in range(9)]
+    return mixed_boxes(9, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +74,7 @@ def test_dask_local_cluster_gives_the_serial_store(dataset, serial_store, tmp_pa
 def water_frames(n, seed):
     """``n`` rattled copies of the shipped 192-atom water box."""
     rng = np.random.default_rng(seed)
-    water = ase.io.read(resources.files("lodekit") / "data" / "water64.extxyz")
+    water = water64()
     frames = []
     for _ in range(n):
         atoms = water.copy()

@@ -33,16 +33,10 @@ from lodekit.persistence import (
     save_expansion,
     save_model,
 )
+from tests.conftest import STORE_RECIPE
 from tests.helpers import rewrite_npz, three_species_box, triclinic_box
 
-LODE = {
-    "calculator": "lode_spherical_expansion",
-    "smearing": 1.0,
-    "max_radial": 2,
-    "max_angular": 1,
-    "radius": 3.0,
-}
-RECIPE = {"blocks": [{"kind": "power_spectrum", "expansion": LODE}]}
+RECIPE = STORE_RECIPE
 
 
 @pytest.fixture

@@ -210,8 +210,8 @@ def test_recipe_vjp_is_the_transpose_of_its_jvp():
 
 def test_multi_block_recipe_through_store_fit_and_predict(tmp_path):
     """SOAP power spectrum + LODE nu = 1: featurize -> store -> fit -> predict."""
-    from lodekit.datasets import random_point_charges
     from lodekit import load_model, save_model
+    from lodekit.datasets import random_point_charges
 
     boxes = random_point_charges(12, seed=1, n_charges=8, box_range=(7.5, 9.5), min_distance=1.7)
     energies = np.array([b.info["energy"] for b in boxes])

@@ -7,34 +7,16 @@ import pytest
 
 from lodekit.batch import FeatureStore, StoreError, featurize, load_features
 from lodekit.features import Recipe
-from tests.helpers import assert_same_store, three_species_box, triclinic_box
+from tests.conftest import STORE_RECIPE, mixed_boxes, snapshot, store_recipe
+from tests.helpers import assert_same_store
 
-LODE = {
-    "calculator": "lode_spherical_expansion",
-    "smearing": 1.0,
-    "max_radial": 2,
-    "max_angular": 1,
-    "radius": 3.0,
-}
-RECIPE = {"blocks": [{"kind": "power_spectrum", "expansion": LODE}]}
-
-
-def _lode(kind="power_spectrum", **changes):
-    return {"blocks": [{"kind": kind, "expansion": {**LODE, **changes}}]}
+RECIPE = STORE_RECIPE
 
 
 @pytest.fixture(scope="module")
 def dataset():
     """Seven small boxes; chunks of two see different species (O/H only, or C/N/O/H)."""
-    rng = np.random.default_rng(7)
-    return [triclinic_box(rng) if i % 3 else three_species_box(rng) for i in range(7)]
-
-
-def snapshot(path):
-    """Every file of a directory tree with its bytes."""
-    return {
-        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
-    }
+    return mixed_boxes(7, seed=7)
 
 
 def test_round_trip_matches_direct_computation(tmp_path, dataset):
@@ -126,9 +108,9 @@ def test_rerun_with_another_recipe_inputs_or_chunks_refuses(tmp_path, dataset):
     featurize(dataset[:4], path, RECIPE, chunk_size=2, n_workers=1, progress=False)
     before = snapshot(path)
     cases = [
-        (dict(structures=dataset[:4], recipe=_lode(smearing=0.8)), "smearing: 1.0 there"),
+        (dict(structures=dataset[:4], recipe=store_recipe(smearing=0.8)), "smearing: 1.0 there"),
         (
-            dict(structures=dataset[:4], recipe=_lode(kind="nu1")),
+            dict(structures=dataset[:4], recipe=store_recipe(kind="nu1")),
             r"blocks\[0\]\.kind: 'power_spectrum' there, 'nu1' now",
         ),
         (dict(structures=dataset[:5], recipe=RECIPE), "other structures"),

@@ -1,7 +1,5 @@
 """lodekit's Ewald sum against pymatgen, GROMACS frames and the shared reference energies."""
 
-from pathlib import Path
-
 import ase
 import ase.io
 import numpy as np
@@ -9,8 +7,7 @@ import pytest
 
 from lodekit import InputError
 from lodekit.datasets import ewald_energy, random_point_charges
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import bench_system, shared_file
 
 
 def test_against_pymatgen_on_generated_and_triclinic_boxes():
@@ -29,7 +26,7 @@ def test_against_pymatgen_on_generated_and_triclinic_boxes():
 
 
 def test_against_gromacs_frames():
-    path = DATA / "point_charges_gromacs" / "coulomb_test_frames_jaxpme.xyz"
+    path = shared_file("point_charges_gromacs", "coulomb_test_frames_jaxpme.xyz")
     frames = ase.io.read(path, index=":3")  # the cubic, fully periodic frames
     for atoms in frames:
         # GROMACS smooth PME is converged to about 1e-5 (README of the data set)
@@ -41,7 +38,7 @@ def test_against_gromacs_frames():
 )
 def test_against_shared_reference_energies(name, energy):
     """pymatgen, torch-pme and dscribe agree on these to 3e-13 (bench_systems README)."""
-    atoms = ase.io.read(DATA / "bench_systems" / f"{name}.extxyz")
+    atoms = bench_system(name)
     # the reference used pymatgen's e^2/(4 pi eps0) = 14.399645468667815 eV Å
     ours = ewald_energy(atoms, coulomb=14.399645468667815, accuracy=1e-14)
     assert ours == pytest.approx(energy, rel=1e-11)

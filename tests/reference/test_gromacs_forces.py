@@ -11,17 +11,17 @@ import numpy as np
 
 import lodekit
 from lodekit.datasets import random_point_charges
-from lodekit.datasets.loaders import default_data_dir
 from lodekit.features import lode_nu1
 from lodekit.models import StructureRidge
+from tests.conftest import POINT_CHARGE_BOXES, shared_file
 
-FRAMES = default_data_dir() / "point_charges_gromacs" / "coulomb_test_frames_torchpme.xyz"
+FRAMES = ("point_charges_gromacs", "coulomb_test_frames_torchpme.xyz")
 
 
 def test_linear_lode_model_forces_and_virial_match_gromacs():
-    reference = ase.io.read(FRAMES, ":")
+    reference = ase.io.read(shared_file(*FRAMES), ":")
     # 8 charges in 7.5-10.5 Å boxes, like the GROMACS frames (closest pair there: 1.79 Å)
-    train = random_point_charges(400, seed=3, n_charges=8, box_range=(7.5, 10.5), min_distance=1.7)
+    train = random_point_charges(400, seed=3, **POINT_CHARGE_BOXES)
     energies = np.array([atoms.info["energy"] for atoms in train])
     calculator = lodekit.LodeSphericalExpansion(
         smearing=0.5, exponent=1, max_radial=5, max_angular=0, radius=2.0, k_cutoff=18.0
@@ -53,8 +53,8 @@ def test_training_on_forces_helps_against_gromacs():
     sum) give GROMACS forces far better than the same boxes' energies alone."""
     from lodekit.datasets import ewald_energy
 
-    reference = ase.io.read(FRAMES, ":")
-    train = random_point_charges(10, seed=3, n_charges=8, box_range=(7.5, 10.5), min_distance=1.7)
+    reference = ase.io.read(shared_file(*FRAMES), ":")
+    train = random_point_charges(10, seed=3, **POINT_CHARGE_BOXES)
 
     def ewald_forces(atoms, h=1e-4):
         forces = np.zeros((len(atoms), 3))

@@ -1,7 +1,6 @@
 """LODE of isolated molecules (math.md §4.2, §7.6): brute-force quadrature and vacuum boxes."""
 
 from itertools import pairwise
-from pathlib import Path
 
 import ase
 import ase.io
@@ -13,15 +12,11 @@ from scipy.special import roots_legendre
 import lodekit
 from lodekit.basis import RADIAL_BASES, GtoBasis, real_spherical_harmonics
 from lodekit.density import real_space
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bench_systems"
+from tests.conftest import bench_system
 
 
 def dimer18():
-    path = DATA / "dimer18.extxyz"
-    if not path.exists():
-        pytest.fail(f"reference structure missing: {path} (the project's shared data)")
-    return ase.io.read(path)
+    return bench_system("dimer18")
 
 
 def water_molecule():

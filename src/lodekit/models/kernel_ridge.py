@@ -198,6 +198,22 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             out += g[:, rows] @ k
         return out
 
+    def _select_sparse(self, xn: np.ndarray) -> np.ndarray:
+        """Pick the sparse environments of the prepared features ``xn`` (farthest-point
+        sampling; sets ``sparse_index_`` and ``sparse_points_``) and return the Nyström
+        projector of their kernel, shape (n_sparse, n_kept)."""
+        self.sparse_index_ = farthest_points(xn, self.n_sparse)
+        self.sparse_points_ = xn[self.sparse_index_]
+        k_mm = polynomial_kernel(
+            self.sparse_points_,
+            self.sparse_points_,
+            self.zeta,
+            self._blocks_,
+            self._weights_,
+            self._linear(),
+        )
+        return _nystrom_projector(k_mm)
+
     # -------------------------------------------------------------------------------------
     def _derivative_rows(self, x: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
         """d/dr of the kernel rows of one structure: (3 n_atoms, n_sparse).
@@ -306,44 +322,17 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         """
         self._check_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=1)
-        check_target(y)
-        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if y.ndim != 1:
-            raise InputError(f"`y` has shape {y.shape}; expected one value per structure")
-        groups, n_structures = as_groups(groups, X.shape[0])
-        if n_structures != len(y):
-            raise InputError(
-                f"`groups` names {n_structures} structures but `y` has {len(y)} values"
-            )
+        y, groups, n_structures = _structure_targets(y, groups, X.shape[0])
         self._blocks_, self._weights_ = self._blocks(X.shape[1])
         self.types_ = np.unique(np.zeros(1, int) if species is None else np.asarray(species))
-        counts = composition(species, groups, n_structures, self.types_)
-        if self.reduce == "mean":
-            counts /= np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        counts = _species_counts(species, groups, n_structures, self.types_, self.reduce)
 
-        columns = np.zeros(X.shape[1], dtype=bool)
-        if self.standardize_linear:
-            for index in self._linear():
-                columns[self._blocks_[index]] = True
+        columns = _standardized_columns(
+            self._blocks_, self._linear() if self.standardize_linear else (), X.shape[1]
+        )
         self.feature_mean_, self.feature_scale_ = column_scaling(X, columns)
         xn = self._prepared(X)
-        self.sparse_index_ = farthest_points(xn, self.n_sparse)
-        self.sparse_points_ = xn[self.sparse_index_]
-
-        k_mm = polynomial_kernel(
-            self.sparse_points_,
-            self.sparse_points_,
-            self.zeta,
-            self._blocks_,
-            self._weights_,
-            self._linear(),
-        )
-        eigval, eigvec = np.linalg.eigh(k_mm)
-        keep = eigval > 1e-12 * max(eigval.max(), 1e-300)
-        # Nyström map: K_NM w with w = U L^-1/2 v, and w^T K_MM w = |v|^2
-        projector = eigvec[:, keep] / np.sqrt(eigval[keep])
+        projector = self._select_sparse(xn)
         phi = self._kernel_rows(xn, groups, n_structures) @ projector
 
         baseline = counts if self.baselines else None
@@ -399,9 +388,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         groups, n_structures = as_groups(groups, X.shape[0])
         xn = self._prepared(X)
         prediction = self._kernel_rows(xn, groups, n_structures) @ self.weights_
-        counts = composition(species, groups, n_structures, self.types_)
-        if self.reduce == "mean":
-            counts /= np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        counts = _species_counts(species, groups, n_structures, self.types_, self.reduce)
         return prediction + counts @ self.baseline_
 
     def environment_gradient(self, X, groups=None, species=None):
@@ -459,3 +446,65 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         # for atomic descriptors), so scikit-learn's "score > 0.5 on any data" does not apply
         tags.regressor_tags.poor_score = bool(self.normalize)
         return tags
+
+
+# -----------------------------------------------------------------------------------------
+# The steps of AdditiveKernelRidge.fit that do not need the estimator.
+
+
+def _structure_targets(y, groups, n_rows: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validate the structure targets against the environments' structure index.
+
+    Parameters
+    ----------
+    y : array-like, shape (n_structures,) or (n_structures, 1)
+        One target per structure.
+    groups : array-like of int, shape (n_rows,), or None
+        Structure of every environment (None: one environment per structure).
+    n_rows : int
+        Number of environments (rows of X).
+
+    Returns
+    -------
+    y : ndarray, shape (n_structures,)
+    groups : ndarray of int, shape (n_rows,)
+    n_structures : int
+    """
+    check_target(y)
+    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
+    if y.ndim != 1:
+        raise InputError(f"`y` has shape {y.shape}; expected one value per structure")
+    groups, n_structures = as_groups(groups, n_rows)
+    if n_structures != len(y):
+        raise InputError(f"`groups` names {n_structures} structures but `y` has {len(y)} values")
+    return y, groups, n_structures
+
+
+def _species_counts(species, groups, n_structures: int, types, reduce: str) -> np.ndarray:
+    """Columns of the species baselines, shape (n_structures, n_types): environments of each
+    species per structure, or their fraction with ``reduce="mean"`` (the baseline is then
+    averaged like the kernel part)."""
+    counts = composition(species, groups, n_structures, types)
+    if reduce == "mean":
+        counts /= np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    return counts
+
+
+def _standardized_columns(blocks: list[slice], standardized, n_features: int) -> np.ndarray:
+    """Boolean mask, shape (n_features,), of the columns of the blocks numbered in
+    ``standardized`` (the linear blocks, with ``standardize_linear``)."""
+    columns = np.zeros(n_features, dtype=bool)
+    for index in standardized:
+        columns[blocks[index]] = True
+    return columns
+
+
+def _nystrom_projector(k_mm: np.ndarray) -> np.ndarray:
+    """U L^(-1/2) of K_MM = U L U^T over the eigenvalues above 1e-12 of the largest, shape
+    (n_sparse, n_kept): with w = U L^(-1/2) v, K_NM w = (K_NM U L^(-1/2)) v and
+    w^T K_MM w = |v|^2, so the subset-of-regressors problem is ridge regression in v."""
+    eigval, eigvec = np.linalg.eigh(k_mm)
+    keep = eigval > 1e-12 * max(eigval.max(), 1e-300)
+    return eigvec[:, keep] / np.sqrt(eigval[keep])

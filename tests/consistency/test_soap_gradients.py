@@ -1,6 +1,7 @@
 """Gradients of the SOAP expansion contracted with an upstream gradient: finite differences of
 sum G · c (positions and strain; periodic and molecule; both cutoff functions; splined and
-exact radial integrals) and featomic 0.6.7's position gradients."""
+exact radial integrals); featomic 0.6.7's position gradients:
+tests/reference/test_featomic_gradients.py."""
 
 import numpy as np
 import pytest
@@ -60,40 +61,3 @@ def test_soap_vector_jacobian_product_matches_finite_differences(kind, cutoff_fu
         assert (
             abs(gradients["strain"][0, a, b] - fd) < tolerance * np.abs(gradients["strain"]).max()
         )
-
-
-@pytest.mark.parametrize("kind", ["triclinic", "molecule"])
-def test_soap_gradients_match_featomic(kind):
-    featomic = pytest.importorskip("featomic")
-    rng = np.random.default_rng(31)
-    atoms = triclinic_box(rng) if kind == "triclinic" else molecule(rng, 9)
-    hypers = dict(cutoff=3.5, smearing=0.4, max_radial=3, max_angular=3, cutoff_width=0.5)
-    calculator = lodekit.SphericalExpansion(spline_accuracy=None, **hypers)
-    reference = featomic.SphericalExpansion(
-        cutoff={
-            "radius": 3.5,
-            "smoothing": {"type": "ShiftedCosine", "width": 0.5},
-        },
-        density={"type": "Gaussian", "width": 0.4},
-        basis={
-            "type": "TensorProduct",
-            "max_angular": 3,
-            "radial": {"type": "Gto", "max_radial": 3},
-            "spline_accuracy": None,
-        },
-    ).compute(atoms, gradients=["positions"])
-    ours = calculator.compute(atoms)
-    types = ours.neighbor_types
-    weights = [rng.normal(size=v.shape) for v in ours.values]
-    expected = np.zeros((len(atoms), 3))
-    for key, block in reference.items():
-        l = int(key["o3_lambda"])
-        a = int(np.searchsorted(types, int(key["neighbor_type"])))
-        centres = np.asarray(block.samples.values)[:, 1]
-        gradient = block.gradient("positions")
-        rows = np.asarray(gradient.samples.values)
-        w = weights[l][centres[rows[:, 0]], a]  # (rows, 2l+1, n)
-        np.add.at(expected, rows[:, 2], np.einsum("gxmn,gmn->gx", np.asarray(gradient.values), w))
-    gradients = calculator.vector_jacobian_product(atoms, weights)
-    scale = np.abs(expected).max()
-    assert np.abs(gradients["positions"][0] - expected).max() < 1e-9 * scale

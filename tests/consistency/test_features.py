@@ -56,15 +56,33 @@ def test_equivariants_rotate_with_wigner_d(o3_lambda, o3_sigma):
         np.testing.assert_allclose(after.values, expected, rtol=0, atol=1e-10 * scale)
 
 
-def test_lambda_zero_product_is_the_power_spectrum_up_to_sign():
-    """<l m; l m | 0 0> = (-1)^(l-m) ... in the real basis gives +-1/sqrt(2l+1) sum_m A B."""
+def test_lambda_zero_product_is_the_power_spectrum():
+    """<l m; l m' | 0 0> = (-1)^(l-m) delta_{m,-m'} / sqrt(2l+1) for complex harmonics, which in
+    the real basis is (-1)^l delta_mm' / sqrt(2l+1): the lambda = 0 product of two expansions
+    is (-1)^l / sqrt(2l+1) sum_m A^a_{nlm} B^b_{klm}, featomic's power spectrum. Both against
+    that sum written out here, column by column as each result's properties label it (the
+    two results order their columns differently)."""
     atoms = three_species_box(np.random.default_rng(5))
     rho, v = expansions(atoms)
-    scalar = equivariant_product(rho, v, o3_lambda=0).values[:, 0, :]
-    spectrum = power_spectrum(rho, v).values
-    assert scalar.shape == spectrum.shape
-    ratio = np.abs(scalar).sum() / np.abs(spectrum).sum()
-    assert ratio == pytest.approx(1.0, rel=1e-12)
+    product = equivariant_product(rho, v, o3_lambda=0)
+    spectrum = power_spectrum(rho, v)
+    rho_types, v_types = list(rho.neighbor_types), list(v.neighbor_types)
+
+    def written_out(l, a, n, b, k):
+        first = rho.values[l][:, rho_types.index(a), :, n]
+        second = v.values[l][:, v_types.index(b), :, k]
+        return (-1) ** l / np.sqrt(2 * l + 1) * np.sum(first * second, axis=1)
+
+    assert product.values.shape[1] == 1
+    assert np.all(product.properties[:, 0] == product.properties[:, 1])  # l_1 = l_2
+    expected = np.column_stack([written_out(*p[1:]) for p in product.properties])
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(product.values[:, 0, :], expected, rtol=0, atol=1e-12 * scale)
+    expected = np.column_stack([written_out(*p) for p in spectrum.properties])
+    np.testing.assert_allclose(spectrum.values, expected, rtol=0, atol=1e-12 * scale)
+    # every (l, a, n, b, k) once in each
+    assert len({tuple(p) for p in spectrum.properties}) == spectrum.values.shape[1]
+    assert {tuple(p[1:]) for p in product.properties} == {tuple(p) for p in spectrum.properties}
 
 
 def test_structure_sum_and_mean():

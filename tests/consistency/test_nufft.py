@@ -2,18 +2,15 @@
 vector-Jacobian products on random cells, the accuracy contract against converged sums, and
 the automatic choice between the two."""
 
-from pathlib import Path
-
-import ase.io
 import numpy as np
 import pytest
 
 import lodekit
 from lodekit.expansion.kspace import KSPACE_BACKENDS, KspaceProblem
 from lodekit.systems import System
+from tests.conftest import bench_system, water64
 from tests.helpers import random_structure, three_species_box, triclinic_box
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bench_systems"
 STRUCTURES = {"triclinic": triclinic_box, "three_species": three_species_box}
 
 
@@ -100,8 +97,8 @@ def test_k_cutoff_mode_with_nufft_keeps_the_truncated_sum():
 
 
 def test_auto_takes_the_direct_sum_for_small_cells_and_nufft_for_large():
-    small = ase.io.read(DATA / "water64.extxyz")
-    large = ase.io.read(DATA / "water512.extxyz").repeat(2)
+    small = water64()
+    large = bench_system("water512").repeat(2)
     calculator = lodekit.LodeSphericalExpansion(
         smearing=1.0, max_radial=6, max_angular=4, radius=5.0
     )

@@ -1,7 +1,6 @@
 """Full Jacobians from ``compute(..., gradients=[...])`` on every code path of the registry:
-finite differences of positions and strain, the vector-Jacobian product, and featomic 0.6.7's
-gradient blocks (positions for both expansions, strain for the density expansion; featomic
-has no LODE strain)."""
+finite differences of positions and strain, and the vector-Jacobian product (featomic's
+gradient blocks: tests/reference/test_featomic_gradients.py)."""
 
 import numpy as np
 import pytest
@@ -13,11 +12,9 @@ from lodekit.expansion.kspace import KSPACE_BACKENDS
 from lodekit.expansion.registry import BOUNDARIES, CALCULATORS, code_paths
 from tests.helpers import (
     cubic_box,
-    featomic_lode,
-    featomic_soap,
+    deformed,
     molecule,
     three_species_box,
-    triclinic_box,
 )
 
 PATHS = code_paths()
@@ -45,17 +42,6 @@ def _dense_positions(expansion, n_atoms):
     dense = np.zeros((len(expansion), n_atoms, *values.shape[1:]))
     dense[gradient.samples[:, 0], gradient.samples[:, 2]] = values
     return dense
-
-
-def _deformed(atoms, a, b, h):
-    deformation = np.eye(3)
-    deformation[a, b] += h
-    moved = atoms.copy()
-    if atoms.pbc.any():
-        moved.set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
-    else:
-        moved.positions = atoms.positions @ deformation.T
-    return moved
 
 
 def test_registry_lists_every_calculator_and_option():
@@ -113,7 +99,7 @@ def test_jacobian_matches_finite_differences(path):
             assert np.abs(positions[:, j, alpha] - fd).max() < tolerance * scale, (j, alpha)
     scale = np.abs(strain).max()
     for a, b in [(0, 0), (1, 1), (0, 1), (1, 0), (2, 1)]:
-        fd = (values(_deformed(atoms, a, b, h)) - values(_deformed(atoms, a, b, -h))) / (2 * h)
+        fd = (values(deformed(atoms, a, b, h)) - values(deformed(atoms, a, b, -h))) / (2 * h)
         assert np.abs(strain[:, a, b] - fd).max() < tolerance * scale, (a, b)
 
 
@@ -136,52 +122,6 @@ def test_jacobian_contracted_equals_vector_jacobian_product(path):
     assert np.abs(by_jacobian - reference).max() < tolerance * np.abs(reference).max()
     strain = np.einsum("iasn,ixyasn->xy", g, _flat(expansion.gradients["strain"].values))
     assert np.abs(strain - vjp["strain"][0]).max() < tolerance * np.abs(strain).max()
-
-
-def _compare_gradient_blocks(reference, ours, parameters, tolerance):
-    """Same keys, same gradient samples (as sets) and values within ``tolerance`` relative to
-    the largest reference gradient."""
-    assert reference.keys == ours.keys
-    for parameter in parameters:
-        scale = max(np.abs(b.gradient(parameter).values).max() for b in reference.blocks())
-        for key, block in reference.items():
-            expected, mine = block.gradient(parameter), ours.block(key).gradient(parameter)
-            assert expected.components == mine.components
-            rows = {tuple(s): i for i, s in enumerate(mine.samples.values.tolist())}
-            assert set(rows) == {tuple(s) for s in expected.samples.values.tolist()}, key
-            order = [rows[tuple(s)] for s in expected.samples.values.tolist()]
-            difference = np.abs(expected.values - mine.values[order]).max(initial=0.0)
-            assert difference < tolerance * scale, (parameter, key, difference / scale)
-
-
-@pytest.mark.parametrize("make", [three_species_box, triclinic_box])
-@pytest.mark.parametrize("cutoff_function", ["step", "shifted_cosine"])
-def test_soap_gradient_blocks_equal_featomic(make, cutoff_function):
-    atoms = make(np.random.default_rng(8))
-    hypers = dict(
-        cutoff=3.5,
-        cutoff_function=cutoff_function,
-        cutoff_width=0.6,
-        smearing=0.4,
-        max_radial=3,
-        max_angular=3,
-    )
-    reference = featomic_soap(atoms, weight=0.8, gradients=GRADIENTS, **hypers)
-    calculator = lodekit.SphericalExpansion(spline_accuracy=None, center_atom_weight=0.8, **hypers)
-    ours = calculator.compute(atoms, gradients=GRADIENTS).to_tensormap()
-    _compare_gradient_blocks(reference, ours, GRADIENTS, 1e-12)
-
-
-@pytest.mark.parametrize("exponent", [1, 3, 6])
-def test_lode_position_gradient_blocks_equal_featomic(exponent):
-    atoms = triclinic_box(np.random.default_rng(9))
-    hypers = dict(smearing=0.9, max_radial=3, max_angular=3, radius=4.0, k_cutoff=4.0)
-    reference = featomic_lode(
-        atoms, exponent=exponent, weight=1.0, gradients=["positions"], **hypers
-    )
-    calculator = lodekit.LodeSphericalExpansion(exponent=exponent, **hypers)
-    ours = calculator.compute(atoms, gradients=["positions"]).to_tensormap()
-    _compare_gradient_blocks(reference, ours, ["positions"], 1e-9)
 
 
 def test_gradients_argument_is_checked():
