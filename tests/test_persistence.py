@@ -366,7 +366,9 @@ def test_every_writer_keeps_the_umask_mode(tmp_path, umask, mask, structures, ex
     assert {mode(p) for p in [store, *written] if p.is_dir()} == {folders}
 
     out = tmp_path / "report"
-    write_report(out, "t", {"a": {10: 5.0}}, {}, {"a": "a"}, {}, 1.0, [])
+    write_report(
+        out, "t", {"a": {10: 5.0}}, paper={}, labels={"a": "a"}, config={}, wall_time=1.0, notes=[]
+    )
     assert sorted(p.name for p in out.iterdir()) == [
         "config.json", "learning_curves.png", "metrics.json", "results.md",
     ]  # fmt: skip

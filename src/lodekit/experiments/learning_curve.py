@@ -77,6 +77,7 @@ def run_learning_curves(
     targets,
     train_sets,
     test,
+    *,
     progress=None,
     keep=(),
     cv_groups=None,

@@ -39,6 +39,7 @@ def write_report(
     out: Path,
     title: str,
     metrics: dict,
+    *,
     paper: dict,
     labels: dict,
     config: dict,

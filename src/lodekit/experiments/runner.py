@@ -123,11 +123,11 @@ def reproduce(
         Path(out),
         TITLES[name],
         metrics,
-        module.PAPER,
-        labels,
-        config,
-        wall,
-        setup["notes"],
+        paper=module.PAPER,
+        labels=labels,
+        config=config,
+        wall_time=wall,
+        notes=setup["notes"],
         tables=tables,
     )
     return metrics
