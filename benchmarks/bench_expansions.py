@@ -251,7 +251,7 @@ def run_worker(args: argparse.Namespace) -> None:
 
         path = Path(args.data) / filename
         structures = ase.io.read(path, index=":") if multi_frame else ase.io.read(path)
-        if code == "featomic" and not structures.pbc.any():
+        if code == "featomic" and not multi_frame and not structures.pbc.any():
             structures.cell = [DIMER_BOX] * 3
             structures.center()
             structures.pbc = True

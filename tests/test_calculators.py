@@ -139,6 +139,21 @@ def test_public_names_resolve():
             assert getattr(module, name) is not None
 
 
+def test_importing_lodekit_loads_no_model_or_store_library():
+    """`import lodekit` stays light: scikit-learn (its OpenMP runtime halves the speed of the
+    expansions' small BLAS products on 2 threads), zarr and finufft load when first used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lodekit; "
+        "print(sorted(m for m in ('sklearn', 'skmatter', 'zarr', 'finufft', 'distributed') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_single_atom_periodic_cell():
     atoms = ase.Atoms("Ar", positions=[[0, 0, 0]], cell=np.eye(3) * 5.0, pbc=True)
     expansion = LodeSphericalExpansion(**LODE_ARGS).compute(atoms)

@@ -14,16 +14,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from ..errors import LodekitError
-from ..models import (
-    AdditiveKernelRidge,
-    EquivariantKernelRidge,
-    EquivariantRidge,
-    StructureRidge,
-    SymmetricTensorRegression,
-)
 from .header import ArchiveError, read_npz, seal, write_npz
 
 __all__ = ["ModelFileError", "load_model", "save_model"]
@@ -37,16 +29,31 @@ SPEC = {
     "payload": ("model", "metadata"),
     "regenerate": "fit the model again and save it (save_model, `lodekit fit`)",
 }
-MODELS = {
-    cls.__name__: cls
-    for cls in (
+
+
+def _model_classes() -> dict:
+    """The classes a model file may hold, by name. Imported when a model is saved or loaded:
+    ``import lodekit`` must not load scikit-learn, whose OpenMP runtime slows the small BLAS
+    products of the expansions when it shares the cores with OpenBLAS's threads (about 2x on
+    nacl64 with 2 threads, benchmarks/RESULTS.md)."""
+    from ..models import (
         AdditiveKernelRidge,
-        StructureRidge,
-        EquivariantRidge,
         EquivariantKernelRidge,
+        EquivariantRidge,
+        StructureRidge,
         SymmetricTensorRegression,
     )
-}
+
+    return {
+        cls.__name__: cls
+        for cls in (
+            AdditiveKernelRidge,
+            StructureRidge,
+            EquivariantRidge,
+            EquivariantKernelRidge,
+            SymmetricTensorRegression,
+        )
+    }
 
 
 class ModelFileError(ArchiveError):
@@ -55,8 +62,10 @@ class ModelFileError(ArchiveError):
 
 def _collect(model, prefix: str, arrays: dict) -> dict:
     """Header entry of a fitted model; its arrays go to ``arrays`` under ``prefix``."""
+    from sklearn.base import BaseEstimator
+
     cls = type(model)
-    if MODELS.get(cls.__name__) is not cls:
+    if _model_classes().get(cls.__name__) is not cls:
         raise LodekitError(f"cannot save {cls.__name__}: not a lodekit model")
     declared = cls._fitted_attributes
     undeclared = [
@@ -107,7 +116,7 @@ def _build(entry, arrays: dict, where: str, name: str = "model"):
     """The model described by header entry ``entry`` (``name`` in messages)."""
     if not isinstance(entry, dict) or set(entry) != {"class", "params", "fitted"}:
         raise ModelFileError(f"{where}: invalid description of {name}")
-    cls = MODELS.get(entry["class"]) if isinstance(entry["class"], str) else None
+    cls = _model_classes().get(entry["class"]) if isinstance(entry["class"], str) else None
     if cls is None:
         raise ModelFileError(f"{where}: {name} has unknown class {entry['class']!r}")
     params, fitted = entry["params"], entry["fitted"]
