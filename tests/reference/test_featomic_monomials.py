@@ -19,9 +19,19 @@ pytest.importorskip("featomic")
 STRUCTURES = {"cubic": cubic_box, "triclinic": triclinic_box, "three_species": three_species_box}
 
 
-@pytest.mark.parametrize("kind", sorted(STRUCTURES))
-@pytest.mark.parametrize("exponent", [0, 1, 2, 3, 4, 6])
-@pytest.mark.parametrize("weight", [1.0, 0.3])
+def _lode_cases():
+    """Every (weight, exponent, cell); the fast suite runs each exponent once, cells and
+    weights taken in turn, and the rest of the grid is marked slow (about 2 s per case)."""
+    kinds = sorted(STRUCTURES)
+    for i, exponent in enumerate([0, 1, 2, 3, 4, 6]):
+        for weight in (1.0, 0.3):
+            for kind in kinds:
+                fast = kind == kinds[i % 3] and weight == (1.0, 0.3)[i % 2]
+                marks = () if fast else (pytest.mark.slow,)
+                yield pytest.param(kind, exponent, weight, marks=marks)
+
+
+@pytest.mark.parametrize(("kind", "exponent", "weight"), list(_lode_cases()))
 def test_monomial_lode_matches_featomic(kind, exponent, weight):
     atoms = STRUCTURES[kind](np.random.default_rng(7))
     hypers = dict(
@@ -35,7 +45,7 @@ def test_monomial_lode_matches_featomic(kind, exponent, weight):
     assert max_relative_difference(reference, calculator.compute(atoms).to_tensormap()) < 1e-10
 
 
-@pytest.mark.parametrize("exponent", [1, 6])
+@pytest.mark.parametrize("exponent", [1, pytest.param(6, marks=pytest.mark.slow)])
 def test_range_separated_monomial_lode_equals_converged_featomic(exponent):
     from tests.reference.test_range_separation import dense_box
 
@@ -56,8 +66,8 @@ def test_range_separated_monomial_lode_equals_converged_featomic(exponent):
     [
         (True, "step", None),
         (False, "shifted_cosine", None),
-        (True, "shifted_cosine", 1e-10),
-        (False, "step", 1e-10),
+        pytest.param(True, "shifted_cosine", 1e-10, marks=pytest.mark.slow),
+        pytest.param(False, "step", 1e-10, marks=pytest.mark.slow),
     ],
 )
 def test_monomial_soap_matches_featomic(periodic, cutoff_function, spline_accuracy):
