@@ -288,4 +288,7 @@ class NufftBackend(KspaceBackend):
         return gradient, strain if with_strain else None
 
     def jacobian(self, problem: KspaceProblem, with_strain: bool):
+        # The dense Jacobian holds n_centres x n_atoms x 3 x coefficients numbers: at the sizes
+        # where it fits in memory (a few hundred atoms) the direct sum is the faster backend,
+        # and beyond them forces go through the VJP. So the exact direct Jacobian is used.
         return DirectBackend().jacobian(problem, with_strain)
