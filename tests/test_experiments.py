@@ -16,6 +16,7 @@ from lodekit.errors import InputError
 from lodekit.experiments import dimers, point_charges, reproduce, water
 from lodekit.features import power_spectrum
 from lodekit.models import StructureRidge
+from lodekit.recipes import paper_recipe_path
 
 
 def _assert_table_is_the_metrics(out, record):
@@ -87,8 +88,13 @@ def test_dimers_quick(tmp_path, monkeypatch):
     pool = ids[:-n_test][np.random.default_rng(0).permutation(len(ids) - n_test)]
     train = np.flatnonzero(np.isin(data["dimer"], pool[:n_train]))
     test = np.flatnonzero(np.isin(data["dimer"], ids[-n_test:]) & ~data["is_monomer"])
-    soap = lodekit.SphericalExpansion(**dimers.SOAP)
-    lode = lodekit.LodeSphericalExpansion(**dimers.LODE)
+    # the hypers as the shipped recipe file states them, read as plain JSON
+    (block,) = json.loads(paper_recipe_path("dimers", "multiscale").read_text())["blocks"]
+    hypers = {role: dict(block[role]) for role in ("density", "potential")}
+    assert hypers["density"].pop("calculator") == "spherical_expansion"
+    assert hypers["potential"].pop("calculator") == "lode_spherical_expansion"
+    soap = lodekit.SphericalExpansion(**hypers["density"])
+    lode = lodekit.LodeSphericalExpansion(**hypers["potential"])
     frames = [data["frames"][i] for i in np.concatenate([train, test])]
     features = power_spectrum(soap.compute(frames), lode.compute(frames))
     structure = features.samples[:, 0]
