@@ -239,6 +239,30 @@ def test_model_file_round_trip_is_exact_and_public(tmp_path):
     assert again.get_params() == model.get_params()
 
 
+def test_the_cross_validation_record_round_trips_and_older_files_load(tmp_path):
+    """cv_alphas_ / cv_rmse_ (the K-fold RMSE of every alpha searched) are saved; a file
+    written before they existed loads with empty ones and predicts as before."""
+    _, (x, groups, species) = fitted_ridge()
+    y = np.random.default_rng(4).normal(size=5)
+    model = StructureRidge(alpha=[1e-3, 1e-1, 10.0], cv=2).fit(x, y, groups, species)
+    assert model.cv_rmse_.shape == (3,) and np.all(model.cv_rmse_ > 0)
+    path = save_model(tmp_path / "m.npz", model)
+    again = load_model(path)
+    np.testing.assert_array_equal(again.cv_rmse_, model.cv_rmse_)
+    np.testing.assert_array_equal(again.cv_alphas_, [1e-3, 1e-1, 10.0])
+
+    def before_cv(header, arrays):
+        for name in ("cv_alphas_", "cv_rmse_"):
+            del header["model"]["fitted"][name], arrays[name]
+
+    rewrite_npz(path, tmp_path / "old.npz", before_cv, reseal=True)
+    old = load_model(tmp_path / "old.npz")
+    assert old.cv_rmse_.shape == (0,) and old.cv_alphas_.shape == (0,)
+    np.testing.assert_array_equal(
+        old.predict(x, groups, species), model.predict(x, groups, species)
+    )
+
+
 def test_saving_refuses_an_undeclared_fitted_attribute(tmp_path):
     model, _ = fitted_ridge()
     model.surprise_ = np.zeros(2)

@@ -38,11 +38,13 @@ class StructureSource:
         Atoms of every structure, in dataset order.
     species : ndarray of int64
         Sorted atomic numbers present anywhere in the dataset.
+    periodic : ndarray of bool, shape (n_structures,)
+        Whether every structure is periodic (has a cell), in dataset order.
     argument : str
         How error messages name the inputs (``structures``, or ``INPUT`` on the command line).
     """
 
-    def __init__(self, inputs, records, n_atoms, species, argument, validated=None):
+    def __init__(self, inputs, records, n_atoms, species, argument, validated=None, periodic=None):
         self._inputs = inputs
         # validated System copies of in-memory inputs, by input position
         self._validated = validated or {}
@@ -50,6 +52,7 @@ class StructureSource:
         self.n_atoms = n_atoms
         self.species = species
         self.argument = argument
+        self.periodic = np.zeros(len(n_atoms), bool) if periodic is None else periodic
 
     @property
     def n_structures(self) -> int:
@@ -74,7 +77,7 @@ class StructureSource:
             names the file and the frame).
         """
         inputs = _normalise(structures, argument)
-        records, n_atoms, species, memory = [], [], set(), {}
+        records, n_atoms, species, memory, periodic = [], [], set(), {}, []
         for position, item in enumerate(inputs):
             digest, count, validated = hashlib.sha256(), 0, []
             for frame, atoms in enumerate(_frames(item, argument)):
@@ -84,6 +87,7 @@ class StructureSource:
                     validated.append(system)
                 numbers = _fingerprint(digest, atoms)
                 n_atoms.append(len(numbers))
+                periodic.append(system.periodic)
                 species.update(numbers.tolist())
                 count += 1
             if count == 0:
@@ -101,6 +105,7 @@ class StructureSource:
             np.array(sorted(species), dtype=np.int64),
             argument,
             memory,
+            np.asarray(periodic, dtype=bool),
         )
 
     def systems(self, wanted=None) -> Iterator[tuple[int, System | None]]:

@@ -20,7 +20,9 @@ from .store import FeatureStore
 __all__ = [
     "DEFAULT_ALPHAS",
     "MODEL_KINDS",
+    "alpha_at_grid_edge",
     "fit_store",
+    "periodicity_mismatches",
     "predict_structures",
     "prediction_table",
     "store_source",
@@ -45,6 +47,7 @@ def fit_store(
     zeta: float = 2.0,
     n_sparse: int = 1000,
     target_name: str = "target",
+    periodic=None,
 ):
     """Fit a structure-additive model to per-structure targets on a complete feature store.
 
@@ -63,14 +66,21 @@ def fit_store(
         Sparse environments, at most (``"kernel"`` only).
     target_name : str
         Recorded in the metadata and used as the prediction column name.
+    periodic : array_like of bool, shape (n_structures,), optional
+        Whether each structure is periodic (e.g. :attr:`StructureSource.periodic`); recorded
+        as counts in ``train_periodicity`` so that :func:`periodicity_mismatches` can warn.
 
     Returns
     -------
     model : fitted estimator
         With ``metadata_``: the ``recipe`` (a dict), ``species``, ``center_types``,
-        ``design``, ``model``, ``target``, ``n_structures`` and training errors in the
+        ``design``, ``model``, ``target``, ``n_structures``, training errors in the
         target's units (``train_rmse``, ``train_percent_rmse``: RMSE over the standard
-        deviation of the targets, in %). Save it with :func:`lodekit.persistence.save_model`
+        deviation of the targets, in %), the K-fold error at the chosen alpha (``cv_rmse``,
+        ``cv_percent_rmse``, ``cv_folds``; None when one alpha was given and there were
+        fewer than two structures), ``alphas`` (the grid searched) and
+        ``train_periodicity`` (``{"periodic": n, "non_periodic": m}``, when ``periodic`` is
+        given). Save it with :func:`lodekit.persistence.save_model`
         (``metadata=model.metadata_``).
     """
     from ..models import AdditiveKernelRidge, StructureRidge
@@ -90,7 +100,8 @@ def fit_store(
     design = "by_center_type" if model == "linear" else "plain"
     x = _design(features, design, center_types)
     groups, species = features.samples[:, 0], features.samples[:, 2]
-    alpha_arg = alphas[0] if len(alphas) == 1 else alphas
+    # always a list: a single alpha is cross-validated too, so that its held-out error is known
+    alpha_arg = alphas
     if model == "linear":
         estimator = StructureRidge(alpha=alpha_arg, standardize=True)
     else:
@@ -101,6 +112,7 @@ def fit_store(
     residual = estimator.predict(x, groups, species) - y
     rmse = float(np.sqrt(np.mean(residual**2)))
     spread = float(np.std(y))
+    cv_rmse = _cv_rmse_at_choice(estimator)
     estimator.metadata_ = {
         "created_by": "lodekit fit",
         "recipe": store.recipe,
@@ -112,9 +124,71 @@ def fit_store(
         "n_structures": store.n_structures,
         "store": str(store.path),
         "train_rmse": rmse,
-        "train_percent_rmse": 100.0 * rmse / spread if spread > 0 else None,
+        "train_percent_rmse": _percent(rmse, spread),
+        "alphas": alphas,
+        "cv_folds": int(estimator.cv),
+        "cv_rmse": cv_rmse,
+        "cv_percent_rmse": _percent(cv_rmse, spread),
     }
+    if periodic is not None:
+        periodic = np.asarray(periodic, dtype=bool)
+        estimator.metadata_["train_periodicity"] = {
+            "periodic": int(periodic.sum()),
+            "non_periodic": int((~periodic).sum()),
+        }
     return estimator
+
+
+def _percent(value, spread: float):
+    return None if value is None or spread <= 0 else 100.0 * value / spread
+
+
+def _cv_rmse_at_choice(estimator) -> float | None:
+    """The K-fold RMSE of the chosen alpha (None when nothing was cross-validated)."""
+    alphas, rmse = estimator.cv_alphas_, estimator.cv_rmse_
+    if len(rmse) == 0:
+        return None
+    return float(rmse[int(np.flatnonzero(alphas == estimator.alpha_)[0])])
+
+
+def alpha_at_grid_edge(model) -> str | None:
+    """``"smallest"`` or ``"largest"`` when a model's chosen alpha is that end of a grid of
+    two or more values searched (the optimum may lie beyond it), else None."""
+    alphas = np.asarray(getattr(model, "cv_alphas_", ()), dtype=float)
+    if len(np.unique(alphas)) < 2:
+        return None
+    if model.alpha_ == alphas.min():
+        return "smallest"
+    if model.alpha_ == alphas.max():
+        return "largest"
+    return None
+
+
+def periodicity_mismatches(model, source: StructureSource) -> tuple[str, np.ndarray]:
+    """Structures whose periodicity the model's training set never had.
+
+    Parameters
+    ----------
+    model : fitted estimator with ``metadata_`` from :func:`fit_store`
+    source : StructureSource
+
+    Returns
+    -------
+    trained : str
+        ``"periodic"`` or ``"non-periodic"``: what all training structures were; ``""``
+        (and no mismatches) when the training set mixed both or its periodicity is unknown.
+    indices : ndarray of int, shape (n_mismatched,)
+        Dataset indices of the structures of the other kind.
+    """
+    counts = (getattr(model, "metadata_", None) or {}).get("train_periodicity")
+    if not isinstance(counts, dict):
+        return "", np.zeros(0, dtype=np.int64)
+    n_periodic, n_other = counts.get("periodic", 0), counts.get("non_periodic", 0)
+    if n_periodic and not n_other:
+        return "periodic", np.flatnonzero(~source.periodic)
+    if n_other and not n_periodic:
+        return "non-periodic", np.flatnonzero(source.periodic)
+    return "", np.zeros(0, dtype=np.int64)
 
 
 def predict_structures(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from ._common import output_file, renamed
 
 HELP = "fit a model of per-structure targets on a feature store"
@@ -21,7 +23,12 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--model", choices=["linear", "kernel"], default="linear")
     parser.add_argument(
-        "--alpha", type=float, nargs="+", metavar="A", help="regulariser(s), searched by CV"
+        "--alpha",
+        type=float,
+        nargs="+",
+        metavar="A",
+        help="regulariser(s), searched by CV (default 1e-10 ... 1); the CV error at the "
+        "chosen one is printed, with a warning when it is an end of the grid",
     )
     parser.add_argument("--zeta", type=float, default=2.0, help="kernel exponent (kernel model)")
     parser.add_argument(
@@ -31,7 +38,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..batch import FeatureStore, StoreError
-    from ..batch.fit_predict import fit_store, store_source
+    from ..batch.fit_predict import alpha_at_grid_edge, fit_store, store_source
     from ..persistence import save_model
 
     out = output_file(args.out, "a model file")
@@ -45,18 +52,41 @@ def run(args) -> int:
             zeta=args.zeta,
             n_sparse=args.n_sparse,
             target_name=args.target,
+            periodic=source.periodic,
             **({"alpha": args.alpha} if args.alpha else {}),
         )
     except StoreError as err:
         raise renamed(err, "`store`", "`STORE`") from None
     save_model(out, model, model.metadata_)
-    meta = model.metadata_
-    percent = meta["train_percent_rmse"]
-    print(
-        f"{args.model} model on {store.n_structures} structures ({store.header['n_environments']}"
-        f" environments x {store.n_features} features), alpha {model.alpha_:.3g}: training "
-        f"RMSE {meta['train_rmse']:.6g}"
-        + (f" ({percent:.3g} % of the target's standard deviation)" if percent is not None else "")
-        + f" -> {out}"
-    )
+    print(_summary(args.model, store, model, out))
+    edge = alpha_at_grid_edge(model)
+    if edge is not None:
+        grid = model.metadata_["alphas"]
+        print(
+            f"warning: the chosen alpha {model.alpha_:.3g} is the {edge} of the grid searched "
+            f"({min(grid):.3g} to {max(grid):.3g}, {len(grid)} values): the best alpha may lie "
+            f"beyond it; widen the grid with --alpha",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _summary(kind: str, store, model, out) -> str:
+    """One line: the design, the chosen alpha, the training and the cross-validated error."""
+    meta = model.metadata_
+
+    def error(name: str, value, percent) -> str:
+        text = f"{name} RMSE {value:.6g}"
+        return text + (f" ({percent:.3g} % of the target's std)" if percent is not None else "")
+
+    cv = (
+        error(f"{meta['cv_folds']}-fold CV", meta["cv_rmse"], meta["cv_percent_rmse"])
+        if meta["cv_rmse"] is not None
+        else "no cross-validation (too few structures)"
+    )
+    return (
+        f"{kind} model on {store.n_structures} structures ({store.header['n_environments']}"
+        f" environments x {store.n_features} features), alpha {model.alpha_:.3g}: "
+        + error("training", meta["train_rmse"], meta["train_percent_rmse"])
+        + f", {cv} -> {out}"
+    )

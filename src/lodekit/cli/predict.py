@@ -20,7 +20,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..batch import StructureSource
-    from ..batch.fit_predict import predict_structures, prediction_table
+    from ..batch.fit_predict import (
+        periodicity_mismatches,
+        predict_structures,
+        prediction_table,
+    )
     from ..persistence import ModelFileError, atomic_write, load_model
 
     positive(args.chunk_size, "--chunk-size")
@@ -32,6 +36,11 @@ def run(args) -> int:
     if args.out is not None:
         output_file(args.out, "a CSV file")
     source = StructureSource.scan(args.inputs, argument="INPUT")
+    trained, mismatched = periodicity_mismatches(model, source)
+    if len(mismatched):
+        # a warning, not a refusal: the numbers are still computed, but outside the training
+        # domain (a periodic model applied to a molecule, or the reverse)
+        print(_periodicity_warning(trained, mismatched, source), file=sys.stderr)
     client = connect(args.scheduler)
     try:
         values = predict_structures(
@@ -53,3 +62,22 @@ def run(args) -> int:
         atomic_write(args.out, lambda stream: stream.write(text.encode()))
         print(f"{len(values)} predictions -> {args.out}", file=sys.stderr)
     return 0
+
+
+def _periodicity_warning(trained: str, indices, source) -> str:
+    """One line naming the structures (index, file, frame) of the other periodicity."""
+    where = []
+    first = 0
+    for record in source.records:
+        frames = [int(i) - first for i in indices if first <= i < first + record["n_frames"]]
+        if frames:
+            shown = ", ".join(map(str, frames[:5])) + (", ..." if len(frames) > 5 else "")
+            where.append(f"{record['name']!r} frame(s) {shown}")
+        first += record["n_frames"]
+    other = "periodic" if trained == "non-periodic" else "non-periodic (no cell)"
+    return (
+        f"warning: the model was trained on {trained} structures only, but {len(indices)} "
+        f"structure(s) are {other}: index {', '.join(map(str, indices[:5].tolist()))}"
+        f"{', ...' if len(indices) > 5 else ''} ({'; '.join(where)}); their predictions are "
+        "extrapolations"
+    )

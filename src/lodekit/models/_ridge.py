@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._common import kfold_indices
 
-__all__ = ["fit_ridge", "select_alpha"]
+__all__ = ["AlphaSearch", "fit_ridge", "search_alpha", "select_alpha"]
 
 
 class _RidgePath:
@@ -40,6 +42,20 @@ def fit_ridge(
     return _RidgePath(phi, target, free).solve(alpha)
 
 
+@dataclass(frozen=True)
+class AlphaSearch:
+    """Outcome of a K-fold search: the chosen regulariser and the error at every candidate.
+
+    ``alphas`` (n_alphas,) in the order given; ``rmse`` (n_alphas,): root mean square of the
+    held-out residuals (every row is held out once), in the units of the target rows. Both
+    are empty when one fixed regulariser was given (no search, nothing cross-validated).
+    """
+
+    alpha: float
+    alphas: np.ndarray
+    rmse: np.ndarray
+
+
 def select_alpha(
     phi: np.ndarray,
     target: np.ndarray,
@@ -61,6 +77,38 @@ def select_alpha(
     alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
     if len(alphas) == 1:
         return float(alphas[0])
+    errors = _fold_errors(
+        phi, target, baseline, alphas, n_splits, seed, rows_per_structure, cv_groups
+    )
+    return float(alphas[int(np.argmin(errors))])
+
+
+def search_alpha(
+    phi: np.ndarray,
+    target: np.ndarray,
+    baseline: np.ndarray | None,
+    alpha,
+    n_splits: int,
+    seed: int,
+    cv_groups: np.ndarray | None = None,
+) -> AlphaSearch:
+    """:func:`select_alpha` keeping the K-fold RMSE of every candidate.
+
+    A scalar ``alpha`` is used as it is (no search); a sequence, even of one value, is
+    cross-validated, so that its held-out error is known.
+    """
+    if np.ndim(alpha) == 0:
+        return AlphaSearch(float(alpha), np.zeros(0), np.zeros(0))
+    alphas = np.atleast_1d(np.asarray(alpha, dtype=float))
+    if len(alphas) == 1 and len(target) < 2:  # nothing to hold out
+        return AlphaSearch(float(alphas[0]), np.zeros(0), np.zeros(0))
+    errors = _fold_errors(phi, target, baseline, alphas, n_splits, seed, 1, cv_groups)
+    rmse = np.sqrt(errors / len(target))
+    return AlphaSearch(float(alphas[int(np.argmin(errors))]), alphas, rmse)
+
+
+def _fold_errors(phi, target, baseline, alphas, n_splits, seed, rows_per_structure, cv_groups):
+    """Sum over folds of the held-out squared residuals, one per alpha (n_alphas,)."""
     n_structures = phi.shape[0] // rows_per_structure
     n_splits = max(2, min(n_splits, n_structures))
     errors = np.zeros(len(alphas))
@@ -85,4 +133,4 @@ def select_alpha(
             if baseline is not None:
                 prediction += baseline[test] @ b
             errors[k] += np.sum((prediction - target[rows_te]) ** 2)
-    return float(alphas[int(np.argmin(errors))])
+    return errors

@@ -27,7 +27,7 @@ from ._common import (
     farthest_points,
     stack_force_rows,
 )
-from ._ridge import fit_ridge, select_alpha
+from ._ridge import fit_ridge, search_alpha
 from .kernels import normalize_rows, polynomial_kernel
 
 __all__ = ["AdditiveKernelRidge"]
@@ -56,7 +56,8 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
     zeta : float
         Exponent of the polynomial kernel.
     alpha : float or sequence of float
-        Regulariser; a sequence is searched by K-fold cross-validation over structures.
+        Regulariser; a sequence (even of one value) is searched by K-fold cross-validation
+        over structures, which also gives ``cv_rmse_``.
     n_sparse : int or None
         Number of sparse environments (farthest-point sampling, skmatter); None for all.
     reduce : {"sum", "mean"}
@@ -95,6 +96,10 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         Species seen in fit.
     alpha_ : float
         The regulariser used.
+    cv_alphas_, cv_rmse_ : ndarray (n_alphas,)
+        The regulariser candidates searched and the K-fold RMSE of each over the held-out rows
+        (units of y; with forces, energy and weighted force rows together); empty when
+        ``alpha`` is one number (no search).
     n_features_in_ : int
     """
 
@@ -107,9 +112,13 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         "sparse_index_",
         "sparse_points_",
         "alpha_",
+        "cv_alphas_",
+        "cv_rmse_",
         "baseline_",
         "weights_",
     )
+    #: Added after model files existed: older files load them empty (no cross-validation record)
+    _fitted_later = ("cv_alphas_", "cv_rmse_")
 
     def __init__(
         self,
@@ -349,9 +358,10 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
                 feature_jacobians,
                 force_weight,
             )
-        self.alpha_ = select_alpha(
+        search = search_alpha(
             phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
         )
+        self.alpha_, self.cv_alphas_, self.cv_rmse_ = search.alpha, search.alphas, search.rmse
         weights, self.baseline_ = fit_ridge(phi, y, self.alpha_, baseline)
         if not self.baselines:
             self.baseline_ = np.zeros(len(self.types_))

@@ -24,7 +24,7 @@ from ._common import (
     composition,
     stack_force_rows,
 )
-from ._ridge import fit_ridge, select_alpha
+from ._ridge import fit_ridge, search_alpha
 
 __all__ = ["StructureRidge"]
 
@@ -37,7 +37,8 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
     Parameters
     ----------
     alpha : float or sequence of float
-        Ridge regulariser; a sequence is searched by K-fold cross-validation over structures.
+        Ridge regulariser; a sequence (even of one value) is searched by K-fold
+        cross-validation over structures, which also gives ``cv_rmse_``.
     reduce : {"sum", "mean"}
     baselines : bool
         One free constant per species (not regularised).
@@ -56,6 +57,10 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
     baseline_ : ndarray (n_types,)
     types_ : ndarray of int
     alpha_ : float
+    cv_alphas_, cv_rmse_ : ndarray (n_alphas,)
+        The regulariser candidates searched and the K-fold RMSE of each over the held-out rows
+        (units of y; with forces, energy and weighted force rows together); empty when
+        ``alpha`` is one number (no search).
     n_features_in_ : int
     """
 
@@ -66,9 +71,13 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         "feature_mean_",
         "feature_scale_",
         "alpha_",
+        "cv_alphas_",
+        "cv_rmse_",
         "coef_",
         "baseline_",
     )
+    #: Added after model files existed: older files load them empty (no cross-validation record)
+    _fitted_later = ("cv_alphas_", "cv_rmse_")
 
     def __init__(
         self, *, alpha=1e-8, reduce="sum", baselines=True, standardize=False, cv=5, random_state=0
@@ -139,9 +148,10 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             phi, y, baseline, cv_groups = self._with_forces(
                 phi, y, baseline, cv_groups, forces, feature_derivatives, force_weight
             )
-        self.alpha_ = select_alpha(
+        search = search_alpha(
             phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
         )
+        self.alpha_, self.cv_alphas_, self.cv_rmse_ = search.alpha, search.alphas, search.rmse
         self.coef_, self.baseline_ = fit_ridge(phi, y, self.alpha_, baseline)
         if not self.baselines:
             self.baseline_ = np.zeros(len(self.types_))

@@ -6,6 +6,8 @@ after writing raises :class:`ModelFileError`. Beyond the checksum, which anyone 
 recompute, a loader only ever sets what the model class declares: its constructor
 parameters and its list of fitted attributes (``_fitted_attributes``); any other entry
 (an attribute ``predict``, ``__class__``, a parameter the class does not take) is refused.
+A fitted array added to a class after files were written is also listed in the class's
+``_fitted_later``: a file without it loads with an empty array there.
 """
 
 from __future__ import annotations
@@ -131,7 +133,11 @@ def _build(entry, arrays: dict, where: str, name: str = "model"):
             raise ModelFileError(
                 f"{where}: {key!r} is not a fitted attribute of {cls.__name__}; refusing to set it"
             )
+    later = getattr(cls, "_fitted_later", ())
     for key in cls._fitted_attributes:
+        if key not in fitted and key in later:
+            setattr(model, key, np.zeros(0))
+            continue
         if key not in fitted:
             raise ModelFileError(f"{where}: {name} lacks its fitted attribute {key!r}")
         setattr(model, key, _value(fitted[key], arrays, where, f"{name}.{key}"))
