@@ -53,7 +53,7 @@ from ..persistence import atomic_directory
 from ..persistence.header import seal, verify_arrays
 from ..persistence.header import verify as verify_header
 
-__all__ = ["FeatureStore", "StoreError", "load_features"]
+__all__ = ["FeatureStore", "StoreError", "load_features", "run_lock"]
 
 FORMAT = "lodekit-feature-store"
 #: 2: header and chunk records sealed by a checksum, the header holds a multi-block ``recipe``
@@ -110,6 +110,47 @@ def _leaves(tree, prefix: str = "") -> dict:
 
 class StoreError(LodekitError):
     """A feature store is missing, invalid, incomplete, in use, or of another dataset."""
+
+
+@contextlib.contextmanager
+def run_lock(path):
+    """Hold the run lock of the store at ``path`` (which need not exist yet).
+
+    The lock is an exclusive ``flock`` on the file ``<path>.lock`` beside the store: a new
+    store appears by an atomic rename, so a lock inside it could not guard its creation. The
+    kernel releases the lock when its holder exits or is killed, so no stale lock survives;
+    the file itself stays (removing it would let a late opener lock a file no one else sees).
+    The holder writes its pid into the file, to name it to the others.
+
+    Raises
+    ------
+    StoreError
+        If another process holds the lock (naming its pid).
+    """
+    path = Path(path)
+    where = f"`store` {str(path)!r}"
+    lock = path.parent / f"{path.name}.lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on Windows: no protection
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise StoreError(
+                f"{where} is being written by another run (pid {holder}): wait for it to "
+                "finish, or write to another store"
+            ) from None
+        # fixed width, written over the last holder's pid in one call: never read half
+        os.pwrite(handle, f"{os.getpid():<20}\n".encode(), 0)
+        yield
+    finally:
+        os.close(handle)
 
 
 class FeatureStore:
@@ -324,6 +365,17 @@ class FeatureStore:
             return []
         done = {int(n) for n in names if n.isdigit() and int(n) < self.n_chunks}
         return sorted(i for i in done if _record(self._chunk_dir(i)).get("chunk") == i)
+
+    def damaged_chunks(self) -> dict[int, str]:
+        """The finished chunks that fail verification (record, digests of both arrays,
+        samples), each with the reason: ``{index: message}``. Reads every finished chunk."""
+        damaged = {}
+        for index in self.finished_chunks():
+            try:
+                self.read_chunk(index)
+            except StoreError as err:
+                damaged[index] = str(err)
+        return damaged
 
     def missing_chunks(self) -> list[int]:
         """Indices of the chunks not written yet, sorted."""
