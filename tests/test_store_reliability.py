@@ -133,7 +133,7 @@ def test_concurrent_runs_into_a_new_store_one_writes(tmp_path, serial):
     assert_same_store(out, serial[2])
 
 
-@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("n", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_concurrent_resumes_of_a_store_one_writes(tmp_path, serial, n):
     out = tmp_path / "store"
     shutil.copytree(serial[2], out)

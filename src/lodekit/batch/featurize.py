@@ -69,7 +69,16 @@ def featurize(
     """Compute the features of a dataset into a resumable feature store.
 
     Running it again on the same store computes only the chunks that are missing (after a
-    crash, a kill or an interrupted run); finished chunks are never recomputed or lost.
+    crash, a kill or an interrupted run) or that fail verification (every finished chunk is
+    read and checked against its sealed record and digests; those recomputed are logged as
+    one warning of the ``lodekit.batch.featurize`` logger); sound chunks are never recomputed.
+
+    One run at a time writes a store: the run holds :func:`~lodekit.batch.store.run_lock`
+    (``<store>.lock`` beside it, released by the kernel when the run ends or is killed) from
+    before the store is created until its last chunk is written; a concurrent run raises
+    :class:`StoreError` naming the holder's pid. Local worker processes exit when this
+    process dies, and ignore SIGINT: Ctrl-C raises ``KeyboardInterrupt`` here only, after
+    the pool is stopped and the chunks being written are finished.
 
     Parameters
     ----------

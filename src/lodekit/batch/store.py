@@ -24,6 +24,11 @@ run deletes and recomputes. The header is created the same way (built beside ``S
 renamed), so a store either has a complete header or does not exist. Reading verifies every
 chunk against its record.
 
+Writers: one run at a time, guarded by an exclusive ``flock`` on ``STORE.lock`` beside the
+store (:func:`run_lock`; beside it, since the store itself appears by a rename), held from
+before the store is created to the end of the run and released by the kernel when the
+holder dies. A rerun verifies every finished chunk and recomputes those that fail.
+
 Header (root attributes), in lodekit's one sealed header format
 (:mod:`lodekit.persistence.header`): ``format``, ``format_version``, ``lodekit_version``,
 ``recipe``
@@ -135,8 +140,13 @@ def run_lock(path):
     except ImportError:  # pragma: no cover - no flock on Windows: no protection
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise StoreError(
+            f"{where}: its lock file {str(lock)!r} cannot be opened ({err.strerror})"
+        ) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -399,7 +409,8 @@ class FeatureStore:
         """Hold the store's write lock; clears chunks left half-written by a killed run.
 
         The lock is an exclusive ``flock`` on the store directory itself (released by the
-        kernel when the process dies, so a killed run never leaves a stale lock).
+        kernel when the process dies, so a killed run never leaves a stale lock). It cannot
+        guard the creation of the store: :func:`featurize` holds :func:`run_lock` as well.
 
         Raises :class:`StoreError` if another process holds the lock.
         """
