@@ -26,7 +26,7 @@ from tests.helpers import assert_same_store
 
 #: Structures of the dataset, one per chunk: a run lasts a few seconds, long enough to be
 #: caught running once its first chunk exists.
-N_STRUCTURES = 48
+N_STRUCTURES = 32
 
 #: Generous limit (s) on any wait: a run, the first chunk, the end of orphaned workers.
 TIMEOUT = 90
@@ -108,40 +108,66 @@ def _wait_for_first_chunk(store: Path, process) -> None:
     pytest.fail(f"no chunk after {TIMEOUT} s")
 
 
-def _concurrent_runs(serial, out, n, tmp_path):
-    gate = tmp_path / f"gate-{n}"
-    processes = [_start(_argv(serial, out), gate) for _ in range(n)]
-    gate.touch()
-    return [_finish(p) for p in processes]
+#: Tries of a concurrency test: on a loaded machine a run may start only once another has
+#: finished (then it finds the store complete and exits 0, rightly); such a try is repeated.
+ATTEMPTS = 3
+
+
+def _concurrent_runs(serial, out, n, folder, prepare):
+    """Results (code, stdout, stderr) of ``n`` runs started together into ``out`` after
+    ``prepare(out)``, from the first try in which at least two of them overlapped."""
+    for attempt in range(ATTEMPTS):
+        shutil.rmtree(out, ignore_errors=True)
+        prepare(out)
+        gate = folder / f"gate-{attempt}"
+        processes = [_start(_argv(serial, out), gate) for _ in range(n)]
+        gate.touch()
+        results = [_finish(p) for p in processes]
+        _check_one_writer(results, out)
+        if any(code == 2 for code, _, _ in results):
+            return results
+    pytest.fail(f"no two runs overlapped in {ATTEMPTS} tries: {results}")
 
 
 def _check_one_writer(results, out):
-    codes = sorted(code for code, _, _ in results)
-    assert codes == [0] + [2] * (len(results) - 1), results
-    for code, _, err in results:
-        if code == 2:
-            lines = err.strip().splitlines()
-            assert len(lines) == 1, err
-            assert f"`--out` {str(out)!r} is being written by another run (pid " in lines[0]
-            assert "Traceback" not in err
+    """Runs that found the lock taken exit 2 with one line naming the holder; the others
+    (one writer, and those that came after it) exit 0 with the store complete."""
+    codes = [code for code, _, _ in results]
+    assert set(codes) <= {0, 2} and 0 in codes, results
+    for code, out_text, err in results:
+        if code == 0:
+            assert f"{N_STRUCTURES}/{N_STRUCTURES} chunks" in out_text
+            continue
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert f"`--out` {str(out)!r} is being written by another run (pid " in lines[0]
+        assert "Traceback" not in err
 
 
 def test_concurrent_runs_into_a_new_store_one_writes(tmp_path, serial):
     out = tmp_path / "store"
-    results = _concurrent_runs(serial, out, 2, tmp_path)
-    _check_one_writer(results, out)
+    _concurrent_runs(serial, out, 2, tmp_path, prepare=lambda out: None)
     assert_same_store(out, serial[2])
+    # nothing else beside it: no half-built store of the run that lost
+    assert {"store", "store.lock"} == {p.name for p in tmp_path.iterdir()} - {
+        f"gate-{i}" for i in range(ATTEMPTS)
+    }
+
+
+def _stopped_after_two_chunks(reference):
+    def prepare(out):
+        shutil.copytree(reference, out)
+        for chunk in sorted((out / "chunks").iterdir())[2:]:
+            if chunk.name.isdigit():
+                shutil.rmtree(chunk)
+
+    return prepare
 
 
 @pytest.mark.parametrize("n", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_concurrent_resumes_of_a_store_one_writes(tmp_path, serial, n):
     out = tmp_path / "store"
-    shutil.copytree(serial[2], out)
-    for chunk in sorted((out / "chunks").iterdir())[2:]:  # a run stopped after two chunks
-        if chunk.name.isdigit():
-            shutil.rmtree(chunk)
-    results = _concurrent_runs(serial, out, n, tmp_path)
-    _check_one_writer(results, out)
+    _concurrent_runs(serial, out, n, tmp_path, _stopped_after_two_chunks(serial[2]))
     assert_same_store(out, serial[2])
 
 
