@@ -96,6 +96,9 @@ _ZARR_CHUNK_BYTES = 8 * 2**20
 
 _INCOMPLETE = ".incomplete"
 
+#: What to do about a damaged chunk (a rerun of featurize also recomputes it).
+_CHUNK_ADVICE = "delete that directory and run featurize again"
+
 
 def _leaves(tree, prefix: str = "") -> dict:
     """A nested JSON value as {"blocks[0].expansion.cutoff": value, ...}, so that a
@@ -383,8 +386,11 @@ class FeatureStore:
         for index in self.finished_chunks():
             try:
                 self.read_chunk(index)
-            except StoreError as err:
-                damaged[index] = str(err)
+            except StoreError as err:  # the reason, less the advice (the caller acts)
+                reason = str(err)
+                for glue in (": ", "; "):
+                    reason = reason.replace(glue + _CHUNK_ADVICE, "")
+                damaged[index] = reason
         return damaged
 
     def missing_chunks(self) -> list[int]:
@@ -514,10 +520,9 @@ class FeatureStore:
             samples = np.asarray(_read_array(directory / "samples"))
         except Exception as err:
             raise StoreError(
-                f"{where} cannot be read ({type(err).__name__}): delete that directory and "
-                "run featurize again"
+                f"{where} cannot be read ({type(err).__name__}): {_CHUNK_ADVICE}"
             ) from None
-        again = "delete that directory and run featurize again"
+        again = _CHUNK_ADVICE
         spec = {
             "kind": CHUNK_FORMAT,
             "version": FORMAT_VERSION,
