@@ -24,8 +24,12 @@ belongs to depends only on ``chunk_size``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -34,7 +38,7 @@ from .. import _validation as check
 from ..errors import InputError, describe
 from ..features.recipe import Recipe, as_species
 from .dataset import StructureSource
-from .store import FeatureStore
+from .store import FeatureStore, run_lock
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "compute_chunks", "dataset_species", "featurize"]
 
@@ -43,6 +47,11 @@ DEFAULT_CHUNK_SIZE = 16
 
 #: Threads of the writing process that compress, checksum and fsync finished chunks.
 WRITER_THREADS = 4
+
+#: Seconds between two checks by a worker process that its parent is still alive.
+PARENT_POLL_SECONDS = 0.5
+
+_log = logging.getLogger(__name__)
 
 
 def featurize(
@@ -60,7 +69,16 @@ def featurize(
     """Compute the features of a dataset into a resumable feature store.
 
     Running it again on the same store computes only the chunks that are missing (after a
-    crash, a kill or an interrupted run); finished chunks are never recomputed or lost.
+    crash, a kill or an interrupted run) or that fail verification (every finished chunk is
+    read and checked against its sealed record and digests; those recomputed are logged as
+    one warning of the ``lodekit.batch.featurize`` logger); sound chunks are never recomputed.
+
+    One run at a time writes a store: the run holds :func:`~lodekit.batch.store.run_lock`
+    (``<store>.lock`` beside it, released by the kernel when the run ends or is killed) from
+    before the store is created until its last chunk is written; a concurrent run raises
+    :class:`StoreError` naming the holder's pid. Local worker processes exit when this
+    process dies, and ignore SIGINT: Ctrl-C raises ``KeyboardInterrupt`` here only, after
+    the pool is stopped and the chunks being written are finished.
 
     Parameters
     ----------
@@ -100,21 +118,39 @@ def featurize(
     source = structures
     if not isinstance(source, StructureSource):
         source = StructureSource.scan(structures)
-    target, species = _open_store(store, recipe, source, species, chunk_size)
-    with target.writer():
-        todo = target.missing_chunks()
-        results = compute_chunks(
-            source,
-            recipe,
-            species,
-            chunk_size=target.chunk_size,
-            chunks=todo,
-            n_workers=n_workers,
-            n_threads=n_threads,
-            client=client,
-        )
-        _write_all(target, results, _progress_bar(target, len(todo), progress))
+    # the run lock comes first: it also guards the creation of a new store
+    with run_lock(store):
+        target, species = _open_store(store, recipe, source, species, chunk_size)
+        with target.writer():
+            todo = _chunks_to_compute(target)
+            results = compute_chunks(
+                source,
+                recipe,
+                species,
+                chunk_size=target.chunk_size,
+                chunks=todo,
+                n_workers=n_workers,
+                n_threads=n_threads,
+                client=client,
+            )
+            _write_all(target, results, _progress_bar(target, len(todo), progress))
     return target
+
+
+def _chunks_to_compute(target: FeatureStore) -> list[int]:
+    """The missing chunks and the finished ones that fail verification (damaged on disk
+    since they were written), which are recomputed and replaced; the latter are logged."""
+    damaged = target.damaged_chunks()
+    if damaged:
+        first = next(iter(damaged.values()))
+        _log.warning(
+            "%d finished chunk(s) of %r fail verification and are recomputed: %s%s",
+            len(damaged),
+            str(target.path),
+            ", ".join(str(i) for i in damaged),
+            f" (first: {first})",
+        )
+    return sorted(set(target.missing_chunks()) | set(damaged))
 
 
 def _open_store(store, recipe: Recipe, source: StructureSource, species, chunk_size):
@@ -329,11 +365,18 @@ def _run_pool(n_workers: int, tasks, recipe: str, species: list, n_threads: int)
 
     # spawn: a fresh interpreter per worker, since forking a process that runs threads
     # (tqdm's monitor, thread pools) can deadlock
-    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        n_workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_watch_parent,
+        initargs=(os.getpid(),),
+    )
     pending: set = set()
     try:
         for task in tasks:
-            pending.add(pool.submit(_compute_chunk, *task, recipe, species, n_threads))
+            with _sigint_blocked():  # a worker may be started here: it inherits the mask
+                future = pool.submit(_compute_chunk, *task, recipe, species, n_threads)
+            pending.add(future)
             if len(pending) >= 2 * n_workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -344,6 +387,41 @@ def _run_pool(n_workers: int, tasks, recipe: str, species: list, n_threads: int)
                 yield future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread: processes started meanwhile keep it blocked for good.
+
+    Ctrl-C reaches every process of the terminal's group; only this one must react (stop
+    the pool, keep the finished chunks), not each worker with its own traceback. A SIGINT
+    arriving meanwhile stays pending and is delivered when the block ends.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _watch_parent(parent: int) -> None:
+    """Worker start-up: exit as soon as the process ``parent`` is gone.
+
+    A killed parent (``kill -9``) cannot stop its pool, and idle workers would wait for
+    tasks forever; a daemon thread polls the parent pid instead (portable, unlike
+    ``PR_SET_PDEATHSIG``, which also fires when the spawning *thread* ends).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # in case the mask was not inherited
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lodekit-parent-watch", daemon=True).start()
 
 
 def _run_dask(client, tasks, recipe: str, species: list, n_threads):

@@ -24,6 +24,11 @@ run deletes and recomputes. The header is created the same way (built beside ``S
 renamed), so a store either has a complete header or does not exist. Reading verifies every
 chunk against its record.
 
+Writers: one run at a time, guarded by an exclusive ``flock`` on ``STORE.lock`` beside the
+store (:func:`run_lock`; beside it, since the store itself appears by a rename), held from
+before the store is created to the end of the run and released by the kernel when the
+holder dies. A rerun verifies every finished chunk and recomputes those that fail.
+
 Header (root attributes), in lodekit's one sealed header format
 (:mod:`lodekit.persistence.header`): ``format``, ``format_version``, ``lodekit_version``,
 ``recipe``
@@ -53,7 +58,7 @@ from ..persistence import atomic_directory
 from ..persistence.header import seal, verify_arrays
 from ..persistence.header import verify as verify_header
 
-__all__ = ["FeatureStore", "StoreError", "load_features"]
+__all__ = ["FeatureStore", "StoreError", "load_features", "run_lock"]
 
 FORMAT = "lodekit-feature-store"
 #: 2: header and chunk records sealed by a checksum, the header holds a multi-block ``recipe``
@@ -91,6 +96,9 @@ _ZARR_CHUNK_BYTES = 8 * 2**20
 
 _INCOMPLETE = ".incomplete"
 
+#: What to do about a damaged chunk (a rerun of featurize also recomputes it).
+_CHUNK_ADVICE = "delete that directory and run featurize again"
+
 
 def _leaves(tree, prefix: str = "") -> dict:
     """A nested JSON value as {"blocks[0].expansion.cutoff": value, ...}, so that a
@@ -110,6 +118,52 @@ def _leaves(tree, prefix: str = "") -> dict:
 
 class StoreError(LodekitError):
     """A feature store is missing, invalid, incomplete, in use, or of another dataset."""
+
+
+@contextlib.contextmanager
+def run_lock(path):
+    """Hold the run lock of the store at ``path`` (which need not exist yet).
+
+    The lock is an exclusive ``flock`` on the file ``<path>.lock`` beside the store: a new
+    store appears by an atomic rename, so a lock inside it could not guard its creation. The
+    kernel releases the lock when its holder exits or is killed, so no stale lock survives;
+    the file itself stays (removing it would let a late opener lock a file no one else sees).
+    The holder writes its pid into the file, to name it to the others.
+
+    Raises
+    ------
+    StoreError
+        If another process holds the lock (naming its pid).
+    """
+    path = Path(path)
+    where = f"`store` {str(path)!r}"
+    lock = path.parent / f"{path.name}.lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on Windows: no protection
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise StoreError(
+            f"{where}: its lock file {str(lock)!r} cannot be opened ({err.strerror})"
+        ) from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise StoreError(
+                f"{where} is being written by another run (pid {holder}): wait for it to "
+                "finish, or write to another store"
+            ) from None
+        # fixed width, written over the last holder's pid in one call: never read half
+        os.pwrite(handle, f"{os.getpid():<20}\n".encode(), 0)
+        yield
+    finally:
+        os.close(handle)
 
 
 class FeatureStore:
@@ -325,6 +379,20 @@ class FeatureStore:
         done = {int(n) for n in names if n.isdigit() and int(n) < self.n_chunks}
         return sorted(i for i in done if _record(self._chunk_dir(i)).get("chunk") == i)
 
+    def damaged_chunks(self) -> dict[int, str]:
+        """The finished chunks that fail verification (record, digests of both arrays,
+        samples), each with the reason: ``{index: message}``. Reads every finished chunk."""
+        damaged = {}
+        for index in self.finished_chunks():
+            try:
+                self.read_chunk(index)
+            except StoreError as err:  # the reason, less the advice (the caller acts)
+                reason = str(err)
+                for glue in (": ", "; "):
+                    reason = reason.replace(glue + _CHUNK_ADVICE, "")
+                damaged[index] = reason
+        return damaged
+
     def missing_chunks(self) -> list[int]:
         """Indices of the chunks not written yet, sorted."""
         done = set(self.finished_chunks())
@@ -347,7 +415,8 @@ class FeatureStore:
         """Hold the store's write lock; clears chunks left half-written by a killed run.
 
         The lock is an exclusive ``flock`` on the store directory itself (released by the
-        kernel when the process dies, so a killed run never leaves a stale lock).
+        kernel when the process dies, so a killed run never leaves a stale lock). It cannot
+        guard the creation of the store: :func:`featurize` holds :func:`run_lock` as well.
 
         Raises :class:`StoreError` if another process holds the lock.
         """
@@ -451,10 +520,9 @@ class FeatureStore:
             samples = np.asarray(_read_array(directory / "samples"))
         except Exception as err:
             raise StoreError(
-                f"{where} cannot be read ({type(err).__name__}): delete that directory and "
-                "run featurize again"
+                f"{where} cannot be read ({type(err).__name__}): {_CHUNK_ADVICE}"
             ) from None
-        again = "delete that directory and run featurize again"
+        again = _CHUNK_ADVICE
         spec = {
             "kind": CHUNK_FORMAT,
             "version": FORMAT_VERSION,

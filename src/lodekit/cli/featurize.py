@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from ..errors import LodekitError
@@ -31,6 +32,22 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Exit codes: 0 done, 2 an error (one line on stderr; also when another run is writing
+    the same store), 130 interrupted by Ctrl-C (the finished chunks stay: rerunning the same
+    command resumes)."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        # the workers ignore SIGINT and the finished chunks are on disk: one line, no traceback
+        print(
+            f"lodekit featurize: interrupted; the finished chunks of {args.out!r} are kept: "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _run(args) -> int:
     from ..batch import StoreError, StructureSource, featurize
 
     recipe = read_recipe(args.recipe)
