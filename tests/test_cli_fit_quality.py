@@ -16,7 +16,6 @@ from lodekit.batch import load_features
 from lodekit.batch.fit_predict import DEFAULT_ALPHAS
 from lodekit.cli import main
 from lodekit.datasets import random_point_charges
-from lodekit.models import StructureRidge
 from lodekit.persistence import load_model
 from tests.conftest import POINT_CHARGE_BOXES, store_recipe
 
@@ -84,26 +83,11 @@ def sklearn_cv_rmse(store, energies, alphas):
     return np.array(rmse)
 
 
-#: How close the model's K-fold RMSE is to scikit-learn's here: within 2 % (not 1e-6) while
-#: the baselines are rank-deficient (see the xfail below).
+#: How close the model's K-fold RMSE is to scikit-learn's here: within 5 % (seen 1.6 %), not
+#: 1e-6, because every box has the same composition (4 Na + 4 Cl): the per-species baseline
+#: columns are rank-deficient and models/_ridge.py's QR projection then drops one more,
+#: row-order dependent direction (a known fault, left for its own fix: it changes predictions).
 CV_RTOL = 0.05
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="models/_ridge.py _RidgePath: np.linalg.qr of a rank-deficient baseline (every box "
-    "4 Na + 4 Cl; any neutral set of fixed stoichiometry) returns a spurious second column, "
-    "projected out too: one arbitrary, row-order dependent direction is lost. Fixing it "
-    "changes predictions (reported, not fixed here)",
-)
-def test_the_alpha_search_of_one_composition_matches_sklearn_ridge(power_spectrum_store):
-    store, energies, _ = power_spectrum_store
-    features = load_features(store)
-    x = features.by_center_type([11, 17]).values
-    model = StructureRidge(alpha=[1.0], standardize=True)
-    model.fit(x, energies, features.samples[:, 0], features.samples[:, 2])
-    reference = sklearn_cv_rmse(store, energies, [1.0])
-    np.testing.assert_allclose(model.cv_rmse_, reference, rtol=1e-6)
 
 
 def fit(capsys, store, tmp, alphas=None):
