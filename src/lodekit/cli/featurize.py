@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from ..errors import LodekitError
-from ._common import connect, positive, read_recipe, renamed
+from ._common import connect, output_folder, positive, read_recipe, renamed
 
 HELP = "features of every frame of INPUT... into a chunked, resumable store (zarr)"
 
@@ -33,6 +33,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..batch import StoreError, StructureSource, featurize
 
+    output_folder(args.out, "a feature store (a folder)")
     recipe = read_recipe(args.recipe)
     positive(args.chunk_size, "--chunk-size")
     positive(args.workers, "--workers")
