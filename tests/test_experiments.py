@@ -166,10 +166,10 @@ def test_missing_data_gives_one_clear_line(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        (["--out", "FILE"], "`out`"),
-        (["--out", "FILE/report"], "`out`"),
-        (["--seed", "-1"], "`seed`"),
-        (["--data", "somewhere"], "`data`"),
+        (["--out", "FILE"], "`--out`"),
+        (["--out", "FILE/report"], "`--out`"),
+        (["--seed", "-1"], "`--seed`"),
+        (["--data", "somewhere"], "`--data`"),
     ],
 )
 def test_bad_arguments_fail_before_any_work(tmp_path, monkeypatch, capsys, extra, named):

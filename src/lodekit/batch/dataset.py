@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InputError, describe
 from ..systems import System
 
-__all__ = ["MEMORY", "StructureSource"]
+__all__ = ["MEMORY", "StructureSource", "read_frames"]
 
 #: Name recorded for structures passed in memory rather than as files.
 MEMORY = "<memory>"
@@ -153,6 +153,37 @@ class StructureSource:
         return np.asarray(out, dtype=np.float64)
 
 
+def read_frames(path: str | os.PathLike, *, argument: str = "path") -> list:
+    """Every frame of one ASE-readable file, checked as :meth:`StructureSource.scan` does.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Any format :func:`ase.io.read` understands.
+    argument : str
+        Name used in error messages.
+
+    Returns
+    -------
+    list of ase.Atoms
+        The frames, in file order (at least one).
+
+    Raises
+    ------
+    InputError
+        The file is missing, a folder, unreadable (empty, binary, truncated, another kind of
+        file), holds no structure or an invalid one; the message names ``argument``, the file
+        and the reason, on one line.
+    """
+    item = os.fspath(path)
+    frames = list(_frames(item, argument))
+    if not frames:
+        raise InputError(f"`{argument}` {item!r} contains no structure")
+    for frame, atoms in enumerate(frames):
+        _as_system(atoms, item, frame, argument)
+    return frames
+
+
 def _normalise(structures, argument: str) -> list:
     """Inputs as a list of paths, or a single entry holding a list of in-memory structures."""
     if isinstance(structures, (str, os.PathLike)):
@@ -203,6 +234,9 @@ def _frames(item, argument: str):
         yield from ase.io.iread(item, index=":")
     except Exception as err:
         reason = " ".join(str(err).split()) or type(err).__name__
+        if type(err).__name__ == "UnknownFileTypeError" and " " not in reason:
+            # a bare format name (e.g. 'npz'): ase guessed a format that it cannot read
+            reason = f"ase reads no structure from a {reason!r} file"
         raise InputError(
             f"`{argument}` {item!r} is not a readable structure file: {reason}"
         ) from None

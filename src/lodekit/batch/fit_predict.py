@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import finite_float, int_in_range, positive_float
 from ..errors import InputError, describe
 from ..features import Features
 from ..features.recipe import Recipe
@@ -87,6 +88,7 @@ def fit_store(
 
     if model not in MODEL_KINDS:
         raise InputError(f"`model` is {describe(model)} but must be one of {list(MODEL_KINDS)}")
+    _check_settings(model, alpha, zeta, n_sparse)
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     features = store.load()
     y = np.asarray(targets, dtype=np.float64)
@@ -264,6 +266,16 @@ def predict_structures(
         prediction = model.predict(x, groups, samples[:, 2])
         out[first : first + len(prediction)] = prediction
     return out
+
+
+def _check_settings(model: str, alpha, zeta, n_sparse) -> None:
+    """Refuse bad regularisers and kernel settings before the store is read."""
+    alphas = np.atleast_1d(np.asarray(alpha, dtype=object)).ravel()
+    if alphas.size == 0 or any(finite_float("alpha", a) < 0 for a in alphas):
+        raise InputError(f"`alpha` is {describe(alpha)} but must be non-negative (one or more)")
+    if model == "kernel":
+        positive_float("zeta", zeta)
+        int_in_range("n_sparse", n_sparse, 1)
 
 
 def store_source(store, structures=None, *, argument: str = "STORE") -> StructureSource:

@@ -1,8 +1,9 @@
 """The ``lodekit`` command line: a table of sub-commands, one module each.
 
 Each module holds ``HELP``, ``add_arguments(parser)`` and ``run(args) -> exit code``; the work
-itself is done by the library. A :class:`~lodekit.errors.LodekitError` becomes one line on
-stderr and exit code 2.
+itself is done by the library. Bad input, whether argparse or the library finds it (a
+:class:`~lodekit.errors.LodekitError`), becomes one line on stderr naming the argument, and
+exit code 2.
 """
 
 from __future__ import annotations
@@ -27,8 +28,21 @@ COMMANDS = {
 }
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose refusal is one line (argparse prints the usage first)."""
+
+    def error(self, message: str):
+        _refuse(self.prog, f"{message} (see {self.prog} --help)")
+        self.exit(2)
+
+
+def _refuse(prog: str, message: str) -> None:
+    # ase and numpy messages may span lines: the contract is one line
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="lodekit",
         description="Long-distance equivariant (LODE) and SOAP features, models and the "
         "experiments of Grisafi & Ceriotti (2019).",
@@ -47,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except LodekitError as err:
-        print(f"lodekit {args.command}: error: {err}", file=sys.stderr)
+        _refuse(f"lodekit {args.command}", str(err))
         return 2
 
 

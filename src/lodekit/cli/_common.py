@@ -1,4 +1,9 @@
-"""What the sub-commands share: reading a recipe, checking an output path, a Dask client."""
+"""What the sub-commands share: one way to read a structure, text or recipe file, to check an
+output path, to name options in the library's messages, and a Dask client.
+
+Each reader turns every way a file can be wrong (missing, a folder, empty, binary, truncated,
+another kind of file) into one :class:`~lodekit.errors.LodekitError` naming the option.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +15,34 @@ from ..errors import LodekitError
 SCHEDULER_TIMEOUT = 10.0
 
 
+def read_text(path: str, option: str) -> str:
+    """The text of the JSON file given to ``option``."""
+    try:
+        return Path(path).read_text()
+    except OSError as err:
+        raise LodekitError(f"`{option}` {path!r} cannot be read: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise LodekitError(f"`{option}` {path!r} is not a text (JSON) file") from None
+
+
 def read_recipe(path):
     """The featurisation recipe of ``--recipe FILE`` (None: the default recipe)."""
     from ..features.recipe import Recipe
 
     if path is None:
         return Recipe.coerce(None)
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise LodekitError(f"`--recipe` {path!r} cannot be read: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise LodekitError(f"`--recipe` {path!r} is not a text (JSON) file") from None
+    text = read_text(path, "--recipe")
     try:
         return Recipe.from_json(text)
     except LodekitError as err:
         raise LodekitError(f"`--recipe` {path!r}: {err}") from None
+
+
+def read_structures(path, option: str) -> list:
+    """Every frame (ase.Atoms) of the structure file given to ``option``."""
+    from ..batch.dataset import read_frames
+
+    return read_frames(path, argument=option)
 
 
 def connect(address):
@@ -52,9 +69,34 @@ def output_file(value: str, what: str) -> Path:
     return check_output_file(value, "--out", what)
 
 
+def output_folder(value: str, what: str) -> Path:
+    """``--out`` of a folder made by the command: none or a folder there, its parent exists.
+
+    As for :func:`output_file`, a missing parent is refused rather than made: a mistyped path
+    should not grow a tree of folders.
+    """
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise LodekitError(f"`--out` {value!r} is a file; expected the path of {what}")
+    if not path.absolute().parent.is_dir():
+        raise LodekitError(
+            f"`--out` {value!r}: the directory {str(path.parent)!r} does not exist "
+            "(or is not a directory)"
+        )
+    return path
+
+
 def renamed(err: LodekitError, old: str, new: str) -> LodekitError:
     """The library names its arguments; the command line names its own options."""
     return LodekitError(str(err).replace(old, new, 1))
+
+
+def options_named(err: LodekitError, names: dict[str, str]) -> LodekitError:
+    """``err`` with each library argument ``name`` of ``names`` shown as its option."""
+    text = str(err)
+    for name, option in names.items():
+        text = text.replace(f"`{name}`", f"`{option}`")
+    return LodekitError(text)
 
 
 def positive(value, option: str) -> None:

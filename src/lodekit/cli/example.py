@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import output_file
+from ._common import output_file, read_structures
 
 HELP = "LODE features of a shipped water box (or STRUCTURE), with a summary"
 
@@ -19,15 +19,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import ase.io
-
     from ..expansion import LodeSphericalExpansion
     from ..persistence import save_expansion
 
     if args.out:
         output_file(args.out, "an .npz archive")
     path = args.structure or resources.files("lodekit") / "data" / "water64.extxyz"
-    atoms = ase.io.read(str(path))
+    atoms = read_structures(str(path), "STRUCTURE")[-1]  # the last frame, as ase.io.read
     calculator = LodeSphericalExpansion(
         smearing=1.0, exponent=1, max_radial=6, max_angular=4, radius=5.0
     )

@@ -6,7 +6,7 @@ import sys
 import time
 
 from ..errors import LodekitError
-from ._common import connect, positive, read_recipe, renamed
+from ._common import connect, output_folder, positive, read_recipe, renamed
 
 HELP = "features of every frame of INPUT... into a chunked, resumable store (zarr)"
 
@@ -50,6 +50,7 @@ def run(args) -> int:
 def _run(args) -> int:
     from ..batch import StoreError, StructureSource, featurize
 
+    output_folder(args.out, "a feature store (a folder)")
     recipe = read_recipe(args.recipe)
     positive(args.chunk_size, "--chunk-size")
     positive(args.workers, "--workers")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from ._common import output_file, renamed
+from ..errors import InputError
+from ._common import options_named, output_file, renamed
 
 HELP = "fit a model of per-structure targets on a feature store"
+
+#: The library's argument names of this command's options.
+OPTIONS = {"alpha": "--alpha", "zeta": "--zeta", "n_sparse": "--n-sparse"}
 
 
 def add_arguments(parser) -> None:
@@ -57,6 +61,8 @@ def run(args) -> int:
         )
     except StoreError as err:
         raise renamed(err, "`store`", "`STORE`") from None
+    except InputError as err:
+        raise options_named(err, OPTIONS) from None
     save_model(out, model, model.metadata_)
     print(_summary(args.model, store, model, out))
     edge = alpha_at_grid_edge(model)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from ..errors import InputError
+from ._common import options_named, output_folder
 
 HELP = "run one of the paper's experiments end to end, with a report"
+
+#: The library's argument names of this command's options (the data loaders name the data
+#: file `path`).
+OPTIONS = {"data": "--data", "path": "--data", "out": "--out", "seed": "--seed"}
 
 
 def add_arguments(parser) -> None:
@@ -29,10 +34,13 @@ def run(args) -> int:
     from ..experiments import reproduce
 
     mode = "full" if args.full else "quick"
-    out = Path(args.out or f"lodekit-{args.experiment}-{mode}")
-    metrics = reproduce(
-        args.experiment, mode, out=out, seed=args.seed, progress=not args.quiet, data=args.data
-    )
+    out = output_folder(args.out or f"lodekit-{args.experiment}-{mode}", "a report folder")
+    try:
+        metrics = reproduce(
+            args.experiment, mode, out=out, seed=args.seed, progress=not args.quiet, data=args.data
+        )
+    except InputError as err:
+        raise options_named(err, OPTIONS) from None
     print((out / "results.md").read_text())
     print(f"report written to {out}/ (results.md, metrics.json, learning_curves.png, config.json)")
     return 0 if metrics else 1

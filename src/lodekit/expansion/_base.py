@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,20 @@ class CalculatorBase:
             raise InputError(
                 f"`text` has unknown hyperparameter(s) {unknown}; expected {list(cls._hyper_names)}"
             )
+        missing = [name for name in cls._required_hypers() if name not in data]
+        if missing:
+            raise InputError(f"`text` lacks hyperparameter(s) {missing}, which {cls.name} requires")
         return cls(**data)
+
+    @classmethod
+    def _required_hypers(cls) -> list[str]:
+        """Keyword arguments of the constructor without a default, in signature order."""
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return [
+            p.name
+            for p in parameters
+            if p.kind is p.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+        ]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_hypers().items())

@@ -157,6 +157,10 @@ def write_npz(path, header: dict, arrays: dict):
     return atomic_write(path, lambda stream: np.savez(stream, **arrays, header=encoded))
 
 
+#: First bytes of a zip file (a local file header, or the end record of an empty zip).
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+
+
 def read_npz(path, spec: dict, where: str, error: type) -> tuple[dict, dict]:
     """The verified header and the arrays of an ``.npz`` written by :func:`write_npz`.
 
@@ -165,10 +169,20 @@ def read_npz(path, spec: dict, where: str, error: type) -> tuple[dict, dict]:
     """
     try:
         # open the file ourselves: np.load leaks its handle when the zip is truncated
-        with open(path, "rb") as stream, np.load(stream, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
+        with open(path, "rb") as stream:
+            # np.load takes any other file for a pickle, and would blame pickling
+            if stream.read(4) not in _ZIP_SIGNATURES:
+                raise error(
+                    f"{where} is not a readable .npz archive (no zip signature): not a "
+                    f"{spec['kind']} file"
+                )
+            stream.seek(0)
+            with np.load(stream, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise error(f"{where} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{where} is a directory, not a {spec['kind']} file") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise error(f"{where} is not a readable .npz archive: {err}") from None
     try:
