@@ -25,7 +25,9 @@ __all__ = [
     "WorkLimits",
     "check_dense_jacobian",
     "check_kspace_work",
+    "check_pairs",
     "estimated_kvectors",
+    "estimated_pairs",
     "work_limits",
 ]
 
@@ -45,11 +47,16 @@ class WorkLimits:
         (:meth:`~lodekit.expansion.kspace.KspaceBackend.cost`). Default 3600.
     max_jacobian_bytes : float
         Memory of one structure's dense Jacobian (positions and strain). Default 8 GiB.
+    max_pairs : float
+        Estimated (centre, neighbour) pairs of one real-space sum (SOAP, isolated molecules
+        in LODE). Default 10^8: several GB of pair data; 400x the largest benchmark (SOAP on
+        4096 water atoms at cutoff 5 Å, about 2.5 10^5 pairs).
     """
 
     max_kvectors: float = float(1 << 22)
     max_seconds: float = 3600.0
     max_jacobian_bytes: float = float(8 << 30)
+    max_pairs: float = 1e8
 
 
 #: The limits in force (module-wide; change them with :func:`work_limits`).
@@ -112,4 +119,27 @@ def check_dense_jacobian(shape: tuple[int, ...], with_strain: bool) -> None:
         f"max_jacobian_bytes={WORK_LIMITS.max_jacobian_bytes / 2**30:.3g} GiB: use "
         "vector_jacobian_product for forces and stress, select fewer atoms, or raise the "
         "limit with lodekit.expansion.limits.work_limits(max_jacobian_bytes=...)"
+    )
+
+
+def estimated_pairs(positions: np.ndarray, cell: np.ndarray, periodic: bool, cutoff: float):
+    """Pairs of atoms (periodic images included) closer than ``cutoff``, at the average
+    density: n^2 (4/3 pi cutoff^3) / V, with V the cell volume, or for molecules that of the
+    bounding box (padded by 1 Å) and at most n (n - 1)."""
+    n_atoms = len(positions)
+    sphere = 4.0 / 3.0 * np.pi * float(cutoff) ** 3
+    if periodic:
+        return n_atoms * n_atoms * sphere / abs(np.linalg.det(cell))
+    box = float(np.prod(np.ptp(positions, axis=0) + 1.0))
+    return float(n_atoms * min(n_atoms - 1.0, n_atoms * sphere / box))
+
+
+def check_pairs(count: float, what: str, way_out: str) -> None:
+    """Raise an InputError when ``count`` estimated pairs exceed ``max_pairs``."""
+    if count <= WORK_LIMITS.max_pairs:
+        return
+    raise InputError(
+        f"{what} needs about {count:.3g} atom pairs (estimated), above the limit "
+        f"max_pairs={WORK_LIMITS.max_pairs:.3g}: {way_out}; or raise the limit with "
+        "lodekit.expansion.limits.work_limits(max_pairs=...)"
     )

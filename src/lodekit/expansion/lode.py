@@ -27,7 +27,7 @@ from .kspace import (
     available_methods,
 )
 from .lattice import reduced_cell
-from .limits import check_dense_jacobian, check_kspace_work
+from .limits import check_dense_jacobian, check_kspace_work, check_pairs
 from .plan import (
     PeriodicPlan,
     choose_kspace_method,
@@ -205,6 +205,7 @@ class LodeSphericalExpansion(CalculatorBase):
         self.radial_basis = check.choice("radial_basis", radial_basis, tuple(RADIAL_BASES))
         self._basis = RADIAL_BASES[self.radial_basis](self.max_radial, self.radius)
         self._basis.check(self.max_angular)
+        self._basis.check_smearing(self.smearing)
         self._molecule_field = None
         self._remainder_fields = {}
         # tables are built lazily, possibly from several threads (one per structure)
@@ -463,6 +464,16 @@ class LodeSphericalExpansion(CalculatorBase):
             self.smearing
         )
         return split_by_l(coeffs, self.max_angular), None, plan.as_dict()
+
+    def _check_system(self, system: System, index: int) -> None:
+        """Refuse an isolated molecule whose all-pairs sum would exceed the work limits (the
+        periodic sums are checked once planned)."""
+        if not system.periodic:
+            check_pairs(
+                float(len(system)) ** 2,
+                f"`structures[{index}]`, an isolated molecule of {len(system)} atoms,",
+                "give it a periodic cell or split the structure",
+            )
 
     def _compute_molecule(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         species_index = np.searchsorted(neighbor_types, system.numbers)
