@@ -106,3 +106,38 @@ def test_accuracy_out_of_range_gives_the_rule(accuracy):
     message = str(error.value)
     assert "`accuracy`" in message and repr(accuracy) in message
     assert "1e-14" in message and "0.1" in message
+
+
+def test_soap_pair_estimate_and_limit():
+    from lodekit import SphericalExpansion
+    from lodekit.expansion.limits import estimated_pairs
+    from lodekit.neighbors import neighbor_pairs
+
+    structure = _structure(6.0 * np.eye(3))
+    i, _, _ = neighbor_pairs(structure, 5.0)
+    estimate = estimated_pairs(structure.positions, structure.cell, True, 5.0)
+    assert 0.5 < estimate / len(i) < 2.0  # the average density: close to the real count
+    calculator = SphericalExpansion(cutoff=5.0, smearing=0.3, max_radial=2, max_angular=1)
+    with work_limits(max_pairs=estimate / 2):
+        with pytest.raises(InputError, match="`cutoff`"):
+            calculator.compute(structure)
+
+
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda: LodeSphericalExpansion(**{**HYPERS, "max_radial": 20}), "`max_radial`"),
+        (
+            lambda: LodeSphericalExpansion(
+                **{**HYPERS, "smearing": 1e-5}, radial_basis="monomials"
+            ),
+            "`smearing`",
+        ),
+        (lambda: System([[0, 0, 1e300]], [1]), "`positions[0]`"),
+        (lambda: System([[0, 0, 0]], [1], cell=1e200 * np.eye(3), pbc=True), "`cell`"),
+    ],
+)
+def test_inputs_beyond_double_precision_are_refused(make, argument):
+    with pytest.raises(InputError) as error:
+        make()
+    assert argument in str(error.value)

@@ -47,6 +47,13 @@ class SphericalExpansion(CalculatorBase):
         None evaluates the closed form for every pair (exact, slower).
     radial_basis : str, default "gto"
         Key of :data:`lodekit.basis.RADIAL_BASES` ("gto" or "monomials").
+
+    Notes
+    -----
+    Work limits: a structure whose neighbour list would hold more than
+    ``lodekit.expansion.limits.WORK_LIMITS.max_pairs`` pairs (estimated at the average
+    density; default 10^8) is refused with an :class:`~lodekit.errors.InputError`; raise it
+    with ``lodekit.expansion.limits.work_limits(max_pairs=...)``.
     """
 
     name = "spherical_expansion"
