@@ -22,6 +22,10 @@ __all__ = ["System", "as_systems"]
 #: Two atoms closer than this (Å, periodic images included) are "on top of each other".
 MIN_DISTANCE = 1e-4
 
+#: Largest |coordinate| accepted (Å): far beyond any structure, and small enough that
+#: squared distances cannot overflow.
+MAX_COORDINATE = 1e8
+
 _MAX_Z = 118
 
 
@@ -82,6 +86,11 @@ def _as_cell(cell, periodic: bool) -> np.ndarray:
         )
     if not np.all(np.isfinite(matrix)):
         raise InputError(f"`cell` contains NaN or infinite values: {matrix.tolist()}")
+    if np.abs(matrix).max() > MAX_COORDINATE:
+        raise InputError(
+            f"`cell` {matrix.tolist()} has entries larger than {MAX_COORDINATE:g} Å: lattice "
+            f"vectors must be within ±{MAX_COORDINATE:g} Å (as positions)"
+        )
     if periodic:
         lengths = np.linalg.norm(matrix, axis=1)
         volume = abs(np.linalg.det(matrix))
@@ -134,12 +143,13 @@ class System:
             raise InputError(f"`positions` has shape {pos.shape}; expected (n_atoms, 3)")
         if pos.shape[0] == 0:
             raise InputError("`positions` is empty; a structure needs at least one atom")
-        bad = ~np.isfinite(pos).all(axis=1)
+        bad = ~(np.abs(pos) <= MAX_COORDINATE).all(axis=1)  # NaN compares False
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InputError(
-                f"`positions[{i}]` is {pos[i].tolist()}: positions must be finite "
-                f"({int(bad.sum())} atom(s) with NaN or infinite coordinates)"
+                f"`positions[{i}]` is {pos[i].tolist()}: positions must be finite and within "
+                f"±{MAX_COORDINATE:g} Å ({int(bad.sum())} atom(s) with NaN, infinite or "
+                "larger coordinates)"
             )
         numbers = _as_numbers(types, pos.shape[0], "types")
         periodic = _as_pbc(pbc)

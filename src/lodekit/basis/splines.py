@@ -10,6 +10,11 @@ from scipy.interpolate import CubicSpline
 __all__ = ["TabulatedFunction"]
 
 
+#: Largest table (points): past it the table stops refining (callers refuse inputs that
+#: would need more, see SphericalExpansion).
+MAX_POINTS = 2**20
+
+
 class TabulatedFunction:
     """Cubic-spline table of a smooth vector-valued function of one variable on [0, x_max].
 
@@ -35,7 +40,7 @@ class TabulatedFunction:
             mid = 0.5 * (grid[1:] + grid[:-1])
             error = np.abs(spline(mid) - function(mid)).max()
             scale = max(np.abs(values).max(), np.finfo(float).tiny)
-            if error <= accuracy * scale or n_points >= 2**20:
+            if error <= accuracy * scale or n_points >= MAX_POINTS:
                 break
             n_points = 2 * n_points - 1
         self.n_points = n_points

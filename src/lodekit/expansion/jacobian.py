@@ -155,7 +155,11 @@ class Jacobian:
         merge = scipy.sparse.csr_matrix(
             (np.ones(len(keys)), (inverse, np.arange(len(keys)))), shape=(len(unique), len(keys))
         )
-        summed = (merge @ values.reshape(len(keys), -1)).reshape(len(unique), *values.shape[1:])
+        # explicit row size: with no pairs at all (one atom) there are no rows to infer it from
+        row_size = int(np.prod(values.shape[1:]))
+        summed = (merge @ values.reshape(len(keys), row_size)).reshape(
+            len(unique), *values.shape[1:]
+        )
         strains = [p.strain for p in parts if p.strain is not None]
         strain = sum(strains[1:], strains[0]) if strains else None
         return cls(unique.astype(np.int64), summed, strain)

@@ -26,6 +26,8 @@ from .kspace import (
     Remainder,
     available_methods,
 )
+from .lattice import reduced_cell
+from .limits import check_dense_jacobian, check_kspace_work, check_pairs
 from .plan import (
     PeriodicPlan,
     choose_kspace_method,
@@ -65,6 +67,10 @@ FEATOMIC_NUFFT_EPS = 1e-13
 #: Smallest ``accuracy`` accepted.
 MIN_ACCURACY = 1e-14
 
+#: Largest ``accuracy`` accepted: the bounds of the planner (exp(-(k_c sigma)^2 / 2) for the
+#: k-space truncation, the remainder's tail) are measured and validated up to 0.1.
+MAX_ACCURACY = 0.1
+
 
 def _checked_kspace_method(value) -> str:
     """``value`` if it is "auto" or the name of a backend that can run here."""
@@ -72,6 +78,16 @@ def _checked_kspace_method(value) -> str:
     if method != "auto" and not KSPACE_BACKENDS[method].available():
         raise InputError(f"`kspace_method` is {method!r} but {KSPACE_BACKENDS[method].requirement}")
     return method
+
+
+def _reduced(system: System) -> System:
+    """``system`` itself, or the same periodic structure described by a reduced cell
+    (:func:`~lodekit.expansion.lattice.reduced_cell`): every periodic sum is a property of the
+    lattice, while the planner's bounds (cell heights, index ranges) are computed from rows."""
+    cell = reduced_cell(system.cell)
+    if cell is system.cell:
+        return system
+    return System(system.positions, system.numbers, cell, pbc=True)
 
 
 class LodeSphericalExpansion(CalculatorBase):
@@ -114,6 +130,16 @@ class LodeSphericalExpansion(CalculatorBase):
     radial_basis : str, default "gto"
         Key of :data:`lodekit.basis.RADIAL_BASES`: "gto" (featomic's ``Gto``) or "monomials"
         (featomic's ``Monomials``, r^(l+2n) on [0, radius], orthonormalised per l).
+
+    Notes
+    -----
+    Work limits: before a periodic structure is computed, its k-space sum is estimated
+    (k-vectors V k_c^3 / (12 pi^2), seconds by the backend's cost model) and a dense Jacobian
+    (``gradients``) its memory; above :data:`lodekit.expansion.limits.WORK_LIMITS` (default
+    about 4.2 M k-vectors, 3600 s, 8 GiB) an :class:`~lodekit.errors.InputError` names the
+    estimate and the way out (``accuracy``, a larger smearing, a smaller k_cutoff,
+    :meth:`vector_jacobian_product`). ``with lodekit.expansion.limits.work_limits(...)``
+    raises them. Skewed cells are computed with a reduced basis of the same lattice.
     """
 
     name = "lode_spherical_expansion"
@@ -167,16 +193,19 @@ class LodeSphericalExpansion(CalculatorBase):
                     "(accuracy lets lodekit choose the k-space cutoff)"
                 )
             accuracy = check.positive_float("accuracy", accuracy)
-            if not MIN_ACCURACY <= accuracy <= 0.1:
+            if not MIN_ACCURACY <= accuracy <= MAX_ACCURACY:
                 raise InputError(
-                    f"`accuracy` is {accuracy} but must be between {MIN_ACCURACY} and 0.1: "
-                    "double precision cannot deliver relative errors below ~1e-14"
+                    f"`accuracy` is {accuracy} but must be between {MIN_ACCURACY} and "
+                    f"{MAX_ACCURACY} (a relative error: double precision cannot deliver less "
+                    f"than {MIN_ACCURACY}, and the planner's error model holds up to "
+                    f"{MAX_ACCURACY})"
                 )
         self.accuracy = accuracy
         self.kspace_method = _checked_kspace_method(kspace_method)
         self.radial_basis = check.choice("radial_basis", radial_basis, tuple(RADIAL_BASES))
         self._basis = RADIAL_BASES[self.radial_basis](self.max_radial, self.radius)
         self._basis.check(self.max_angular)
+        self._basis.check_smearing(self.smearing)
         self._molecule_field = None
         self._remainder_fields = {}
         # tables are built lazily, possibly from several threads (one per structure)
@@ -349,6 +378,7 @@ class LodeSphericalExpansion(CalculatorBase):
         out = []
         for system in systems:
             if system.periodic:
+                system = _reduced(system)
                 out.append(self._plan_system(system, len(system), n_species).as_dict())
             else:
                 out.append({"method": "molecule", "table_accuracy": TABLE_ACCURACY})
@@ -388,15 +418,44 @@ class LodeSphericalExpansion(CalculatorBase):
         return PeriodicCorrections.build(system, problem, self.smearing, remainder)
 
     def _periodic_setup(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
-        """(plan, k-space problem, backend, corrections) of one periodic structure."""
+        """(plan, k-space problem, backend, corrections) of one periodic structure (given with
+        a reduced cell), refused when its estimated work exceeds the work limits."""
         plan = self._plan_system(system, len(centres), len(neighbor_types))
+        self._check_work(system, len(centres), len(neighbor_types), plan)
         problem = self._kspace_problem(system, centres, neighbor_types, plan)
         corrections = self._periodic_corrections(system, problem, plan)
         return plan, problem, KSPACE_BACKENDS[plan.kspace_method], corrections
 
+    def _check_work(
+        self, system: System, n_centres: int, n_species: int, plan: PeriodicPlan
+    ) -> None:
+        """Refuse a k-space sum above the work limits (:mod:`~lodekit.expansion.limits`)."""
+        workload = KspaceWorkload(
+            system.cell,
+            len(system),
+            n_centres,
+            n_species,
+            (self.max_angular + 1) ** 2 * self._basis.size,
+        )
+        backend = KSPACE_BACKENDS[plan.kspace_method]
+        seconds = backend.cost(workload, plan.k_cutoff, plan.nufft_eps)
+        if self.accuracy is None:
+            way_out = (
+                f"give `accuracy` (range separation) instead of `k_cutoff` "
+                f"{self.effective_k_cutoff:.4g}, a smaller `k_cutoff` or a larger `smearing` "
+                f"(now {self.smearing})"
+            )
+        else:
+            way_out = (
+                f"a larger `accuracy` (now {self.accuracy}) or a larger `smearing` "
+                f"(now {self.smearing})"
+            )
+        check_kspace_work(system.volume, plan.k_cutoff, seconds, way_out)
+
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         if not system.periodic:
             return self._compute_molecule(system, centres, neighbor_types)
+        system = _reduced(system)
         plan, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
         coeffs = corrections.add_values(backend.value(problem))
         rows = np.arange(len(centres))
@@ -405,6 +464,16 @@ class LodeSphericalExpansion(CalculatorBase):
             self.smearing
         )
         return split_by_l(coeffs, self.max_angular), None, plan.as_dict()
+
+    def _check_system(self, system: System, index: int) -> None:
+        """Refuse an isolated molecule whose all-pairs sum would exceed the work limits (the
+        periodic sums are checked once planned)."""
+        if not system.periodic:
+            check_pairs(
+                float(len(system)) ** 2,
+                f"`structures[{index}]`, an isolated molecule of {len(system)} atoms,",
+                "give it a periodic cell or split the structure",
+            )
 
     def _compute_molecule(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         species_index = np.searchsorted(neighbor_types, system.numbers)
@@ -430,6 +499,10 @@ class LodeSphericalExpansion(CalculatorBase):
         """Full Jacobian of :meth:`_compute_system` (the same terms, differentiated)."""
         if not system.periodic:
             return self._jacobian_molecule(system, centres, neighbor_types, with_strain)
+        n_lm = (self.max_angular + 1) ** 2
+        shape = (len(centres), len(system), 3, len(neighbor_types), n_lm, self._basis.size)
+        check_dense_jacobian(shape, with_strain)
+        system = _reduced(system)
         _, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
         positions, strain = backend.jacobian(problem, with_strain)
         return corrections.jacobian(positions, strain)
@@ -522,6 +595,7 @@ class LodeSphericalExpansion(CalculatorBase):
                 self.max_angular,
                 upstream,
             )
+        system = _reduced(system)
         _, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
         gradient, strain = backend.vjp(problem, upstream, with_strain=True)
         return corrections.vjp(upstream, gradient, strain)

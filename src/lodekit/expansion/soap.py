@@ -6,11 +6,12 @@ import numpy as np
 
 from .. import _validation as check
 from ..basis.radial import RADIAL_BASES
-from ..basis.splines import TabulatedFunction
+from ..basis.splines import MAX_POINTS, TabulatedFunction
 from ..errors import InputError
 from ..systems import System
 from ._base import CalculatorBase
 from .jacobian import Jacobian, cutoff_pair_jacobian
+from .limits import check_pairs, estimated_pairs
 from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 from .result import split_by_l
 
@@ -46,6 +47,13 @@ class SphericalExpansion(CalculatorBase):
         None evaluates the closed form for every pair (exact, slower).
     radial_basis : str, default "gto"
         Key of :data:`lodekit.basis.RADIAL_BASES` ("gto" or "monomials").
+
+    Notes
+    -----
+    Work limits: a structure whose neighbour list would hold more than
+    ``lodekit.expansion.limits.WORK_LIMITS.max_pairs`` pairs (estimated at the average
+    density; default 10^8) is refused with an :class:`~lodekit.errors.InputError`; raise it
+    with ``lodekit.expansion.limits.work_limits(max_pairs=...)``.
     """
 
     name = "spherical_expansion"
@@ -94,9 +102,11 @@ class SphericalExpansion(CalculatorBase):
                     "(or None for exact radial integrals)"
                 )
         self.spline_accuracy = spline_accuracy
+        self._check_table_size()
         self.radial_basis = check.choice("radial_basis", radial_basis, tuple(RADIAL_BASES))
         self._basis = RADIAL_BASES[self.radial_basis](self.max_radial, self.cutoff)
         self._basis.check(self.max_angular)
+        self._basis.check_smearing(self.smearing)
         self._table = None
         self._d_table = None
         self._self_term = None
@@ -158,6 +168,29 @@ class SphericalExpansion(CalculatorBase):
         return (
             cut[:, None, None] * values,
             d_cut[:, None, None] * values + cut[:, None, None] * slopes,
+        )
+
+    def _check_table_size(self) -> None:
+        """Refuse a spline table that could not reach ``spline_accuracy``: a cubic spline of
+        features of width ``smearing`` needs a step of about smearing x accuracy^(1/4)."""
+        if self.spline_accuracy is None:
+            return
+        points = self.cutoff / (self.smearing * self.spline_accuracy**0.25)
+        if points > MAX_POINTS:
+            raise InputError(
+                f"`smearing` is {self.smearing} Å: with `cutoff` {self.cutoff} Å and "
+                f"`spline_accuracy` {self.spline_accuracy} the radial table would need about "
+                f"{points:.3g} points, more than {MAX_POINTS}: use spline_accuracy=None (exact "
+                "radial integrals), a larger smearing or a larger spline_accuracy"
+            )
+
+    def _check_system(self, system: System, index: int) -> None:
+        """Refuse a structure whose neighbour list would exceed the work limits."""
+        pairs = estimated_pairs(system.positions, system.cell, system.periodic, self.cutoff)
+        check_pairs(
+            pairs,
+            f"`structures[{index}]` with `cutoff` {self.cutoff} Å",
+            "a smaller `cutoff` or fewer atoms per structure",
         )
 
     def _jacobian_system(

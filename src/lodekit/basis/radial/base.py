@@ -42,6 +42,12 @@ class RadialBasis(ABC):
         ``max_angular`` (called by the calculators when they are constructed)."""
         return None
 
+    def check_smearing(self, smearing: float) -> None:
+        """Raise :class:`~lodekit.errors.InputError` if projecting Gaussians of width
+        ``smearing`` (Å) on the basis would cost more than the basis allows (called by the
+        calculators when they are constructed)."""
+        return None
+
     @property
     @abstractmethod
     def decay_width(self) -> float:

@@ -13,10 +13,16 @@ from functools import cached_property
 import numpy as np
 from scipy.special import gammaln
 
+from ...errors import InputError
 from . import gto_integrals
 from .base import RadialBasis
 
 __all__ = ["GtoBasis"]
+
+#: Smallest eigenvalue of the primitives' overlap, relative to the largest, accepted: below
+#: it S^-1/2 amplifies round-off past 1e-2 of the functions (max_radial >= 20), and from
+#: max_radial = 24 the computed overlap is not even positive definite (NaN functions).
+MIN_RELATIVE_OVERLAP_EIGENVALUE = 1e-14
 
 
 class GtoBasis(RadialBasis):
@@ -31,6 +37,15 @@ class GtoBasis(RadialBasis):
     """
 
     name = "gto"
+
+    def check(self, max_angular: int) -> None:
+        eigval = np.linalg.eigvalsh(self.overlap)
+        if not eigval.min() > MIN_RELATIVE_OVERLAP_EIGENVALUE * eigval.max():
+            raise InputError(
+                f"`max_radial` is {self.max_radial} but the GTO basis cannot be orthonormalised "
+                f"in double precision (overlap eigenvalues {eigval.min():.2g} to "
+                f"{eigval.max():.2g}): use max_radial <= 19"
+            )
 
     @cached_property
     def widths(self) -> np.ndarray:

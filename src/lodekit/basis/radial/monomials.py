@@ -35,6 +35,9 @@ _SERIES_TOLERANCE = 1e-17
 #: below it round-off dominates the orthonormalised functions.
 MIN_OVERLAP_EIGENVALUE = 1e-12
 
+#: Most quadrature panels on [0, radius] (a few per smearing): about a second of work.
+MAX_PANELS = 1e5
+
 
 def _overlap(max_radial: int, l: int) -> np.ndarray:
     a = 2.0 * l + 4.0 * np.arange(max_radial + 1) + 3.0
@@ -77,6 +80,16 @@ class MonomialBasis(RadialBasis):
     """
 
     name = "monomials"
+
+    def check_smearing(self, smearing: float) -> None:
+        # the quadratures use a few panels per smearing on [0, radius]
+        panels = 4.0 * self.radius / smearing
+        if panels > MAX_PANELS:
+            raise InputError(
+                f"`smearing` is {smearing} Å but the monomial basis of radius {self.radius} Å "
+                f"would need {panels:.3g} quadrature panels (more than {MAX_PANELS:g}): "
+                f"smearing must be at least {4.0 * self.radius / MAX_PANELS:.3g} Å"
+            )
 
     def check(self, max_angular: int) -> None:
         for l in range(max_angular + 1):
