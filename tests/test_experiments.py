@@ -59,6 +59,13 @@ def test_point_charges_quick(tmp_path, capsys):
     assert record["metrics"]["lode_nu1_s05"]["200"] < lode["200"] / 2
     assert record["metrics"]["lode_nu1_s1_n4"]["200"] < lode["200"] / 2
     assert "| LODE nu=1, sigma 1 Å (linear) |" in capsys.readouterr().out
+    # a quick report says, before its table, that it is not comparable with the paper's column
+    # and where the full results are; the plot shows the paper's numbers (issue 27, 11-12)
+    text = (out / "results.md").read_text()
+    assert text.index("**Quick mode** (at most 200 training structures)") < text.index("| model |")
+    assert "docs/results.md" in text and "n: training boxes" in text
+    assert record["training_size"] == "training boxes"
+    assert record["paper_values"]["soap_rc9"] == {"n_train": 1500, "low": 20.0, "high": 20.0}
 
 
 @pytest.mark.slow

@@ -17,8 +17,12 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="small sizes, minutes (default)")
-    size.add_argument("--full", action="store_true", help="the paper's protocol")
+    size.add_argument(
+        "--quick", action="store_true", help="small sizes, under a minute on 2 cores (default)"
+    )
+    size.add_argument(
+        "--full", action="store_true", help="the paper's protocol, up to about half an hour"
+    )
     parser.add_argument("--out", help="output directory (default: lodekit-NAME-MODE)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

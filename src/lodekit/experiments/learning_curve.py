@@ -95,6 +95,8 @@ def run_learning_curves(
     targets = np.asarray(targets)
     bar = progress(total=len(specs) * len(train_sets)) if progress else None
     for spec in specs:
+        if bar:
+            bar.set_postfix_str(f"featurising {spec.name}")
         x, groups, species = spec.featurize(frames)
         metrics[spec.name] = {}
         x_test, g_test, s_test = _subset(x, groups, species, test)

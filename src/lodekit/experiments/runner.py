@@ -52,6 +52,18 @@ def _check_arguments(name, mode, out, seed, data) -> None:
         )
 
 
+def _labelled(bar, desc):
+    """``bar`` with a default label, so that every bar says what it counts (None stays None)."""
+    if bar is None:
+        return None
+
+    def labelled(*args, **kwargs):
+        kwargs.setdefault("desc", desc)
+        return bar(*args, **kwargs)
+
+    return labelled
+
+
 def reproduce(
     name: str,
     mode: str = "quick",
@@ -66,7 +78,8 @@ def reproduce(
     ----------
     name : {"point-charges", "dimers", "water"}
     mode : {"quick", "full"}
-        "quick" checks the pipeline in about a minute; "full" follows the paper's protocol.
+        "quick" checks the pipeline in under a minute on 2 cores; "full" follows the
+        paper's protocol (up to about half an hour).
     out : str or Path
         Report directory (created if missing; must not be an existing file).
     seed : int
@@ -86,28 +99,29 @@ def reproduce(
     module = EXPERIMENTS[name]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm as bar
 
-        bar = tqdm
     start = time.perf_counter()
     if data is None:
-        setup = module.build(mode, seed, progress=bar)
+        setup = module.build(mode, seed, progress=_labelled(bar, "data"))
     else:
-        setup = module.build(mode, seed, progress=bar, path=data)
+        setup = module.build(mode, seed, progress=_labelled(bar, "data"), path=data)
     metrics, predictions = run_learning_curves(
         setup["specs"],
         setup["frames"],
         setup["targets"],
         setup["train_sets"],
         setup["test"],
-        progress=bar,
+        progress=_labelled(bar, "learning curves (models x training sizes)"),
         keep=setup.get("keep", ()),
         cv_groups=setup.get("cv_groups"),
         transform=setup.get("transform"),
     )
     extra_metrics = {}
     if hasattr(module, "extra"):
-        extra_metrics = module.extra(setup, predictions, Path(out), progress=bar)
+        extra_metrics = module.extra(
+            setup, predictions, Path(out), progress=_labelled(bar, "extra models")
+        )
     tables = extra_metrics.pop("tables", {})
     wall = time.perf_counter() - start
     config = {
@@ -129,5 +143,7 @@ def reproduce(
         wall_time=wall,
         notes=setup["notes"],
         tables=tables,
+        paper_values=module.PAPER_VALUES,
+        x_label=module.X_LABEL,
     )
     return metrics
