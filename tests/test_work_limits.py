@@ -141,3 +141,26 @@ def test_inputs_beyond_double_precision_are_refused(make, argument):
     with pytest.raises(InputError) as error:
         make()
     assert argument in str(error.value)
+
+
+def test_range_separated_remainder_pairs_are_estimated_and_limited():
+    # the remainder of a range-separated sum is a real-space pair sum: its estimate is close to
+    # the neighbour list's true count, and above max_pairs the compute is refused, naming the
+    # way out (`accuracy`) (issue 27's "look for the same class of fault elsewhere")
+    from lodekit.expansion.limits import estimated_pairs
+    from lodekit.neighbors import neighbor_pairs
+
+    structure = _structure(6.0 * np.eye(3))
+    calculator = LodeSphericalExpansion(**{**HYPERS, "smearing": 0.3}, accuracy=1e-8)
+    (plan,) = calculator.plan(structure)
+    cutoff = plan["real_space_cutoff"]
+    assert cutoff > 0
+    estimate = estimated_pairs(structure.positions, structure.cell, True, cutoff)
+    i, _, _ = neighbor_pairs(structure, cutoff)
+    assert 0.8 < estimate / len(i) < 1.25
+    expected = calculator.compute(structure).values[0]
+    with work_limits(max_pairs=estimate / 2):
+        with pytest.raises(InputError, match=r"real-space remainder .* `accuracy`"):
+            calculator.compute(structure)
+    # under the limit (the default) it is computed, and nothing is left changed
+    assert np.array_equal(calculator.compute(structure).values[0], expected)

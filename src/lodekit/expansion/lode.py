@@ -27,7 +27,7 @@ from .kspace import (
     available_methods,
 )
 from .lattice import reduced_cell
-from .limits import check_dense_jacobian, check_kspace_work, check_pairs
+from .limits import check_dense_jacobian, check_kspace_work, check_pairs, estimated_pairs
 from .plan import (
     PeriodicPlan,
     choose_kspace_method,
@@ -451,6 +451,14 @@ class LodeSphericalExpansion(CalculatorBase):
                 f"(now {self.smearing})"
             )
         check_kspace_work(system.volume, plan.k_cutoff, seconds, way_out)
+        if plan.real_space_cutoff > 0:
+            # the range-separated remainder: a real-space sum over (centre, neighbour) pairs
+            pairs = estimated_pairs(system.positions, system.cell, True, plan.real_space_cutoff)
+            check_pairs(
+                pairs * n_centres / len(system),
+                f"the real-space remainder (cutoff {plan.real_space_cutoff:.3g} Å)",
+                f"a larger `accuracy` (now {self.accuracy}), or fewer centres per structure",
+            )
 
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         if not system.periodic:
