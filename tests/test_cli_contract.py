@@ -17,7 +17,7 @@ import ase.io
 import numpy as np
 import pytest
 
-from lodekit.cli import main
+from lodekit.cli import COMMANDS, main
 from tests.conftest import STORE_RECIPE
 from tests.helpers import triclinic_box
 
@@ -394,3 +394,13 @@ def test_the_table_covers_every_sub_command():
     from lodekit.cli import COMMANDS
 
     assert {case[1].split()[0] for case in CASES} == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", [[], *[[name] for name in COMMANDS]], ids=repr)
+def test_help_is_plain_text(command, capsys):
+    # `lodekit --help` once showed the module's developer text with reST markup (issue 27, 16)
+    code, out, err = call([*command, "--help"], capsys)
+    assert code == 0 and err == ""
+    assert out.startswith("usage: lodekit")
+    for markup in ("``", ":class:", ":func:", ":meth:", ":mod:", "Parameters\n", "----"):
+        assert markup not in out, (command, markup)
