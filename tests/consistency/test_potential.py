@@ -314,6 +314,55 @@ def test_fitting_forces_recovers_a_linear_model():
     assert np.abs(-(d_new @ energy_only.coef_) - truth_forces).max() > 1e-2 * scale
 
 
+def test_forces_on_a_subset_and_streamed_derivatives():
+    """Issue 28: forces of only some structures, and derivatives computed when needed. With
+    forces on 3 of 5 structures the fit recovers a known linear model as before; giving the
+    derivatives as a function gives the same weights to the last bit, calls it once for each
+    structure with forces and never for the others; the weighted least squares written out
+    with numpy (energy rows of all 5, force rows of 3) agrees."""
+    frames, _ = _training_set()
+    train, new = frames[:5], frames[10]
+    lode, potential = _nu1_potential(StructureRidge())
+    x = lode_nu1(lode.compute(train)).by_center_type([11, 17])
+    w = np.random.default_rng(41).normal(size=x.values.shape[1])
+    energies = np.bincount(x.samples[:, 0], weights=x.values @ w)
+    with_forces = [0, 2, 4]
+    derivatives = {a: potential.feature_derivatives(train[a]) for a in with_forces}
+    forces = [-(derivatives[a] @ w) if a in derivatives else None for a in range(5)]
+    args = (x.values, energies, x.samples[:, 0], x.samples[:, 2])
+    listed = StructureRidge(alpha=1e-12, baselines=False).fit(
+        *args, forces=forces, feature_derivatives=[derivatives.get(a) for a in range(5)],
+        force_weight=0.7,
+    )  # fmt: skip
+    calls = []
+
+    def streamed(a):
+        calls.append(a)
+        return derivatives[a]
+
+    lazy = StructureRidge(alpha=1e-12, baselines=False).fit(
+        *args, forces=forces, feature_derivatives=streamed, force_weight=0.7
+    )
+    assert calls == with_forces
+    assert np.array_equal(lazy.coef_, listed.coef_)
+
+    x_new = lode_nu1(lode.compute(new)).by_center_type([11, 17]).values.sum(axis=0)
+    d_new = potential.feature_derivatives(new)
+    truth_forces = -(d_new @ w)
+    np.testing.assert_allclose(
+        -(d_new @ lazy.coef_), truth_forces, atol=1e-5 * np.abs(truth_forces).max()
+    )
+
+    # the same problem by hand: min |Phi c - y|^2 + alpha |c|^2, force rows weighted by 0.7
+    phi = np.vstack(
+        [np.stack([x.values[x.samples[:, 0] == a].sum(axis=0) for a in range(5)])]
+        + [-0.7 * derivatives[a].reshape(-1, len(w)) for a in with_forces]
+    )
+    y = np.concatenate([energies] + [0.7 * forces[a].ravel() for a in with_forces])
+    by_hand = np.linalg.solve(phi.T @ phi + lazy.alpha_ * np.eye(len(w)), phi.T @ y)
+    np.testing.assert_allclose(phi @ lazy.coef_, phi @ by_hand, atol=1e-6 * np.abs(y).max())
+
+
 def test_force_fitting_errors():
     frames, energies = _training_set()
     lode, _ = _nu1_potential(StructureRidge())
@@ -325,6 +374,8 @@ def test_force_fitting_errors():
         StructureRidge().fit(
             *args, forces=[np.zeros((8, 3))] * 2, feature_derivatives=[np.zeros((8, 3, 5))] * 2
         )
+    with pytest.raises(lodekit.InputError, match="None for every structure"):
+        StructureRidge().fit(*args, forces=[None, None], feature_derivatives=[None, None])
     with pytest.raises(lodekit.InputError, match="reduce='sum'"):
         StructureRidge(reduce="mean").fit(
             *args, forces=[np.zeros((8, 3))] * 2, feature_derivatives=[np.zeros((8, 3, 24))] * 2
@@ -390,6 +441,11 @@ def test_kernel_model_trained_on_forces_learns_lennard_jones():
     both = AdditiveKernelRidge(zeta=2, alpha=1e-8, n_sparse=60).fit(
         *args, forces=[f for _, _, f in train], feature_jacobians=jacobians
     )
+    # Jacobians computed when needed (streamed) give the same model to the last bit
+    streamed = AdditiveKernelRidge(zeta=2, alpha=1e-8, n_sparse=60).fit(
+        *args, forces=[f for _, _, f in train], feature_jacobians=lambda a: jacobians[a]
+    )
+    assert np.array_equal(streamed.weights_, both.weights_)
     errors = {}
     for name, model in [("energy", energy_only), ("both", both)]:
         potential = LodePotential(model, _recipe(soap=soap, blocks=["soap"]))

@@ -20,6 +20,7 @@ __all__ = [
     "composition",
     "equivariant_target",
     "farthest_points",
+    "force_entries",
     "row_blocks",
     "stack_force_rows",
 ]
@@ -39,27 +40,46 @@ def check_force_inputs(reduce, forces, derivatives, n_structures: int, weight, n
         forces is None
         or derivatives is None
         or len(forces) != n_structures
-        or len(derivatives) != n_structures
+        or (not callable(derivatives) and len(derivatives) != n_structures)
     ):
         raise InputError(
-            f"`forces` and `{name}` must both be given, one entry per structure ({n_structures})"
+            f"`forces` and `{name}` must both be given, one entry per structure ({n_structures}),"
+            f" or `{name}` a function of the structure index"
         )
+    if all(f is None for f in forces):
+        raise InputError("`forces` is None for every structure: give forces for at least one")
     weight = float(weight)
     if not np.isfinite(weight) or weight <= 0:
         raise InputError(f"`force_weight` is {weight} but must be positive")
     return weight
 
 
-def stack_force_rows(phi, y, baseline, cv_groups, rows, targets):
+def force_entries(forces, derivatives):
+    """(structure index, forces, derivatives) of every structure whose forces are given.
+
+    ``forces[a]`` None: structure a enters by its energy only (forces on a subset).
+    ``derivatives`` is a sequence (one array per structure, None where there are no forces)
+    or a function ``a -> array``, called only for structures with forces and one at a time,
+    so that the Jacobians of a large training set never sit in memory together.
+    """
+    for a, f in enumerate(forces):
+        if f is None:
+            continue
+        d = derivatives(a) if callable(derivatives) else derivatives[a]
+        yield a, np.asarray(f, dtype=np.float64), np.asarray(d, dtype=np.float64)
+
+
+def stack_force_rows(phi, y, baseline, cv_groups, owners, rows, targets):
     """Energy rows followed by every structure's force rows, with one cross-validation label
     per row (its structure's), so that the alpha search holds out whole structures.
 
-    ``rows[a]`` (n_force_a, n_columns) and ``targets[a]`` (n_force_a,) belong to structure a;
-    baselines (per-species constants) do not act on forces: zeros in the force rows.
+    ``rows[k]`` (n_force_k, n_columns) and ``targets[k]`` (n_force_k,) belong to structure
+    ``owners[k]``; baselines (per-species constants) do not act on forces: zeros in the force
+    rows.
     """
     n = len(y)
     structure_labels = np.arange(n) if cv_groups is None else np.asarray(cv_groups)
-    labels = [np.full(len(t), structure_labels[a]) for a, t in enumerate(targets)]
+    labels = [np.full(len(t), structure_labels[a]) for a, t in zip(owners, targets, strict=True)]
     phi = np.vstack([phi, *rows])
     y = np.concatenate([y, *targets])
     if baseline is not None:

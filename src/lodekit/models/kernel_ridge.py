@@ -25,6 +25,7 @@ from ._common import (
     column_scaling,
     composition,
     farthest_points,
+    force_entries,
     stack_force_rows,
 )
 from ._ridge import fit_ridge, search_alpha
@@ -276,10 +277,8 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         weight = check_force_inputs(
             self.reduce, forces, jacobians, len(y), weight, "feature_jacobians"
         )
-        rows, targets = [], []
-        for a, (f, d) in enumerate(zip(forces, jacobians, strict=True)):
-            f = np.asarray(f, dtype=np.float64)
-            d = np.asarray(d, dtype=np.float64)
+        owners, rows, targets = [], [], []
+        for a, f, d in force_entries(forces, jacobians):
             members = np.flatnonzero(groups == a)
             expected = (len(members), len(f), 3, X.shape[1])
             if f.ndim != 2 or f.shape[1:] != (3,) or d.shape != expected:
@@ -291,9 +290,10 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             if not (np.all(np.isfinite(f)) and np.all(np.isfinite(d))):
                 raise InputError(f"structure {a}: `forces` or `feature_jacobians` is not finite")
             derivative = self._derivative_rows(X[members], d.reshape(len(members), -1, X.shape[1]))
+            owners.append(a)
             rows.append(-weight * derivative @ projector)
             targets.append(weight * f.ravel())
-        return stack_force_rows(phi, y, baseline, cv_groups, rows, targets)
+        return stack_force_rows(phi, y, baseline, cv_groups, owners, rows, targets)
 
     def fit(
         self,
@@ -322,11 +322,14 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        forces : sequence of ndarray (n_atoms_A, 3), optional
-            Reference forces (eV/Å) of every structure.
-        feature_jacobians : sequence of ndarray (n_env_A, n_atoms_A, 3, n_features), optional
-            dx_i/dr_j of every environment of every structure, environments in the order of
-            their rows in X (e.g. :meth:`lodekit.LodePotential.feature_jacobian`).
+        forces : sequence of (ndarray (n_atoms_A, 3) or None), optional
+            Reference forces (eV/Å) of every structure; None for a structure fitted on its
+            energy only.
+        feature_jacobians : sequence of ndarray (n_env_A, n_atoms_A, 3, n_features), or callable
+            dx_i/dr_j of every environment of every structure with forces, environments in
+            the order of their rows in X (e.g. :meth:`lodekit.LodePotential.feature_jacobian`);
+            a function of the structure index computes each when needed (streamed: one in
+            memory at a time, its force rows kept as (3 n_atoms, n_sparse)).
         force_weight : float
         """
         self._check_params()

@@ -22,6 +22,7 @@ from ._common import (
     check_target,
     column_scaling,
     composition,
+    force_entries,
     stack_force_rows,
 )
 from ._ridge import fit_ridge, search_alpha
@@ -121,11 +122,13 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        forces : sequence of ndarray (n_atoms_A, 3), optional
-            Reference forces of every structure (eV/Å).
-        feature_derivatives : sequence of ndarray (n_atoms_A, 3, n_features), optional
-            d(sum_i x_i)/dr of every structure, in the columns of X (e.g.
-            :meth:`lodekit.LodePotential.feature_derivatives`).
+        forces : sequence of (ndarray (n_atoms_A, 3) or None), optional
+            Reference forces of every structure (eV/Å); None for a structure fitted on its
+            energy only.
+        feature_derivatives : sequence of ndarray (n_atoms_A, 3, n_features), or callable
+            d(sum_i x_i)/dr of every structure with forces, in the columns of X (e.g.
+            :meth:`lodekit.LodePotential.feature_derivatives`); a function of the structure
+            index computes each when needed, so only one is in memory at a time.
         force_weight : float
         """
         check_reduce(self.reduce)
@@ -162,10 +165,8 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         weight = check_force_inputs(
             self.reduce, forces, derivatives, len(y), weight, "feature_derivatives"
         )
-        rows, targets = [], []
-        for a, (f, d) in enumerate(zip(forces, derivatives, strict=True)):
-            f = np.asarray(f, dtype=np.float64)
-            d = np.asarray(d, dtype=np.float64)
+        owners, rows, targets = [], [], []
+        for a, f, d in force_entries(forces, derivatives):
             if d.ndim != 3 or d.shape[1:] != (3, phi.shape[1]) or f.shape != d.shape[:2]:
                 raise InputError(
                     f"structure {a}: `forces` has shape {f.shape} and `feature_derivatives` "
@@ -174,9 +175,10 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             if not (np.all(np.isfinite(f)) and np.all(np.isfinite(d))):
                 raise InputError(f"structure {a}: `forces` or `feature_derivatives` is not finite")
             # F = -d(sum x)/dr · w, in the standardised columns the weights refer to
+            owners.append(a)
             rows.append(-weight * (d / self.feature_scale_).reshape(-1, phi.shape[1]))
             targets.append(weight * f.ravel())
-        return stack_force_rows(phi, y, baseline, cv_groups, rows, targets)
+        return stack_force_rows(phi, y, baseline, cv_groups, owners, rows, targets)
 
     def predict(self, X, groups=None, species=None):
         """Structure predictions, shape (n_structures,)."""
