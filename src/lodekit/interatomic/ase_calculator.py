@@ -29,6 +29,12 @@ class LodekitCalculator(Calculator):
         super().__init__(**kwargs)
         self.potential = potential
 
+    @classmethod
+    def from_file(cls, path, **kwargs) -> LodekitCalculator:
+        """The calculator of the potential in ``path`` (written by ``lodekit train`` or
+        :meth:`LodePotential.save`)."""
+        return cls(LodePotential.from_file(path), **kwargs)
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         want_stress = "stress" in properties

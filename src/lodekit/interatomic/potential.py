@@ -31,10 +31,16 @@ class LodePotential:
         split.
     species : sequence of int, optional
         The neighbour-channel species the model was trained with (default: those present in
-        each structure, which is the same when every structure holds every species).
+        each structure, which is the same when every structure holds every species). Give
+        them whenever a structure may lack one of the training species (a model trained on
+        H, C, N, O applied to a molecule without N); potential files store them.
+    references : dict {int: float}, optional
+        Energy (eV) added per atom of each atomic number, on top of the model: the fixed
+        per-species references a model was fitted after (its targets had them subtracted).
+        Forces and stress do not change.
     """
 
-    def __init__(self, model, recipe, *, species=None):
+    def __init__(self, model, recipe, *, species=None, references=None):
         if not hasattr(model, "environment_gradient"):
             raise InputError(
                 f"`model` ({type(model).__name__}) has no environment_gradient: use a lodekit "
@@ -45,6 +51,7 @@ class LodePotential:
         self.model = model
         self.recipe = Recipe.coerce(recipe)
         self.species = None if species is None else as_species(species)
+        self.references = _references(references)
 
     def _expand(self, structure, gradients=None) -> Expanded:
         systems = as_systems(structure)
@@ -78,6 +85,8 @@ class LodePotential:
         system = expanded.systems[0]
         groups = np.zeros(len(values), dtype=np.int64)
         energy = float(self.model.predict(values, groups, species)[0])
+        if self.references:
+            energy += sum(self.references.get(int(z), 0.0) for z in system.numbers)
         out = {"energy": energy}
         if not (forces or stress):
             return out
@@ -89,6 +98,20 @@ class LodePotential:
             # an energy is rotation-invariant: dE/d eps is symmetric up to rounding
             out["stress"] = 0.5 * (strain + strain.T) / system.volume
         return out
+
+    def save(self, path, metadata: dict | None = None):
+        """Write the potential (model, recipe, species, references) to one ``.npz`` file:
+        :func:`lodekit.interatomic.files.save_potential`."""
+        from .files import save_potential
+
+        return save_potential(path, self, metadata)
+
+    @classmethod
+    def from_file(cls, path) -> LodePotential:
+        """The potential in a file written by :meth:`save` or ``lodekit train``."""
+        from .files import load_potential
+
+        return load_potential(path)
 
     def feature_derivatives(self, structure) -> np.ndarray:
         """d(sum_i x_i)/dr_j of the model's feature columns, shape (n_atoms, 3, n_columns).
@@ -132,3 +155,24 @@ class LodePotential:
             tangents.append(tangent)
         out = self.recipe.jvp(expanded, tangents)
         return out.reshape(out.shape[0], n_atoms, 3, out.shape[2])
+
+
+def _references(references) -> dict:
+    """``references`` checked: {atomic number: finite energy in eV}."""
+    if references is None:
+        return {}
+    if not isinstance(references, dict):
+        raise InputError(f"`references` is {type(references).__name__}; expected a dict {{Z: eV}}")
+    out = {}
+    for z, value in references.items():
+        try:
+            number, energy = int(z), float(value)
+        except (TypeError, ValueError):
+            number, energy = -1, float("nan")
+        if str(number) != str(z).strip() or not 1 <= number <= 118 or not np.isfinite(energy):
+            raise InputError(
+                f"`references` entry {z!r}: {value!r} must map an atomic number (1-118) to a "
+                "finite energy in eV"
+            )
+        out[number] = energy
+    return out
