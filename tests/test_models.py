@@ -686,3 +686,48 @@ def test_memory_estimate_bounds_a_fit_with_forces(shape):
         tracemalloc.stop()
     # an upper bound, and not a loose one (measured: 0.45-0.95 of it)
     assert 0.4 * estimate["total"] < peak <= estimate["total"]
+
+
+def test_force_weight_search_is_k_fold_ridge_written_out():
+    """Issue 28: several force weights are searched with alpha by K-fold CV over whole
+    structures. Against the same search written out with numpy (ridge by normal equations,
+    no baselines), on a linear model with noisy forces: every held-out energy and force RMSE,
+    and the chosen pair (lowest sum of relative errors)."""
+    from lodekit.models._common import kfold_indices
+
+    rng = np.random.default_rng(8)
+    n, n_atoms, n_features = 24, 5, 6
+    x = rng.normal(size=(n * n_atoms, n_features))
+    groups = np.repeat(np.arange(n), n_atoms)
+    truth = rng.normal(size=n_features)
+    derivatives = [rng.normal(size=(n_atoms, 3, n_features)) for _ in range(n)]
+    energies = np.bincount(groups, weights=x @ truth) + 0.05 * rng.normal(size=n)
+    forces = [-(d @ truth) + 0.5 * rng.normal(size=(n_atoms, 3)) for d in derivatives]
+    alphas, weights = [1e-6, 1e-2, 1.0], [0.1, 1.0, 3.0]
+    model = StructureRidge(alpha=alphas, baselines=False, cv=4).fit(
+        x, energies, groups, forces=forces, feature_derivatives=derivatives, force_weight=weights
+    )
+
+    phi_e = np.stack([x[groups == a].sum(axis=0) for a in range(n)])
+    phi_f = [-d.reshape(-1, n_features) for d in derivatives]
+    e_err, f_err = np.zeros((3, 3)), np.zeros((3, 3))
+    for w, weight in enumerate(weights):
+        for k, alpha in enumerate(alphas):
+            for train, test in kfold_indices(n, 4, 0):
+                a = np.vstack([phi_e[train]] + [weight * phi_f[s] for s in train])
+                b = np.concatenate([energies[train]] + [weight * forces[s].ravel() for s in train])
+                c = np.linalg.solve(a.T @ a + alpha * np.eye(n_features), a.T @ b)
+                e_err[w, k] += np.sum((phi_e[test] @ c - energies[test]) ** 2)
+                f_err[w, k] += sum(np.sum((phi_f[s] @ c - forces[s].ravel()) ** 2) for s in test)
+    e_rmse, f_rmse = np.sqrt(e_err / n), np.sqrt(f_err / (3 * n_atoms * n))
+    np.testing.assert_allclose(model.cv_energy_rmse_, e_rmse, rtol=1e-8)
+    np.testing.assert_allclose(model.cv_force_rmse_, f_rmse, rtol=1e-8)
+    spread_f = np.sqrt(np.mean(np.concatenate([f.ravel() for f in forces]) ** 2))
+    score = e_rmse / np.std(energies) + f_rmse / spread_f
+    w, k = np.unravel_index(np.argmin(score), score.shape)
+    assert (model.force_weight_, model.alpha_) == (weights[w], alphas[k])
+    assert np.array_equal(model.cv_force_weights_, weights)
+    with pytest.raises(InputError, match="`force_weight`"):
+        StructureRidge(baselines=False).fit(
+            x, energies, groups, forces=forces, feature_derivatives=derivatives, force_weight=[]
+        )

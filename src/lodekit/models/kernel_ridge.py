@@ -26,9 +26,14 @@ from ._common import (
     composition,
     farthest_points,
     force_entries,
-    stack_force_rows,
 )
-from ._ridge import fit_ridge, search_alpha
+from ._ridge import (
+    FORCE_RECORD,
+    energy_force_design,
+    fit_ridge,
+    search_alpha,
+    set_force_record,
+)
 from .kernels import normalize_rows, polynomial_kernel
 
 __all__ = ["AdditiveKernelRidge"]
@@ -101,6 +106,12 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         The regulariser candidates searched and the K-fold RMSE of each over the held-out rows
         (units of y; with forces, energy and weighted force rows together); empty when
         ``alpha`` is one number (no search).
+    force_weight_ : float
+        The force weight used (0.0: fitted on energies only).
+    cv_force_weights_ : ndarray (n_weights,), cv_energy_rmse_, cv_force_rmse_ : ndarray
+        (n_weights, n_alphas)
+        With several force weights: the candidates and the K-fold energy (eV) and force
+        (eV/Å, unweighted) RMSE of every (weight, alpha) pair; empty otherwise.
     n_features_in_ : int
     """
 
@@ -117,9 +128,10 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         "cv_rmse_",
         "baseline_",
         "weights_",
+        *FORCE_RECORD,
     )
     #: Added after model files existed: older files load them empty (no cross-validation record)
-    _fitted_later = ("cv_alphas_", "cv_rmse_")
+    _fitted_later = ("cv_alphas_", "cv_rmse_", *FORCE_RECORD)
 
     def __init__(
         self,
@@ -269,14 +281,10 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             out += weight * _contract_tangents(t, sparse[:, block], power)
         return out
 
-    def _with_forces(
-        self, phi, projector, y, baseline, cv_groups, X, groups, forces, jacobians, weight
-    ):
-        """Energy rows followed by force rows in the Nyström features; one cross-validation
-        label per row."""
-        weight = check_force_inputs(
-            self.reduce, forces, jacobians, len(y), weight, "feature_jacobians"
-        )
+    def _force_rows(self, projector, n_structures, X, groups, forces, jacobians):
+        """(owners, rows, targets): the unweighted force rows, in the Nyström features, of
+        every structure with forces."""
+        check_force_inputs(self.reduce, forces, jacobians, n_structures, 1.0, "feature_jacobians")
         owners, rows, targets = [], [], []
         for a, f, d in force_entries(forces, jacobians):
             members = np.flatnonzero(groups == a)
@@ -291,9 +299,9 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
                 raise InputError(f"structure {a}: `forces` or `feature_jacobians` is not finite")
             derivative = self._derivative_rows(X[members], d.reshape(len(members), -1, X.shape[1]))
             owners.append(a)
-            rows.append(-weight * derivative @ projector)
-            targets.append(weight * f.ravel())
-        return stack_force_rows(phi, y, baseline, cv_groups, owners, rows, targets)
+            rows.append(-(derivative @ projector))
+            targets.append(f.ravel())
+        return owners, rows, targets
 
     def fit(
         self,
@@ -330,7 +338,12 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             the order of their rows in X (e.g. :meth:`lodekit.LodePotential.feature_jacobian`);
             a function of the structure index computes each when needed (streamed: one in
             memory at a time, its force rows kept as (3 n_atoms, n_sparse)).
-        force_weight : float
+        force_weight : float or sequence of float
+            Weight of the force rows (eV/Å) against the energy rows (eV). Several: chosen
+            together with alpha by K-fold cross-validation over whole structures, the pair
+            with the lowest sum of relative held-out errors (energy RMSE over the spread of
+            the energies after per-species baselines, plus force RMSE over the RMS force);
+            the errors of every pair are kept in ``cv_energy_rmse_`` and ``cv_force_rmse_``.
         """
         self._check_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=1)
@@ -349,21 +362,20 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
 
         baseline = counts if self.baselines else None
         if forces is not None or feature_jacobians is not None:
-            phi, y, baseline, cv_groups = self._with_forces(
-                phi,
-                projector,
-                y,
-                baseline,
-                cv_groups,
-                X,
-                groups,
-                forces,
-                feature_jacobians,
-                force_weight,
+            owners, rows, targets = self._force_rows(
+                projector, len(y), X, groups, forces, feature_jacobians
             )
-        search = search_alpha(
-            phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
-        )
+            design = energy_force_design(
+                phi, y, baseline, cv_groups, owners, rows, targets, self.alpha, force_weight,
+                self.cv, self.random_state,
+            )  # fmt: skip
+            phi, y, baseline, search = design.phi, design.y, design.baseline, design.search
+            set_force_record(self, design)
+        else:
+            search = search_alpha(
+                phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
+            )
+            set_force_record(self, None)
         self.alpha_, self.cv_alphas_, self.cv_rmse_ = search.alpha, search.alphas, search.rmse
         weights, self.baseline_ = fit_ridge(phi, y, self.alpha_, baseline)
         if not self.baselines:

@@ -23,9 +23,14 @@ from ._common import (
     column_scaling,
     composition,
     force_entries,
-    stack_force_rows,
 )
-from ._ridge import fit_ridge, search_alpha
+from ._ridge import (
+    FORCE_RECORD,
+    energy_force_design,
+    fit_ridge,
+    search_alpha,
+    set_force_record,
+)
 
 __all__ = ["StructureRidge"]
 
@@ -62,6 +67,12 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         The regulariser candidates searched and the K-fold RMSE of each over the held-out rows
         (units of y; with forces, energy and weighted force rows together); empty when
         ``alpha`` is one number (no search).
+    force_weight_ : float
+        The force weight used (0.0: fitted on energies only).
+    cv_force_weights_ : ndarray (n_weights,), cv_energy_rmse_, cv_force_rmse_ : ndarray
+        (n_weights, n_alphas)
+        With several force weights: the candidates and the K-fold energy (eV) and force
+        (eV/Å, unweighted) RMSE of every (weight, alpha) pair; empty otherwise.
     n_features_in_ : int
     """
 
@@ -76,9 +87,10 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         "cv_rmse_",
         "coef_",
         "baseline_",
+        *FORCE_RECORD,
     )
     #: Added after model files existed: older files load them empty (no cross-validation record)
-    _fitted_later = ("cv_alphas_", "cv_rmse_")
+    _fitted_later = ("cv_alphas_", "cv_rmse_", *FORCE_RECORD)
 
     def __init__(
         self, *, alpha=1e-8, reduce="sum", baselines=True, standardize=False, cv=5, random_state=0
@@ -129,7 +141,12 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             d(sum_i x_i)/dr of every structure with forces, in the columns of X (e.g.
             :meth:`lodekit.LodePotential.feature_derivatives`); a function of the structure
             index computes each when needed, so only one is in memory at a time.
-        force_weight : float
+        force_weight : float or sequence of float
+            Weight of the force rows (eV/Å) against the energy rows (eV). Several: chosen
+            together with alpha by K-fold cross-validation over whole structures, the pair
+            with the lowest sum of relative held-out errors (energy RMSE over the spread of
+            the energies after per-species baselines, plus force RMSE over the RMS force);
+            the errors of every pair are kept in ``cv_energy_rmse_`` and ``cv_force_rmse_``.
         """
         check_reduce(self.reduce)
         check_alpha(self.alpha)
@@ -148,23 +165,27 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             raise InputError(f"`groups` names {len(phi)} structures but `y` has {len(y)} values")
         baseline = counts if self.baselines else None
         if forces is not None or feature_derivatives is not None:
-            phi, y, baseline, cv_groups = self._with_forces(
-                phi, y, baseline, cv_groups, forces, feature_derivatives, force_weight
+            owners, rows, targets = self._force_rows(phi, y, forces, feature_derivatives)
+            design = energy_force_design(
+                phi, y, baseline, cv_groups, owners, rows, targets, self.alpha, force_weight,
+                self.cv, self.random_state,
+            )  # fmt: skip
+            phi, y, baseline, search = design.phi, design.y, design.baseline, design.search
+            set_force_record(self, design)
+        else:
+            search = search_alpha(
+                phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
             )
-        search = search_alpha(
-            phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
-        )
+            set_force_record(self, None)
         self.alpha_, self.cv_alphas_, self.cv_rmse_ = search.alpha, search.alphas, search.rmse
         self.coef_, self.baseline_ = fit_ridge(phi, y, self.alpha_, baseline)
         if not self.baselines:
             self.baseline_ = np.zeros(len(self.types_))
         return self
 
-    def _with_forces(self, phi, y, baseline, cv_groups, forces, derivatives, weight):
-        """Energy rows followed by force rows; one cross-validation label per row."""
-        weight = check_force_inputs(
-            self.reduce, forces, derivatives, len(y), weight, "feature_derivatives"
-        )
+    def _force_rows(self, phi, y, forces, derivatives):
+        """(owners, rows, targets): the unweighted force rows of every structure with forces."""
+        check_force_inputs(self.reduce, forces, derivatives, len(y), 1.0, "feature_derivatives")
         owners, rows, targets = [], [], []
         for a, f, d in force_entries(forces, derivatives):
             if d.ndim != 3 or d.shape[1:] != (3, phi.shape[1]) or f.shape != d.shape[:2]:
@@ -176,9 +197,9 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
                 raise InputError(f"structure {a}: `forces` or `feature_derivatives` is not finite")
             # F = -d(sum x)/dr · w, in the standardised columns the weights refer to
             owners.append(a)
-            rows.append(-weight * (d / self.feature_scale_).reshape(-1, phi.shape[1]))
-            targets.append(weight * f.ravel())
-        return stack_force_rows(phi, y, baseline, cv_groups, owners, rows, targets)
+            rows.append(-(d / self.feature_scale_).reshape(-1, phi.shape[1]))
+            targets.append(f.ravel())
+        return owners, rows, targets
 
     def predict(self, X, groups=None, species=None):
         """Structure predictions, shape (n_structures,)."""
