@@ -13,7 +13,7 @@ import sys
 
 from .._version import __version__
 from ..errors import LodekitError
-from . import example, expand, featurize, fit, predict, reproduce
+from . import example, expand, featurize, fit, predict, reproduce, train
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -25,6 +25,7 @@ COMMANDS = {
     "fit": fit,
     "predict": predict,
     "reproduce": reproduce,
+    "train": train,
 }
 
 
