@@ -1,19 +1,21 @@
 """Data: generators (point charges with Ewald energies, a rigid-ion NaCl model) and loaders of
 the paper's data."""
 
-from .ewald import COULOMB_CONSTANT, ewald_energy
+from .ewald import COULOMB_CONSTANT, ewald, ewald_energy
 from .loaders import default_data_dir, load_dielectric_water, load_ssi_dimers
 from .point_charges import random_point_charges
-from .rigid_ion import born_mayer_energy, rigid_ion_energy, rigid_ion_nacl
+from .rigid_ion import born_mayer_energy, rigid_ion, rigid_ion_energy, rigid_ion_nacl
 
 __all__ = [
     "COULOMB_CONSTANT",
     "born_mayer_energy",
     "default_data_dir",
+    "ewald",
     "ewald_energy",
     "load_dielectric_water",
     "load_ssi_dimers",
     "random_point_charges",
+    "rigid_ion",
     "rigid_ion_energy",
     "rigid_ion_nacl",
 ]

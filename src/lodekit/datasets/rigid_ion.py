@@ -18,9 +18,16 @@ import numpy as np
 from ..errors import InputError
 from ..neighbors import neighbor_pairs
 from ..systems import System
-from .ewald import ewald_energy
+from .ewald import ewald, ewald_energy
 
-__all__ = ["CHARGES", "TOSI_FUMI", "born_mayer_energy", "rigid_ion_energy", "rigid_ion_nacl"]
+__all__ = [
+    "CHARGES",
+    "TOSI_FUMI",
+    "born_mayer_energy",
+    "rigid_ion",
+    "rigid_ion_energy",
+    "rigid_ion_nacl",
+]
 
 #: b (eV), rho (Å), ionic radii s (Å) and Pauling factors c of the Tosi-Fumi NaCl repulsion.
 TOSI_FUMI = {
@@ -44,6 +51,10 @@ def born_mayer_energy(structure, *, cutoff: float = 8.0) -> float:
     cutoff : float
         Pairs beyond it are left out (Å): at 8 Å the largest term is 4e-8 eV.
     """
+    return _born_mayer(structure, cutoff, derivatives=False)["energy"]
+
+
+def _born_mayer(structure, cutoff: float, derivatives: bool) -> dict:
     system = structure if isinstance(structure, System) else System.from_ase(structure)
     unknown = sorted(set(system.numbers.tolist()) - set(CHARGES))
     if unknown:
@@ -58,8 +69,53 @@ def born_mayer_energy(structure, *, cutoff: float = 8.0) -> float:
         strength_of[a, b] = strength_of[b, a] = pauling * TOSI_FUMI["b"] * np.exp(sigma / rho)
     i, j, vectors = neighbor_pairs(system, cutoff)
     strength = strength_of[system.numbers[i], system.numbers[j]]
+    distance = np.linalg.norm(vectors, axis=1)
     # the full list holds every pair twice
-    return float(0.5 * np.sum(strength * np.exp(-np.linalg.norm(vectors, axis=1) / rho)))
+    result = {"energy": float(0.5 * np.sum(strength * np.exp(-distance / rho)))}
+    if not derivatives:
+        return result
+    # the derivative of the truncated sum: the step of at most 4e-8 eV where a pair crosses
+    # the cutoff is left out, as in any truncated pair potential
+    # d/dv of 1/2 A exp(-r / rho) for the ordered pair (i, j), v = r_j + shift - r_i
+    pair = (-0.5 * strength * np.exp(-distance / rho) / (rho * distance))[:, None] * vectors
+    gradient = np.zeros((len(system), 3))
+    for axis in range(3):
+        gradient[:, axis] += np.bincount(j, pair[:, axis], minlength=len(system))
+        gradient[:, axis] -= np.bincount(i, pair[:, axis], minlength=len(system))
+    virial = pair.T @ vectors  # a strain maps every pair vector v to (I + strain) v
+    result["forces"] = -gradient
+    if system.periodic:
+        result["stress"] = 0.5 * (virial + virial.T) / system.volume
+    return result
+
+
+def rigid_ion(atoms) -> dict:
+    """Rigid-ion energy, forces and stress of a periodic Na/Cl structure (analytic).
+
+    Ewald sum of the ±1 e charges (:func:`~lodekit.datasets.ewald.ewald`) plus the
+    Tosi-Fumi repulsion (:func:`born_mayer_energy`); ``energy`` equals
+    :func:`rigid_ion_energy` to the last bit.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Periodic structure of Na and Cl (Å).
+
+    Returns
+    -------
+    dict
+        ``"energy"``: float (eV); ``"forces"``: ndarray, shape (n_atoms, 3), eV/Å;
+        ``"stress"``: ndarray, shape (3, 3), symmetric, (1/V) dE/d(strain) in eV/Å^3 (ASE's
+        convention).
+    """
+    charges = [CHARGES.get(z, 0.0) for z in atoms.numbers]
+    coulomb = ewald(atoms, charges)
+    repulsion = _born_mayer(atoms, 8.0, derivatives=True)
+    return {
+        "energy": coulomb["energy"] + repulsion["energy"],
+        "forces": coulomb["forces"] + repulsion["forces"],
+        "stress": coulomb["stress"] + repulsion["stress"],
+    }
 
 
 def rigid_ion_nacl(
@@ -87,7 +143,11 @@ def rigid_ion_nacl(
     -------
     list of ase.Atoms
         Periodic cells with ``initial_charges`` (±1) and ``info["energy"]`` (eV): Ewald energy
-        of the charges plus :func:`born_mayer_energy`.
+        of the charges plus :func:`born_mayer_energy`; ``arrays["forces"]`` (n_atoms, 3), eV/Å,
+        and ``info["stress"]`` (3, 3), eV/Å^3 in ASE's sign convention, from :func:`rigid_ion`.
+        ``ase.io.write`` to extended XYZ keeps all three; ``ase.io.read`` returns them as a
+        ``SinglePointCalculator`` (``get_potential_energy()``, ``get_forces()``,
+        ``get_stress()``).
     """
     from ase.build import bulk
 
@@ -107,7 +167,13 @@ def rigid_ion_nacl(
         atoms = atoms.repeat(repeat)
         atoms.positions += rng.normal(scale=rattle, size=atoms.positions.shape)
         atoms.set_initial_charges([CHARGES[z] for z in atoms.numbers])
-        atoms.info["energy"] = rigid_ion_energy(atoms)
+        result = rigid_ion(atoms)
+        # plain info/arrays rather than a SinglePointCalculator: ase.io.write refuses a
+        # calculator result whose key is also in atoms.info ("energy", which callers read),
+        # while these three keys are the ones extxyz reads back into a calculator
+        atoms.info["energy"] = result["energy"]
+        atoms.arrays["forces"] = result["forces"]
+        atoms.info["stress"] = result["stress"]
         frames.append(atoms)
     return frames
 
