@@ -346,7 +346,6 @@ def test_forces_on_a_subset_and_streamed_derivatives():
     assert calls == with_forces
     assert np.array_equal(lazy.coef_, listed.coef_)
 
-    x_new = lode_nu1(lode.compute(new)).by_center_type([11, 17]).values.sum(axis=0)
     d_new = potential.feature_derivatives(new)
     truth_forces = -(d_new @ w)
     np.testing.assert_allclose(
