@@ -18,13 +18,13 @@ import numpy as np
 from ..errors import InputError
 from ..features.recipe import Recipe
 from .labels import Labels
-from .potential import LodePotential
+from .potential import LodePotential, _references
 
 __all__ = ["TrainingPlan", "plan_training", "train_potential"]
 
 #: Defaults of the searches (log-spaced grids).
-ALPHAS = tuple(float(a) for a in np.logspace(-8, 0, 9))
-FORCE_WEIGHTS = (0.03, 0.1, 0.3, 1.0)
+ALPHAS = tuple(float(a) for a in np.logspace(-10, 0, 11))
+FORCE_WEIGHTS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 @dataclass
@@ -92,10 +92,7 @@ def plan_training(frames, labels: Labels, recipe: Recipe, *, model="kernel", n_s
     if with_forces:
         first = with_forces[0]
         start = time.perf_counter()
-        if model == "kernel":
-            probe.feature_jacobian(frames[first])
-        else:
-            probe.feature_derivatives(frames[first])
+        probe.feature_jacobian(frames[first])
         jacobian_seconds = (time.perf_counter() - start) / max(int(n_atoms[first]), 1) ** 2
     seconds = feature_seconds * n_atoms.sum() + jacobian_seconds * np.sum(n_atoms[with_forces] ** 2)
     n_env = int(n_atoms.sum())
@@ -172,15 +169,16 @@ def train_potential(
         {int(z) for atoms in frames for z in atoms.numbers} if species is None else species
     )
     energies = np.asarray(labels.energy, dtype=np.float64).copy()
+    references = _references(references) or None
     if references:
-        missing = sorted(set(species) - {int(z) for z in references})
+        missing = sorted(set(species) - set(references))
         if missing:
             raise InputError(
                 f"`references` gives no energy for species {missing}; give every species "
                 "or let them be fitted"
             )
         for a, atoms in enumerate(frames):
-            energies[a] -= sum(float(references[int(z)]) for z in atoms.numbers)
+            energies[a] -= sum(references[int(z)] for z in atoms.numbers)
     features = recipe.compute(frames, species)
     groups, centres = features.samples[:, 0], features.samples[:, 2]
     estimator = _model(
@@ -194,10 +192,13 @@ def train_potential(
         bar = None if progress is None else progress(total=len(with_forces), desc="Jacobians")
 
         def derivative(a):
-            # one structure at a time: computed when the model asks, dropped after its rows
-            out = probe.feature_jacobian(frames[a]) if model == "kernel" else (
-                probe.feature_derivatives(frames[a])
-            )  # fmt: skip
+            # one structure at a time: computed when the model asks, dropped after its rows.
+            # A linear model needs only the sum over environments; one forward Jacobian is
+            # far cheaper than feature_derivatives' backward pass per column (3 s against
+            # 65 s for 40 NaCl cells and 332 columns)
+            out = probe.feature_jacobian(frames[a])
+            if model == "linear":
+                out = out.sum(axis=0)
             if bar is not None:
                 bar.update()
             return out
