@@ -13,7 +13,7 @@ import sys
 
 from .._version import __version__
 from ..errors import LodekitError
-from . import example, expand, featurize, fit, predict, reproduce
+from . import evaluate, example, expand, featurize, fit, md, predict, reproduce
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -24,6 +24,8 @@ COMMANDS = {
     "featurize": featurize,
     "fit": fit,
     "predict": predict,
+    "evaluate": evaluate,
+    "md": md,
     "reproduce": reproduce,
 }
 
