@@ -82,3 +82,44 @@ def snapshot(path: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
     }
+
+
+#: SOAP power spectrum + LODE nu = 1 of the small NaCl potential of the `evaluate` and `md`
+#: command tests (test_cli_potential.py, test_cli_contract.py); the recipe of
+#: test_potential_files.py.
+NACL_POTENTIAL_RECIPE = {
+    "blocks": [
+        {
+            "kind": "power_spectrum",
+            "expansion": {"calculator": "spherical_expansion", "cutoff": 4.0, "smearing": 0.5,
+                          "max_radial": 3, "max_angular": 2},
+        },
+        {
+            "kind": "nu1",
+            "center_types": [11, 17],
+            "expansion": {"calculator": "lode_spherical_expansion", "smearing": 1.0,
+                          "radius": 2.0, "max_radial": 1, "max_angular": 0, "accuracy": 1e-8},
+        },
+    ]
+}  # fmt: skip
+
+
+def nacl_potential(path: Path):
+    """A potential (StructureRidge on :data:`NACL_POTENTIAL_RECIPE`) fitted to the energies of
+    20 rattled rigid-ion NaCl cells, saved to ``path``; returns the LodePotential (about 1 s).
+    test_cli_potential.py, test_cli_contract.py."""
+    from lodekit.datasets import rigid_ion_nacl
+    from lodekit.features import Recipe
+    from lodekit.interatomic import LodePotential
+    from lodekit.models import StructureRidge
+
+    frames = rigid_ion_nacl(20, seed=5, rattle=0.15)
+    recipe = Recipe.from_dict(NACL_POTENTIAL_RECIPE)
+    x = recipe.compute(frames)
+    energies = [atoms.info["energy"] for atoms in frames]
+    model = StructureRidge(alpha=[1e-8, 1e-6]).fit(
+        x.values, energies, x.samples[:, 0], x.samples[:, 2]
+    )
+    potential = LodePotential(model, recipe, species=[11, 17])
+    potential.save(path)
+    return potential

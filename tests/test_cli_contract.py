@@ -13,12 +13,13 @@ import json
 import re
 from pathlib import Path
 
+import ase.build
 import ase.io
 import numpy as np
 import pytest
 
 from lodekit.cli import COMMANDS, main
-from tests.conftest import STORE_RECIPE
+from tests.conftest import STORE_RECIPE, nacl_potential
 from tests.helpers import triclinic_box
 
 #: Hyperparameters of `lodekit expand`'s default calculator (LODE), small.
@@ -112,6 +113,19 @@ def world(tmp_path_factory):
         if item.is_file():
             (bad["truncated.store"] / item.name).write_bytes(b"")
     paths.update(bad)
+
+    # a potential, a NaCl cell it knows (two frames) and its earlier evaluate/md outputs
+    paths["potential.npz"] = root / "potential.npz"
+    nacl_potential(paths["potential.npz"])
+    paths["nacl.extxyz"] = root / "nacl.extxyz"
+    cell = ase.build.bulk("NaCl", "rocksalt", a=5.7, cubic=True)
+    cell.info["energy"] = -30.0
+    ase.io.write(paths["nacl.extxyz"], [cell, cell])
+    for name, files in (("evaluated", ["metrics.json"]), ("dynamics", ["md.log"])):
+        paths[name] = root / name
+        paths[name].mkdir()
+        for file in files:
+            (paths[name] / file).write_text(f"earlier {file}\n")
 
     # earlier outputs, which no refused command may touch
     for name in ("earlier.npz", "earlier_model.npz", "earlier.csv"):
@@ -327,6 +341,226 @@ CASES = [
         "predict {model.npz} {s.extxyz} --out {earlier.csv} --workers 0",
         "--workers",
     ),
+    # --- evaluate MODEL DATA... [--energy-key K] [--out DIR]; the earlier output a folder
+    # lodekit train: the training file, its options and files, the output
+    ("train-missing", "train {missing} --out {earlier_model.npz} --preset ionic-soap", "TRAIN"),
+    ("train-folder", "train {folder} --out {earlier_model.npz} --preset ionic-soap", "TRAIN"),
+    ("train-empty", "train {empty} --out {earlier_model.npz} --preset ionic-soap", "TRAIN"),
+    ("train-binary", "train {binary} --out {earlier_model.npz} --preset ionic-soap", "TRAIN"),
+    ("train-truncated", "train {truncated} --out {earlier_model.npz}", "TRAIN"),
+    ("train-no-energy", "train {nacl.extxyz} --out {earlier_model.npz} --energy-key e0", "TRAIN"),
+    ("train-out-folder", "train {nacl.extxyz} --out {folder}", "--out"),
+    ("train-out-no-folder", "train {nacl.extxyz} --out {root}/absent-train/p.npz", "--out"),
+    (
+        "train-recipe-missing",
+        "train {nacl.extxyz} --out {earlier_model.npz} --recipe {missing}",
+        "--recipe",
+    ),
+    (
+        "train-recipe-truncated",
+        "train {nacl.extxyz} --out {earlier_model.npz} --recipe {truncated.json}",
+        "--recipe",
+    ),
+    (
+        "train-validation-missing",
+        "train {nacl.extxyz} --out {earlier_model.npz} --validation {missing}",
+        "--validation",
+    ),
+    (
+        "train-references-binary",
+        "train {nacl.extxyz} --out {earlier_model.npz} --references {binary}",
+        "--references",
+    ),
+    (
+        "train-references-truncated",
+        "train {nacl.extxyz} --out {earlier_model.npz} --references {truncated.json}",
+        "--references",
+    ),
+    ("train-n-sparse", "train {nacl.extxyz} --out {earlier_model.npz} --n-sparse 0", "--n-sparse"),
+    (
+        "train-max-memory",
+        "train {nacl.extxyz} --out {earlier_model.npz} --max-memory -1",
+        "--max-memory",
+    ),
+    (
+        "train-force-weight",
+        "train {nacl.extxyz} --out {earlier_model.npz} --force-weight -1",
+        "--force-weight",
+    ),
+    ("train-preset", "train {nacl.extxyz} --out {earlier_model.npz} --preset nope", "--preset"),
+    ("evaluate-missing", "evaluate {missing} {nacl.extxyz} --out {evaluated}", "MODEL"),
+    ("evaluate-folder", "evaluate {folder} {nacl.extxyz} --out {evaluated}", "MODEL"),
+    ("evaluate-empty", "evaluate {empty} {nacl.extxyz} --out {evaluated}", "MODEL"),
+    ("evaluate-binary", "evaluate {binary} {nacl.extxyz} --out {evaluated}", "MODEL"),
+    ("evaluate-truncated", "evaluate {truncated.npz} {nacl.extxyz} --out {evaluated}", "MODEL"),
+    ("evaluate-not-potential", "evaluate {model.npz} {nacl.extxyz} --out {evaluated}", "MODEL"),
+    ("evaluate-wrong-kind", "evaluate {expansion.npz} {nacl.extxyz} --out {evaluated}", "MODEL"),
+    ("evaluate-text", "evaluate {nacl.extxyz} {nacl.extxyz} --out {evaluated}", "MODEL"),
+    ("evaluate-data-missing", "evaluate {potential.npz} {missing} --out {evaluated}", "DATA"),
+    ("evaluate-data-folder", "evaluate {potential.npz} {folder} --out {evaluated}", "DATA"),
+    ("evaluate-data-empty", "evaluate {potential.npz} {empty} --out {evaluated}", "DATA"),
+    ("evaluate-data-binary", "evaluate {potential.npz} {binary} --out {evaluated}", "DATA"),
+    (
+        "evaluate-data-truncated",
+        "evaluate {potential.npz} {nacl.extxyz} {truncated} --out {evaluated}",
+        "DATA",
+    ),
+    (
+        "evaluate-data-wrong-kind",
+        "evaluate {potential.npz} {model.npz} --out {evaluated}",
+        "DATA",
+    ),
+    (
+        "evaluate-unknown-species",
+        "evaluate {potential.npz} {nacl.extxyz} {s.extxyz} --out {evaluated}",
+        "DATA",
+    ),
+    (
+        "evaluate-energy-key-absent",
+        "evaluate {potential.npz} {nacl.extxyz} --energy-key dft --out {evaluated}",
+        "--energy-key",
+    ),
+    ("evaluate-out-file", "evaluate {potential.npz} {nacl.extxyz} --out {earlier.npz}", "--out"),
+    (
+        "evaluate-out-no-folder",
+        "evaluate {potential.npz} {nacl.extxyz} --out {root}/absent-evaluate/e",
+        "--out",
+    ),
+    # --- md MODEL STRUCTURE --steps N --dt FS [options]; the earlier output a folder
+    ("md-missing", "md {missing} {nacl.extxyz} --steps 2 --dt 1 --out {dynamics}", "MODEL"),
+    ("md-folder", "md {folder} {nacl.extxyz} --steps 2 --dt 1 --out {dynamics}", "MODEL"),
+    ("md-empty", "md {empty} {nacl.extxyz} --steps 2 --dt 1 --out {dynamics}", "MODEL"),
+    ("md-binary", "md {binary} {nacl.extxyz} --steps 2 --dt 1 --out {dynamics}", "MODEL"),
+    (
+        "md-truncated",
+        "md {truncated.npz} {nacl.extxyz} --steps 2 --dt 1 --out {dynamics}",
+        "MODEL",
+    ),
+    (
+        "md-not-potential",
+        "md {model.npz} {nacl.extxyz} --steps 2 --dt 1 --out {dynamics}",
+        "MODEL",
+    ),
+    (
+        "md-wrong-kind",
+        "md {expansion.npz} {nacl.extxyz} --steps 2 --dt 1 --out {dynamics}",
+        "MODEL",
+    ),
+    (
+        "md-structure-missing",
+        "md {potential.npz} {missing} --steps 2 --dt 1 --out {dynamics}",
+        "STRUCTURE",
+    ),
+    (
+        "md-structure-folder",
+        "md {potential.npz} {folder} --steps 2 --dt 1 --out {dynamics}",
+        "STRUCTURE",
+    ),
+    (
+        "md-structure-empty",
+        "md {potential.npz} {empty} --steps 2 --dt 1 --out {dynamics}",
+        "STRUCTURE",
+    ),
+    (
+        "md-structure-binary",
+        "md {potential.npz} {binary} --steps 2 --dt 1 --out {dynamics}",
+        "STRUCTURE",
+    ),
+    (
+        "md-structure-truncated",
+        "md {potential.npz} {truncated} --steps 2 --dt 1 --out {dynamics}",
+        "STRUCTURE",
+    ),
+    (
+        "md-structure-wrong-kind",
+        "md {potential.npz} {model.npz} --steps 2 --dt 1 --out {dynamics}",
+        "STRUCTURE",
+    ),
+    (
+        "md-unknown-species",
+        "md {potential.npz} {s.extxyz} --steps 2 --dt 1 --out {dynamics}",
+        "STRUCTURE",
+    ),
+    (
+        "md-frame-out-of-range",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --frame 2 --out {dynamics}",
+        "--frame",
+    ),
+    ("md-steps-0", "md {potential.npz} {nacl.extxyz} --steps 0 --dt 1 --out {dynamics}", "--steps"),
+    (
+        "md-steps-negative",
+        "md {potential.npz} {nacl.extxyz} --steps -3 --dt 1 --out {dynamics}",
+        "--steps",
+    ),
+    (
+        "md-steps-text",
+        "md {potential.npz} {nacl.extxyz} --steps many --dt 1 --out {dynamics}",
+        "--steps",
+    ),
+    (
+        "md-steps-too-many",
+        "md {potential.npz} {nacl.extxyz} --steps 10000001 --dt 1 --out {dynamics}",
+        "--steps",
+    ),
+    ("md-steps-absent", "md {potential.npz} {nacl.extxyz} --dt 1 --out {dynamics}", "--steps"),
+    ("md-dt-0", "md {potential.npz} {nacl.extxyz} --steps 2 --dt 0 --out {dynamics}", "--dt"),
+    (
+        "md-dt-negative",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt -1 --out {dynamics}",
+        "--dt",
+    ),
+    ("md-dt-nan", "md {potential.npz} {nacl.extxyz} --steps 2 --dt nan --out {dynamics}", "--dt"),
+    (
+        "md-dt-too-large",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 10.5 --out {dynamics}",
+        "--dt",
+    ),
+    (
+        "md-temperature-negative",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --temperature -5 --out {dynamics}",
+        "--temperature",
+    ),
+    (
+        "md-temperature-inf",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --temperature inf --out {dynamics}",
+        "--temperature",
+    ),
+    (
+        "md-langevin-no-temperature",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --thermostat langevin --out {dynamics}",
+        "--temperature",
+    ),
+    (
+        "md-thermostat-unknown",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --thermostat nose --out {dynamics}",
+        "--thermostat",
+    ),
+    (
+        "md-friction-0",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --thermostat langevin "
+        "--temperature 300 --friction 0 --out {dynamics}",
+        "--friction",
+    ),
+    (
+        "md-seed-negative",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --seed -1 --out {dynamics}",
+        "--seed",
+    ),
+    (
+        "md-interval-0",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --interval 0 --out {dynamics}",
+        "--interval",
+    ),
+    (
+        "md-out-file",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --out {earlier.npz}",
+        "--out",
+    ),
+    (
+        "md-out-no-folder",
+        "md {potential.npz} {nacl.extxyz} --steps 2 --dt 1 --out {root}/absent-md/m",
+        "--out",
+    ),
     # --- reproduce NAME [--data PATH] [--out DIR] [--seed N]; the earlier output is a report
     (
         "reproduce-data-missing",
@@ -370,6 +604,13 @@ REASONS = {
     "featurize-out-file": "is a file",
     "fit-n-sparse-0": "`--n-sparse` is 0 but must be >= 1",
     "reproduce-out-no-folder": "does not exist",
+    "evaluate-not-potential": "not a potential",
+    "evaluate-unknown-species": "frame 0 holds species the potential does not know: H (Z=1), O",
+    "md-not-potential": "not a potential",
+    "md-unknown-species": "frame 3 holds species the potential does not know: H (Z=1), O",
+    "md-steps-too-many": "at most 10000000 steps",
+    "md-dt-too-large": "must be in (0, 10] fs",
+    "md-frame-out-of-range": "has 2 frame(s)",
 }
 
 

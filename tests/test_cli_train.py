@@ -53,7 +53,9 @@ def test_linear_potential_learns_the_rigid_ion_model(data, capsys):
     assert np.sqrt(np.mean(stress_error**2)) < 0.05 * np.sqrt(np.mean(stress**2))
     record = potential.model.metadata_["training"]
     assert record["force_weight"] in record["force_weights"] and record["n_force_structures"] == 30
-    assert record["validation"]["force_rmse"] == pytest.approx(np.sqrt(np.mean(error**2)), rel=1e-6)
+    assert record["validation"]["forces"]["rmse_eV_per_A"] == pytest.approx(
+        np.sqrt(np.mean(error**2)), rel=1e-6
+    )
 
 
 def test_forces_beat_energies_only_and_a_subset_of_forces_works(data, capsys, tmp_path):

@@ -13,7 +13,7 @@ import sys
 
 from .._version import __version__
 from ..errors import LodekitError
-from . import example, expand, featurize, fit, predict, reproduce, train
+from . import evaluate, example, expand, featurize, fit, md, predict, reproduce, train
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -24,8 +24,10 @@ COMMANDS = {
     "featurize": featurize,
     "fit": fit,
     "predict": predict,
-    "reproduce": reproduce,
     "train": train,
+    "evaluate": evaluate,
+    "md": md,
+    "reproduce": reproduce,
 }
 
 

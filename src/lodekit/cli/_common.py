@@ -86,6 +86,34 @@ def output_folder(value: str, what: str) -> Path:
     return path
 
 
+def read_potential(path: str):
+    """The :class:`~lodekit.interatomic.LodePotential` of the potential file ``MODEL``."""
+    from ..interatomic import load_potential
+    from ..persistence import ModelFileError
+
+    try:
+        return load_potential(path)
+    except ModelFileError as err:
+        raise renamed(err, f"model file {path!r}", f"`MODEL` {path!r}") from None
+
+
+def check_species(potential, atoms, path: str, frame: int, option: str) -> None:
+    """Refuse frame ``frame`` of ``path`` if it holds a species the potential was not trained
+    on: its features would have channels the model never saw."""
+    from ase.data import chemical_symbols
+
+    if potential.species is None:
+        return
+    unknown = sorted(set(atoms.numbers.tolist()) - set(potential.species.tolist()))
+    if unknown:
+        names = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in unknown)
+        known = ", ".join(chemical_symbols[z] for z in potential.species.tolist())
+        raise LodekitError(
+            f"`{option}` {path!r} frame {frame} holds species the potential does not know: "
+            f"{names}; it was trained on {known}"
+        )
+
+
 def renamed(err: LodekitError, old: str, new: str) -> LodekitError:
     """The library names its arguments; the command line names its own options."""
     return LodekitError(str(err).replace(old, new, 1))

@@ -152,7 +152,7 @@ def run(args) -> int:
         progress=progress,
     )
     if validation is not None:
-        record["validation"] = potential_errors(potential, *validation)["overall"]
+        record["validation"] = potential_errors(potential, *validation)
     record["train_file"] = str(args.train)
     potential.save(out, record)
     print(_summary(record, out))
@@ -176,9 +176,11 @@ def _summary(record: dict, out) -> str:
         )
     if "validation" in record:
         v = record["validation"]
-        text = f"validation: energy RMSE {1000 * v['energy_rmse_per_atom']:.3g} meV/atom"
-        if v.get("force_rmse") is not None:
-            text += f", force RMSE {v['force_rmse']:.4g} eV/Å"
+        text = f"validation: energy RMSE {1000 * v['energy']['rmse_eV_per_atom']:.3g} meV/atom"
+        if v["forces"] is not None:
+            text += f", force RMSE {v['forces']['rmse_eV_per_A']:.4g} eV/Å"
+        if v["stress"] is not None:
+            text += f", stress RMSE {v['stress']['rmse_eV_per_A3']:.3g} eV/Å^3"
         lines.append(text)
     lines.append(f"-> {out}")
     return "\n".join(lines)

@@ -6,75 +6,86 @@ import numpy as np
 
 from .labels import Labels
 
-__all__ = ["potential_errors"]
+__all__ = ["compute_metrics", "potential_errors", "predictions"]
 
 
-def _rmse(x) -> float | None:
-    x = np.asarray(x, dtype=float)
-    return None if x.size == 0 else float(np.sqrt(np.mean(x**2)))
-
-
-def _mae(x) -> float | None:
-    x = np.asarray(x, dtype=float)
-    return None if x.size == 0 else float(np.mean(np.abs(x)))
-
-
-def potential_errors(potential, frames, labels: Labels, progress=None) -> dict:
-    """Energy, force and stress errors of ``potential`` on ``frames``.
-
-    Returns
-    -------
-    dict
-        ``overall``: ``energy_rmse`` / ``energy_mae`` (eV per structure),
-        ``energy_rmse_per_atom`` / ``energy_mae_per_atom`` (eV/atom), ``force_rmse`` /
-        ``force_mae`` (eV/Å over components, structures with reference forces), ``stress_rmse``
-        (eV/Å^3, structures with reference stress), and the counts; ``per_species``: force
-        RMSE and MAE over the components of each element's atoms; ``predictions``: the
-        predicted energies (eV), and forces where references exist.
-    """
-    energy_error, per_atom = [], []
-    force_error, force_species, stress_error = [], [], []
-    predicted = {"energy": [], "forces": []}
-    iterator = range(len(frames))
-    if progress is not None:
-        iterator = progress(iterator, desc="evaluating")
-    for a in iterator:
-        atoms = frames[a]
-        want_forces = labels.forces[a] is not None
-        want_stress = labels.stress[a] is not None
+def predictions(potential, frames, reference: Labels, progress=None) -> dict:
+    """The potential's energies (n_structures,), and its forces and stress on the structures
+    that have reference forces and stress (None elsewhere: they are not computed)."""
+    energy, forces, stress = [], [], []
+    iterator = frames if progress is None else progress(frames, desc="evaluating")
+    for atoms, f, s in zip(iterator, reference.forces, reference.stress, strict=True):
+        want_forces, want_stress = f is not None, s is not None
         result = potential.compute(atoms, forces=want_forces, stress=want_stress)
-        predicted["energy"].append(result["energy"])
-        energy_error.append(result["energy"] - labels.energy[a])
-        per_atom.append(energy_error[-1] / len(atoms))
-        if want_forces:
-            predicted["forces"].append(result["forces"])
-            force_error.append((result["forces"] - labels.forces[a]).ravel())
-            force_species.append(np.repeat(atoms.numbers, 3))
-        else:
-            predicted["forces"].append(None)
-        if want_stress:
-            stress_error.append((result["stress"] - labels.stress[a]).ravel())
-    forces = np.concatenate(force_error) if force_error else np.zeros(0)
-    species = np.concatenate(force_species) if force_species else np.zeros(0, int)
-    overall = {
-        "n_structures": len(frames),
-        "n_atoms": int(sum(len(a) for a in frames)),
-        "n_force_structures": len(force_error),
-        "n_stress_structures": len(stress_error),
-        "energy_rmse": _rmse(energy_error),
-        "energy_mae": _mae(energy_error),
-        "energy_rmse_per_atom": _rmse(per_atom),
-        "energy_mae_per_atom": _mae(per_atom),
-        "force_rmse": _rmse(forces),
-        "force_mae": _mae(forces),
-        "stress_rmse": _rmse(np.concatenate(stress_error)) if stress_error else None,
+        energy.append(result["energy"])
+        forces.append(result["forces"] if want_forces else None)
+        stress.append(result.get("stress") if want_stress else None)
+    return {"energy": np.asarray(energy), "forces": forces, "stress": stress}
+
+
+def potential_errors(potential, frames, reference: Labels, progress=None) -> dict:
+    """:func:`compute_metrics` of the potential's :func:`predictions`."""
+    return compute_metrics(frames, reference, predictions(potential, frames, reference, progress))
+
+
+def _errors(difference: np.ndarray) -> tuple[float, float]:
+    """RMSE and MAE of the entries of ``difference`` (any shape)."""
+    return float(np.sqrt(np.mean(difference**2))), float(np.mean(np.abs(difference)))
+
+
+def compute_metrics(frames, reference, predicted) -> dict:
+    """The errors of ``predicted`` against ``reference``, as written to metrics.json.
+
+    Energies: per structure (eV) and per atom (eV/atom, the error of each structure divided
+    by its number of atoms). Forces (eV/Å): over every Cartesian component of every atom of
+    the structures with reference forces, and per species (the atoms of each element).
+    Stress (eV/Å^3): over the six independent components (xx, yy, zz, yz, xz, xy) of the
+    periodic structures with a reference stress.
+    """
+    from ase.data import chemical_symbols
+
+    error = predicted["energy"] - reference.energy
+    rmse, mae = _errors(error)
+    rmse_atom, mae_atom = _errors(error / reference.n_atoms)
+    metrics = {
+        "counts": {
+            "structures": len(frames),
+            "atoms": int(reference.n_atoms.sum()),
+            "structures_with_forces": reference.n_with_forces,
+            "atoms_with_forces": int(sum(len(f) for f in reference.forces if f is not None)),
+            "structures_with_stress": reference.n_with_stress,
+        },
+        "energy": {
+            "rmse_eV": rmse,
+            "mae_eV": mae,
+            "rmse_eV_per_atom": rmse_atom,
+            "mae_eV_per_atom": mae_atom,
+        },
+        "forces": None,
+        "stress": None,
     }
-    per_species = {
-        str(int(z)): {
-            "force_rmse": _rmse(forces[species == z]),
-            "force_mae": _mae(forces[species == z]),
-            "n_components": int(np.sum(species == z)),
-        }
-        for z in np.unique(species)
-    }
-    return {"overall": overall, "per_species": per_species, "predictions": predicted}
+    with_forces = [i for i, f in enumerate(reference.forces) if f is not None]
+    if with_forces:
+        difference = np.concatenate(
+            [predicted["forces"][i] - reference.forces[i] for i in with_forces]
+        )
+        numbers = np.concatenate([frames[i].numbers for i in with_forces])
+        rmse, mae = _errors(difference)
+        per_species = {}
+        for z in np.unique(numbers):
+            rmse_z, mae_z = _errors(difference[numbers == z])
+            per_species[chemical_symbols[z]] = {
+                "rmse_eV_per_A": rmse_z,
+                "mae_eV_per_A": mae_z,
+                "atoms": int(np.sum(numbers == z)),
+            }
+        metrics["forces"] = {"rmse_eV_per_A": rmse, "mae_eV_per_A": mae, "per_species": per_species}
+    voigt = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
+    with_stress = [i for i, s in enumerate(reference.stress) if s is not None]
+    if with_stress:
+        difference = np.array(
+            [(predicted["stress"][i] - reference.stress[i])[voigt] for i in with_stress]
+        )
+        rmse, mae = _errors(difference)
+        metrics["stress"] = {"rmse_eV_per_A3": rmse, "mae_eV_per_A3": mae}
+    return metrics
