@@ -131,7 +131,7 @@ class LodePotential:
             out[:, :, column] = self._pullback(expanded, grad)[0]
         return out
 
-    def feature_jacobian(self, structure) -> np.ndarray:
+    def feature_jacobian(self, structure, *, strain: bool = False):
         """d x_i / d r_j of every environment's feature columns, (n_env, n_atoms, 3, n_columns).
 
         Per environment, unlike :meth:`feature_derivatives`: what kernel models need to be
@@ -140,21 +140,41 @@ class LodePotential:
         expansions (``compute(..., gradients=["positions"])``), so memory grows as
         environments x atoms x coefficients: meant for training structures of up to a few
         hundred atoms.
+
+        With ``strain`` (periodic structures), also d x_i / d eps_ab, the derivative with
+        respect to a homogeneous strain of cell and positions: returns
+        (positions (n_env, n_atoms, 3, n_columns), strain (n_env, 3, 3, n_columns)) from one
+        forward pass over both.
         """
-        expanded = self._expand(structure, gradients=["positions"])
+        gradients = ["positions", "strain"] if strain else ["positions"]
+        expanded = self._expand(structure, gradients=gradients)
+        if strain and not expanded.systems[0].periodic:
+            raise InputError("`strain` derivatives need a periodic structure")
         n_atoms = len(expanded.systems[0])
         tangents = []
         for expansion in expanded.expansions:
             gradient = expansion.gradients["positions"]
             tangent = []
-            for values in gradient.values:
+            for l, values in enumerate(gradient.values):
                 # (rows, 3, species, m, n) -> (centres, atoms x 3, species, m, n)
                 dense = np.zeros((len(expansion), n_atoms, *values.shape[1:]))
                 dense[gradient.samples[:, 0], gradient.samples[:, 2]] = values
-                tangent.append(dense.reshape(len(expansion), 3 * n_atoms, *values.shape[2:]))
+                dense = dense.reshape(len(expansion), 3 * n_atoms, *values.shape[2:])
+                if strain:
+                    # (rows, 3, 3, species, m, n) -> (centres, 9, species, m, n), after the atoms
+                    by_strain = expansion.gradients["strain"]
+                    cell = np.zeros((len(expansion), 9, *values.shape[2:]))
+                    cell[by_strain.samples[:, 0]] = by_strain.values[l].reshape(
+                        len(by_strain.samples), 9, *values.shape[2:]
+                    )
+                    dense = np.concatenate([dense, cell], axis=1)
+                tangent.append(dense)
             tangents.append(tangent)
         out = self.recipe.jvp(expanded, tangents)
-        return out.reshape(out.shape[0], n_atoms, 3, out.shape[2])
+        positions = out[:, : 3 * n_atoms].reshape(out.shape[0], n_atoms, 3, out.shape[2])
+        if not strain:
+            return positions
+        return positions, out[:, 3 * n_atoms :].reshape(out.shape[0], 3, 3, out.shape[2])
 
 
 def _references(references) -> dict:
