@@ -32,7 +32,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", choices=["kernel", "linear"], default="kernel")
     parser.add_argument("--energy-key", default="energy", metavar="KEY")
     parser.add_argument("--forces-key", default="forces", metavar="KEY")
-    parser.add_argument("--no-forces", action="store_true", help="fit energies only")
+    parser.add_argument("--stress-key", default="stress", metavar="KEY")
+    parser.add_argument("--no-forces", action="store_true", help="fit no forces")
+    parser.add_argument(
+        "--no-stress", action="store_true", help="fit no stress (periodic structures)"
+    )
     parser.add_argument(
         "--molecules",
         action="store_true",
@@ -101,7 +105,11 @@ def run(args) -> int:
     frames = _read(args.train, "TRAIN", args.molecules)
     forces_key = None if args.no_forces else args.forces_key
     labels = read_labels(
-        frames, energy_key=args.energy_key, forces_key=forces_key, source=f"`TRAIN` {args.train!r}"
+        frames,
+        energy_key=args.energy_key,
+        forces_key=forces_key,
+        stress_key=None if args.no_stress else args.stress_key,
+        source=f"`TRAIN` {args.train!r}",
     )
     validation = None
     if args.validation is not None:
@@ -110,6 +118,7 @@ def run(args) -> int:
             v_frames,
             energy_key=args.energy_key,
             forces_key=args.forces_key,
+            stress_key=args.stress_key,
             source=f"`--validation` {args.validation!r}",
         )
         validation = (v_frames, v_labels)
@@ -149,6 +158,7 @@ def run(args) -> int:
         zeta=args.zeta,
         references=references,
         species=species,
+        use_stress=not args.no_stress,
         progress=progress,
     )
     if validation is not None:
@@ -164,15 +174,18 @@ def run(args) -> int:
 def _summary(record: dict, out) -> str:
     lines = [
         f"{record['model']} potential on {record['n_structures']} structures "
-        f"({record['n_force_structures']} with forces): alpha {record['alpha']:.3g}, force "
-        f"weight {record['force_weight']:.3g}"
+        f"({record['n_force_structures']} with forces, {record['n_stress_structures']} with "
+        f"stress): alpha {record['alpha']:.3g}, force weight {record['force_weight']:.3g}"
     ]
     if record["force_weights"]:
         w = record["force_weights"].index(record["force_weight"])
         a = record["alphas"].index(record["alpha"])
+        rows = "force RMSE"
+        if record["n_stress_structures"]:
+            rows = "force and virial-per-atom RMSE (eV/Å and eV rows together)"
         lines.append(
-            f"5-fold CV: energy RMSE {record['cv_energy_rmse'][w][a]:.4g} eV, force RMSE "
-            f"{record['cv_force_rmse'][w][a]:.4g} eV/Å"
+            f"5-fold CV: energy RMSE {record['cv_energy_rmse'][w][a]:.4g} eV, {rows} "
+            f"{record['cv_force_rmse'][w][a]:.4g}"
         )
     if "validation" in record:
         v = record["validation"]

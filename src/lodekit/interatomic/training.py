@@ -134,6 +134,7 @@ def train_potential(
     zeta: int = 2,
     references: dict | None = None,
     species=None,
+    use_stress: bool = True,
     progress=None,
 ) -> tuple[LodePotential, dict]:
     """Fit a potential on energies (and forces where given).
@@ -156,6 +157,10 @@ def train_potential(
         potential). Default: per-species energies fitted as unpenalised baselines.
     species : sequence of int, optional
         Neighbour species of the potential (default: those of ``frames``).
+    use_stress : bool
+        Fit the stress of periodic structures that have one: its virial V sigma = dE/d eps
+        (eV), divided by the number of atoms, enters as three more "force" rows of 3
+        components, weighted like the forces (and counted in their cross-validated error).
     progress : callable, optional
         A tqdm-like factory, for the Jacobian pass.
 
@@ -185,18 +190,28 @@ def train_potential(
         model, recipe, species, alphas=alphas, n_sparse=n_sparse, zeta=zeta,
         baselines=not references, n_env=len(features.values),
     )  # fmt: skip
-    with_forces = [a for a, f in enumerate(labels.forces) if f is not None]
+    targets = _derivative_targets(frames, labels, use_stress)
+    with_forces = [a for a, t in enumerate(targets) if t is not None]
     fit_options = {}
+    bar = None
     if with_forces:
         probe = LodePotential(estimator, recipe, species=species)
-        bar = None if progress is None else progress(total=len(with_forces), desc="Jacobians")
+        if progress is not None:
+            bar = progress(total=len(with_forces), desc="Jacobians")
 
         def derivative(a):
             # one structure at a time: computed when the model asks, dropped after its rows.
             # A linear model needs only the sum over environments; one forward Jacobian is
             # far cheaper than feature_derivatives' backward pass per column (3 s against
             # 65 s for 40 NaCl cells and 332 columns)
-            out = probe.feature_jacobian(frames[a])
+            with_stress = use_stress and labels.stress[a] is not None
+            out = probe.feature_jacobian(frames[a], strain=with_stress)
+            if with_stress:
+                positions, strain = out
+                if labels.forces[a] is None:
+                    positions = positions[:, :0]
+                # the virial rows, per atom, after the atoms' rows (see _derivative_targets)
+                out = np.concatenate([positions, strain / len(frames[a])], axis=1)
             if model == "linear":
                 out = out.sum(axis=0)
             if bar is not None:
@@ -205,12 +220,12 @@ def train_potential(
 
         name = "feature_jacobians" if model == "kernel" else "feature_derivatives"
         fit_options = {
-            "forces": labels.forces,
+            "forces": targets,
             name: derivative,
             "force_weight": list(force_weights),
         }
     estimator.fit(features.values, energies, groups, centres, **fit_options)
-    if with_forces and bar is not None:
+    if bar is not None:
         bar.close()
     fitted = {int(z): float(b) for z, b in zip(estimator.types_, estimator.baseline_, strict=True)}
     potential = LodePotential(estimator, recipe, species=species, references=references)
@@ -226,7 +241,25 @@ def train_potential(
         "fitted_species_energies": {str(z): e for z, e in fitted.items()} if not references
         else {},
         "n_structures": len(frames),
-        "n_force_structures": len(with_forces),
+        "n_force_structures": sum(labels.forces[a] is not None for a in with_forces),
+        "n_stress_structures": sum(labels.stress[a] is not None for a in with_forces)
+        if use_stress
+        else 0,
         "species": species,
     }  # fmt: skip
     return potential, record
+
+
+def _derivative_targets(frames, labels: Labels, use_stress: bool) -> list:
+    """The derivative rows' targets of every structure: its forces (n_atoms, 3) and, for a
+    periodic structure with a stress, the virial per atom as three more rows: -V sigma / n,
+    whose rows are -(d x / d eps) / n . w in the force convention (F = -dE/dr), since
+    V sigma = dE/d eps. None for a structure with neither."""
+    out = []
+    for a, atoms in enumerate(frames):
+        rows = [] if labels.forces[a] is None else [labels.forces[a]]
+        if use_stress and labels.stress[a] is not None:
+            volume = abs(float(np.linalg.det(atoms.cell.array)))
+            rows.append(-volume * labels.stress[a] / len(atoms))
+        out.append(np.concatenate(rows) if rows else None)
+    return out
