@@ -150,3 +150,29 @@ def test_stress_rows_teach_the_stress(data, capsys, tmp_path):
         predicted = np.array([potential.compute(a)["stress"] for a in validation])
         errors[name] = np.sqrt(np.mean((predicted - reference) ** 2))
     assert errors["stress"] < errors["energies"] / 5
+
+
+def test_featurisation_through_a_resumable_store(data, capsys, tmp_path):
+    # the store's features are the recipe's (the same potential as without a store), and a
+    # run that lost chunks of its store recomputes them and trains the same potential again
+    import shutil
+
+    root, validation = data
+    base = ["train", str(root / "train.extxyz"), "--preset", "ionic-soap+lode",
+            "--model", "linear", "--no-forces", "--quiet"]  # fmt: skip
+    store = tmp_path / "features.store"
+    results = {}
+    for name, extra in (
+        ("plain", []),
+        ("store", ["--store", str(store), "--workers", "1"]),
+        ("resumed", ["--store", str(store), "--workers", "1"]),
+    ):
+        if name == "resumed":
+            chunks = sorted(p for p in (store / "chunks").iterdir() if p.name.isdigit())
+            shutil.rmtree(chunks[0])
+        out = tmp_path / f"{name}.npz"
+        code, _, err = _run(capsys, *base, *extra, "--out", str(out))
+        assert code == 0, err
+        results[name] = [load_potential(out).compute(a)["energy"] for a in validation]
+    np.testing.assert_allclose(results["store"], results["plain"], rtol=1e-12)
+    assert results["resumed"] == results["store"]

@@ -60,6 +60,13 @@ def add_arguments(parser) -> None:
         metavar="GIB",
         help=f"refuse a fit estimated above this peak memory (default {MAX_MEMORY_GIB:g})",
     )
+    parser.add_argument(
+        "--store",
+        metavar="DIR",
+        help="featurise into this resumable feature store (rerun after a crash: only the "
+        "missing chunks are computed)",
+    )
+    parser.add_argument("--workers", type=int, metavar="N", help="featurisation processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -93,6 +100,7 @@ def run(args) -> int:
     from ..recipes import potential_preset
 
     positive(args.n_sparse, "--n-sparse")
+    positive(args.workers, "--workers")
     positive(args.zeta, "--zeta")
     if not args.max_memory > 0:
         raise LodekitError(f"`--max-memory` is {args.max_memory} but must be positive (GiB)")
@@ -147,6 +155,19 @@ def run(args) -> int:
     progress = None
     if not args.quiet:
         from tqdm.auto import tqdm as progress
+    features = None
+    if args.store is not None:
+        from ..batch import featurize, load_features
+
+        featurize(
+            frames,
+            args.store,
+            recipe,
+            species=species,
+            n_workers=args.workers,
+            progress=not args.quiet,
+        )
+        features = load_features(args.store)
     potential, record = train_potential(
         frames,
         labels,
@@ -159,6 +180,7 @@ def run(args) -> int:
         references=references,
         species=species,
         use_stress=not args.no_stress,
+        features=features,
         progress=progress,
     )
     if validation is not None:

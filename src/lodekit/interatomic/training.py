@@ -135,6 +135,7 @@ def train_potential(
     references: dict | None = None,
     species=None,
     use_stress: bool = True,
+    features=None,
     progress=None,
 ) -> tuple[LodePotential, dict]:
     """Fit a potential on energies (and forces where given).
@@ -161,6 +162,10 @@ def train_potential(
         Fit the stress of periodic structures that have one: its virial V sigma = dE/d eps
         (eV), divided by the number of atoms, enters as three more "force" rows of 3
         components, weighted like the forces (and counted in their cross-validated error).
+    features : Features, optional
+        The recipe's features of ``frames`` with these ``species``, already computed (e.g.
+        loaded from a feature store, :func:`lodekit.batch.load_features`); default: computed
+        here.
     progress : callable, optional
         A tqdm-like factory, for the Jacobian pass.
 
@@ -184,7 +189,13 @@ def train_potential(
             )
         for a, atoms in enumerate(frames):
             energies[a] -= sum(references[int(z)] for z in atoms.numbers)
-    features = recipe.compute(frames, species)
+    if features is None:
+        features = recipe.compute(frames, species)
+    elif len(features.values) != int(labels.n_atoms.sum()):
+        raise InputError(
+            f"`features` has {len(features.values)} rows; the structures have "
+            f"{int(labels.n_atoms.sum())} atoms"
+        )
     groups, centres = features.samples[:, 0], features.samples[:, 2]
     estimator = _model(
         model, recipe, species, alphas=alphas, n_sparse=n_sparse, zeta=zeta,
