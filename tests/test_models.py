@@ -731,3 +731,24 @@ def test_force_weight_search_is_k_fold_ridge_written_out():
         StructureRidge(baselines=False).fit(
             x, energies, groups, forces=forces, feature_derivatives=derivatives, force_weight=[]
         )
+
+
+def test_structure_weights_are_ridge_on_weighted_rows():
+    # energies per atom (issue 28): weights 1 / n_atoms on the energy rows are ridge regression
+    # on the weighted structure sums, against scikit-learn's Ridge on those rows
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(12)
+    sizes = rng.integers(2, 30, size=40)
+    groups = np.repeat(np.arange(40), sizes)
+    x = rng.normal(size=(len(groups), 5))
+    y = np.bincount(groups, weights=x @ rng.normal(size=5)) + rng.normal(size=40)
+    weights = 1.0 / sizes
+    model = StructureRidge(alpha=0.3, baselines=False).fit(x, y, groups, structure_weights=weights)
+    sums = np.stack([x[groups == a].sum(axis=0) for a in range(40)])
+    reference = Ridge(alpha=0.3, fit_intercept=False).fit(sums * weights[:, None], y * weights)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-10)
+    plain = StructureRidge(alpha=0.3, baselines=False).fit(x, y, groups)
+    assert np.abs(plain.coef_ - model.coef_).max() > 1e-3  # the weights do change the fit
+    with pytest.raises(InputError, match="`structure_weights`"):
+        StructureRidge().fit(x, y, groups, structure_weights=np.zeros(40))

@@ -35,6 +35,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stress-key", default="stress", metavar="KEY")
     parser.add_argument("--no-forces", action="store_true", help="fit no forces")
     parser.add_argument(
+        "--energy-per-structure",
+        action="store_true",
+        help="weigh every structure's energy alike (default: energies per atom)",
+    )
+    parser.add_argument(
         "--no-stress", action="store_true", help="fit no stress (periodic structures)"
     )
     parser.add_argument(
@@ -180,6 +185,7 @@ def run(args) -> int:
         references=references,
         species=species,
         use_stress=not args.no_stress,
+        energy_per_atom=not args.energy_per_structure,
         features=features,
         progress=progress,
     )
@@ -205,8 +211,9 @@ def _summary(record: dict, out) -> str:
         rows = "force RMSE"
         if record["n_stress_structures"]:
             rows = "force and virial-per-atom RMSE (eV/Å and eV rows together)"
+        unit = "eV/atom" if record["energy_per_atom"] else "eV"
         lines.append(
-            f"5-fold CV: energy RMSE {record['cv_energy_rmse'][w][a]:.4g} eV, {rows} "
+            f"5-fold CV: energy RMSE {record['cv_energy_rmse'][w][a]:.4g} {unit}, {rows} "
             f"{record['cv_force_rmse'][w][a]:.4g}"
         )
     if "validation" in record:

@@ -135,6 +135,7 @@ def train_potential(
     references: dict | None = None,
     species=None,
     use_stress: bool = True,
+    energy_per_atom: bool = True,
     features=None,
     progress=None,
 ) -> tuple[LodePotential, dict]:
@@ -162,6 +163,10 @@ def train_potential(
         Fit the stress of periodic structures that have one: its virial V sigma = dE/d eps
         (eV), divided by the number of atoms, enters as three more "force" rows of 3
         components, weighted like the forces (and counted in their cross-validated error).
+    energy_per_atom : bool
+        Weigh each energy row by 1 / n_atoms: the fit and the cross-validation see energies
+        per atom (eV/atom), so that large structures do not dominate; the force rows keep
+        their weight (eV/Å per component, already per atom).
     features : Features, optional
         The recipe's features of ``frames`` with these ``species``, already computed (e.g.
         loaded from a feature store, :func:`lodekit.batch.load_features`); default: computed
@@ -204,6 +209,8 @@ def train_potential(
     targets = _derivative_targets(frames, labels, use_stress)
     with_forces = [a for a, t in enumerate(targets) if t is not None]
     fit_options = {}
+    if energy_per_atom:
+        fit_options["structure_weights"] = 1.0 / labels.n_atoms
     bar = None
     if with_forces:
         probe = LodePotential(estimator, recipe, species=species)
@@ -230,11 +237,9 @@ def train_potential(
             return out
 
         name = "feature_jacobians" if model == "kernel" else "feature_derivatives"
-        fit_options = {
-            "forces": targets,
-            name: derivative,
-            "force_weight": list(force_weights),
-        }
+        fit_options.update(
+            {"forces": targets, name: derivative, "force_weight": list(force_weights)}
+        )
     estimator.fit(features.values, energies, groups, centres, **fit_options)
     if bar is not None:
         bar.close()
@@ -251,6 +256,7 @@ def train_potential(
         "cv_alpha_rmse": np.asarray(estimator.cv_rmse_).tolist(),
         "fitted_species_energies": {str(z): e for z, e in fitted.items()} if not references
         else {},
+        "energy_per_atom": bool(energy_per_atom),
         "n_structures": len(frames),
         "n_force_structures": sum(labels.forces[a] is not None for a in with_forces),
         "n_stress_structures": sum(labels.stress[a] is not None for a in with_forces)

@@ -23,6 +23,7 @@ __all__ = [
     "force_entries",
     "row_blocks",
     "stack_force_rows",
+    "weigh_structures",
 ]
 
 #: Entries of one transient block of per-environment values (2^24 x 8 B = 128 MiB).
@@ -237,3 +238,18 @@ def equivariant_target(y, o3_lambda: int) -> np.ndarray:
     if y.ndim != 2 or y.shape[1] != width:
         raise InputError(f"`y` has shape {y.shape}; expected (n_structures, {width})")
     return y
+
+
+def weigh_structures(phi, y, baseline, weights):
+    """Energy rows, targets and baseline rows scaled by one weight per structure (None: as
+    they are), e.g. 1 / n_atoms to fit energies per atom, so that large structures do not
+    dominate the fit or the choice of its hyperparameters."""
+    if weights is None:
+        return phi, y, baseline
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(y),) or not np.all(np.isfinite(w) & (w > 0)):
+        raise InputError(
+            f"`structure_weights` has shape {w.shape}; expected {len(y)} positive finite values"
+        )
+    scaled = None if baseline is None else baseline * w[:, None]
+    return phi * w[:, None], y * w, scaled

@@ -26,6 +26,7 @@ from ._common import (
     composition,
     farthest_points,
     force_entries,
+    weigh_structures,
 )
 from ._ridge import (
     FORCE_RECORD,
@@ -314,6 +315,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         forces=None,
         feature_jacobians=None,
         force_weight=1.0,
+        structure_weights=None,
     ):
         """Fit on environments X (n_env, n_features) and structure targets y (n_structures,).
 
@@ -344,6 +346,10 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             with the lowest sum of relative held-out errors (energy RMSE over the spread of
             the energies after per-species baselines, plus force RMSE over the RMS force);
             the errors of every pair are kept in ``cv_energy_rmse_`` and ``cv_force_rmse_``.
+        structure_weights : array_like (n_structures,), optional
+            A weight per structure on its energy row (e.g. 1 / n_atoms: energies per atom,
+            so that large structures do not dominate); the K-fold energy errors are then in
+            the weighted units.
         """
         self._check_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=1)
@@ -361,6 +367,7 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         phi = self._kernel_rows(xn, groups, n_structures) @ projector
 
         baseline = counts if self.baselines else None
+        phi, y, baseline = weigh_structures(phi, y, baseline, structure_weights)
         if forces is not None or feature_jacobians is not None:
             owners, rows, targets = self._force_rows(
                 projector, len(y), X, groups, forces, feature_jacobians

@@ -23,6 +23,7 @@ from ._common import (
     column_scaling,
     composition,
     force_entries,
+    weigh_structures,
 )
 from ._ridge import (
     FORCE_RECORD,
@@ -124,6 +125,7 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         forces=None,
         feature_derivatives=None,
         force_weight=1.0,
+        structure_weights=None,
     ):
         """Fit on environments X (n_env, n_features) and structure targets y (n_structures,).
 
@@ -147,6 +149,10 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             with the lowest sum of relative held-out errors (energy RMSE over the spread of
             the energies after per-species baselines, plus force RMSE over the RMS force);
             the errors of every pair are kept in ``cv_energy_rmse_`` and ``cv_force_rmse_``.
+        structure_weights : array_like (n_structures,), optional
+            A weight per structure on its energy row (e.g. 1 / n_atoms: energies per atom,
+            so that large structures do not dominate); the K-fold energy errors are then in
+            the weighted units.
         """
         check_reduce(self.reduce)
         check_alpha(self.alpha)
@@ -164,6 +170,7 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         if len(phi) != len(y):
             raise InputError(f"`groups` names {len(phi)} structures but `y` has {len(y)} values")
         baseline = counts if self.baselines else None
+        phi, y, baseline = weigh_structures(phi, y, baseline, structure_weights)
         if forces is not None or feature_derivatives is not None:
             owners, rows, targets = self._force_rows(phi, y, forces, feature_derivatives)
             design = energy_force_design(
