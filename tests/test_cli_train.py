@@ -176,3 +176,30 @@ def test_featurisation_through_a_resumable_store(data, capsys, tmp_path):
         results[name] = [load_potential(out).compute(a)["energy"] for a in validation]
     np.testing.assert_allclose(results["store"], results["plain"], rtol=1e-12)
     assert results["resumed"] == results["store"]
+
+
+def test_features_in_chunks_with_a_progress_bar_are_the_same_features():
+    # train_potential computes the features in chunks when it shows a bar: the same values
+    # and samples (system numbers offset by the chunk) as one call
+    from lodekit.interatomic.training import _features
+    from lodekit.recipes import potential_preset
+
+    frames = rigid_ion_nacl(5, seed=4)
+    recipe = potential_preset("ionic-soap+lode", [11, 17])
+    updates = []
+
+    class Bar:
+        def __init__(self, **kwargs):
+            assert kwargs["total"] == 5 and kwargs["desc"] == "features"
+
+        def update(self, n):
+            updates.append(n)
+
+        def close(self):
+            pass
+
+    chunked = _features(recipe, frames, [11, 17], Bar, chunk=2)
+    whole = recipe.compute(frames, [11, 17])
+    assert updates == [2, 2, 1]
+    assert np.array_equal(chunked.samples, whole.samples)
+    np.testing.assert_allclose(chunked.values, whole.values, rtol=1e-12, atol=1e-14)

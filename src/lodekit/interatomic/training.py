@@ -11,7 +11,7 @@ need are computed one structure at a time and dropped once their rows are built.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -195,7 +195,7 @@ def train_potential(
         for a, atoms in enumerate(frames):
             energies[a] -= sum(references[int(z)] for z in atoms.numbers)
     if features is None:
-        features = recipe.compute(frames, species)
+        features = _features(recipe, frames, species, progress)
     elif len(features.values) != int(labels.n_atoms.sum()):
         raise InputError(
             f"`features` has {len(features.values)} rows; the structures have "
@@ -280,3 +280,21 @@ def _derivative_targets(frames, labels: Labels, use_stress: bool) -> list:
             rows.append(-volume * labels.stress[a] / len(atoms))
         out.append(np.concatenate(rows) if rows else None)
     return out
+
+
+def _features(recipe: Recipe, frames, species, progress, chunk: int = 16):
+    """The recipe's features of every frame, in chunks of ``chunk`` frames when a progress
+    bar is shown (so that it moves)."""
+    if progress is None:
+        return recipe.compute(frames, species)
+    parts = []
+    bar = progress(total=len(frames), desc="features", unit="structure")
+    for start in range(0, len(frames), chunk):
+        parts.append(recipe.compute(frames[start : start + chunk], species, first_system=start))
+        bar.update(len(frames[start : start + chunk]))
+    bar.close()
+    return replace(
+        parts[0],
+        values=np.concatenate([p.values for p in parts]),
+        samples=np.concatenate([p.samples for p in parts]),
+    )
