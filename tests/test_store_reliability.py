@@ -31,8 +31,12 @@ N_STRUCTURES = 32
 #: Generous limit (s) on any wait: a run, the first chunk, the end of orphaned workers.
 TIMEOUT = 90
 
+# A run started from a shell's background job (`pytest &`, `nohup ... &`) inherits SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler: Ctrl-C could not be tested.
+# The launcher restores what a terminal gives a foreground command.
 _LAUNCH = """
-import pathlib, sys, time
+import pathlib, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import lodekit.batch, lodekit.features
 from lodekit.cli import main
 gate = pathlib.Path(sys.argv[1])
