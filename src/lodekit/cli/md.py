@@ -253,6 +253,8 @@ def simulate(atoms, potential, args, out, rng) -> dict:
             dynamics.run(args.steps)
         finally:
             bar.close()
+            # ASE (3.23) opens os.devnull as the log of a dynamics without one: close it
+            dynamics.close()
         wall = time.perf_counter() - start
     return {"drift": drift, "wall": wall, "rows": state["rows"]}
 

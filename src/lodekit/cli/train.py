@@ -149,7 +149,14 @@ def run(args) -> int:
         periodic = any(bool(np.all(a.pbc)) for a in frames)
         preset = args.preset or ("aqueous-soap+lode" if periodic else "molecule-soap+lode")
         recipe = potential_preset(preset, species)
-    plan = plan_training(frames, labels, recipe, model=args.model, n_sparse=args.n_sparse)
+    plan = plan_training(
+        frames,
+        labels,
+        recipe,
+        model=args.model,
+        n_sparse=args.n_sparse,
+        n_weights=len(args.force_weight),
+    )
     print(f"plan: {plan.describe()}", file=sys.stderr)
     if plan.memory_bytes > args.max_memory * 2**30:
         raise LodekitError(

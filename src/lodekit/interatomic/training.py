@@ -76,8 +76,21 @@ def _model(kind: str, recipe: Recipe, species, *, alphas, n_sparse, zeta, baseli
     )
 
 
-def plan_training(frames, labels: Labels, recipe: Recipe, *, model="kernel", n_sparse=1000):
-    """Estimate memory and time of :func:`train_potential` from the first structure."""
+#: Sustained rate (flop/s) of the SVDs of the hyperparameter search on 2 cores, measured on
+#: the development machine (numpy's OpenBLAS/LAPACK): the fit-time term of the estimate.
+SVD_RATE = 5e9
+
+
+def plan_training(
+    frames, labels: Labels, recipe: Recipe, *, model="kernel", n_sparse=1000, n_weights=None
+):
+    """Estimate memory and time of :func:`train_potential` from the first structure.
+
+    Time: featurisation and Jacobians timed on the first structure (with forces) and scaled
+    by atoms (features linearly, Jacobians quadratically), plus the SVDs of the search (one
+    per fold and force weight, and the final fit: 4 rows m^2 + 8 m^3 flop each for m columns)
+    at :data:`SVD_RATE`.
+    """
     species = sorted({int(z) for atoms in frames for z in atoms.numbers})
     n_features = int(sum(recipe.widths(species)))
     n_atoms = labels.n_atoms
@@ -94,9 +107,17 @@ def plan_training(frames, labels: Labels, recipe: Recipe, *, model="kernel", n_s
         start = time.perf_counter()
         probe.feature_jacobian(frames[first])
         jacobian_seconds = (time.perf_counter() - start) / max(int(n_atoms[first]), 1) ** 2
-    seconds = feature_seconds * n_atoms.sum() + jacobian_seconds * np.sum(n_atoms[with_forces] ** 2)
     n_env = int(n_atoms.sum())
     n_force = int(3 * n_atoms[with_forces].sum())
+    columns = min(n_sparse, n_env) if model == "kernel" else n_features
+    rows = len(frames) + n_force
+    weights = (len(FORCE_WEIGHTS) if n_weights is None else n_weights) if with_forces else 1
+    svd_flops = weights * 6 * (4.0 * rows * columns**2 + 8.0 * columns**3)
+    seconds = (
+        feature_seconds * n_atoms.sum()
+        + jacobian_seconds * np.sum(n_atoms[with_forces] ** 2)
+        + svd_flops / SVD_RATE
+    )
     largest = int(max((n_atoms[a] ** 2 * 3 for a in with_forces), default=0)) * n_features
     if model == "kernel":
         sizes = probe.model.memory_estimate(
@@ -107,13 +128,14 @@ def plan_training(frames, labels: Labels, recipe: Recipe, *, model="kernel", n_s
             jacobian_entries=largest,
         )
     else:
-        # features, every structure's derivative rows (n_atoms x 3 x features), and the
-        # stacked regression with its fold copies and SVD (6 copies, as the kernel estimate)
-        rows = len(frames) + n_force
+        # features, every structure's derivative rows (n_atoms x 3 x features), the stacked
+        # regression with its fold copies and SVD (6 copies, as the kernel estimate), and the
+        # one Jacobian held while its rows are summed (with its reshaped copy)
         sizes = {
             "features": 8 * n_env * n_features,
             "derivatives": 8 * n_force * n_features,
             "regression": 8 * 6 * rows * n_features,
+            "jacobian": 8 * 2 * largest,
         }
         sizes["total"] = sum(sizes.values())
     return TrainingPlan(
