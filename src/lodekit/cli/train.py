@@ -93,7 +93,12 @@ def _references(path):
         raise LodekitError(f"`--references` {path!r} is not JSON: {err.msg}") from None
     if not isinstance(data, dict):
         raise LodekitError(f"`--references` {path!r} must hold an object {{Z: eV}}")
-    return data
+    from ..interatomic.potential import as_references
+
+    try:
+        return as_references(data)
+    except LodekitError as err:
+        raise LodekitError(f"`--references` {path!r}: {err}") from None
 
 
 def run(args) -> int:

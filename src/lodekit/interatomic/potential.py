@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..features.recipe import Expanded, Recipe, as_species
 from ..systems import as_systems
 
-__all__ = ["LodePotential"]
+__all__ = ["LodePotential", "as_references"]
 
 
 class LodePotential:
@@ -51,7 +51,7 @@ class LodePotential:
         self.model = model
         self.recipe = Recipe.coerce(recipe)
         self.species = None if species is None else as_species(species)
-        self.references = _references(references)
+        self.references = as_references(references)
 
     def _expand(self, structure, gradients=None) -> Expanded:
         systems = as_systems(structure)
@@ -177,7 +177,7 @@ class LodePotential:
         return positions, out[:, 3 * n_atoms :].reshape(out.shape[0], 3, 3, out.shape[2])
 
 
-def _references(references) -> dict:
+def as_references(references) -> dict:
     """``references`` checked: {atomic number: finite energy in eV}."""
     if references is None:
         return {}

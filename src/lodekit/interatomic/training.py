@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InputError
 from ..features.recipe import Recipe
 from .labels import Labels
-from .potential import LodePotential, _references
+from .potential import LodePotential, as_references
 
 __all__ = ["TrainingPlan", "plan_training", "train_potential"]
 
@@ -207,7 +207,7 @@ def train_potential(
         {int(z) for atoms in frames for z in atoms.numbers} if species is None else species
     )
     energies = np.asarray(labels.energy, dtype=np.float64).copy()
-    references = _references(references) or None
+    references = as_references(references) or None
     if references:
         missing = sorted(set(species) - set(references))
         if missing:
