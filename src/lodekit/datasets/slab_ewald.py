@@ -1,4 +1,4 @@
-"""Exact 2-D Ewald sum of point charges in a slab: periodic along a1 and a2, finite along the normal.
+"""Exact 2-D Ewald sum of point charges in a slab: periodic along a1, a2, finite along the normal.
 
 The reference for slabs and interfaces (pbc ``(True, True, False)``). No vacuum padding and
 no dipole correction: the sum over the in-plane lattice is split with a Gaussian of width
@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import erf, erfc, erfcx
 
+from .._validation import finite_float
 from ..errors import InputError, describe
 from ..expansion import limits
 from .ewald import COULOMB_CONSTANT
@@ -75,8 +76,8 @@ def slab_ewald(
     dict
         ``"energy"``: float (eV); ``"forces"``: ndarray, shape (n_atoms, 3), -dE/dr (eV/Å).
     """
-    positions, in_plane, q = _validated(structure, charges, accuracy, coulomb)
-    return _slab_ewald(positions, in_plane, q, float(accuracy), float(coulomb))
+    positions, in_plane, q, accuracy, coulomb = _validated(structure, charges, accuracy, coulomb)
+    return _slab_ewald(positions, in_plane, q, accuracy, coulomb)
 
 
 def _validated(structure, charges, accuracy, coulomb):
@@ -112,21 +113,18 @@ def _validated(structure, charges, accuracy, coulomb):
         raise InputError(f"`charges` is {describe(charges)}; expected an array of floats") from None
     if q.shape != (len(positions),) or not np.all(np.isfinite(q)):
         raise InputError(
-            f"`charges` has shape {q.shape}; expected {len(positions)} finite values (one per "
-            "atom)"
+            f"`charges` has shape {q.shape}; expected {len(positions)} finite values (one per atom)"
         )
     if abs(q.sum()) > 1e-8 * max(1.0, np.abs(q).sum()):
         raise InputError(
             f"`charges` sum to {q.sum():.6g} e; the slab Ewald sum needs a neutral slab (the "
             "G = 0 term of a charged slab diverges)"
         )
-    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float, np.floating)):
-        raise InputError(f"`accuracy` is {describe(accuracy)} but must be a real number")
+    accuracy = finite_float("accuracy", accuracy)
     if not 1e-16 <= accuracy < 1:
         raise InputError(f"`accuracy` is {accuracy} but must be in [1e-16, 1)")
-    if isinstance(coulomb, bool) or not np.isfinite(coulomb):
-        raise InputError(f"`coulomb` is {describe(coulomb)} but must be a finite number")
-    return positions, in_plane, q
+    coulomb = finite_float("coulomb", coulomb)
+    return positions, in_plane, q, accuracy, coulomb
 
 
 def _slab_ewald(positions, in_plane, q, accuracy, coulomb) -> dict:
