@@ -1,10 +1,11 @@
-"""Data: generators (point charges with Ewald energies, a rigid-ion NaCl model) and loaders of
-the paper's data."""
+"""Data: generators (point charges with Ewald energies, a rigid-ion NaCl model), the exact
+slab (2-D) Ewald sum and loaders of the paper's data."""
 
 from .ewald import COULOMB_CONSTANT, ewald, ewald_energy
 from .loaders import default_data_dir, load_dielectric_water, load_ssi_dimers
 from .point_charges import random_point_charges
 from .rigid_ion import born_mayer_energy, rigid_ion, rigid_ion_energy, rigid_ion_nacl
+from .slab_ewald import slab_ewald
 
 __all__ = [
     "COULOMB_CONSTANT",
@@ -18,4 +19,5 @@ __all__ = [
     "rigid_ion",
     "rigid_ion_energy",
     "rigid_ion_nacl",
+    "slab_ewald",
 ]
