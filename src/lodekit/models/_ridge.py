@@ -16,6 +16,7 @@ __all__ = [
     "check_force_weight",
     "energy_force_design",
     "fit_ridge",
+    "fit_structure_regression",
     "search_alpha",
     "search_force_weight",
     "select_alpha",
@@ -360,3 +361,32 @@ def set_force_record(model, design: EnergyForceDesign | None) -> None:
     model.cv_force_weights_ = np.zeros(0) if search is None else search.force_weights
     model.cv_energy_rmse_ = np.zeros((0, 0)) if search is None else search.energy_rmse
     model.cv_force_rmse_ = np.zeros((0, 0)) if search is None else search.force_rmse
+
+
+def fit_structure_regression(model, phi, y, baseline, cv_groups, force_rows, force_weight):
+    """The last steps of a structure model's ``fit``, shared by the linear and kernel models:
+    choose alpha (and the force weight) by K-fold CV, record the search on ``model``
+    (``alpha_``, ``cv_alphas_``, ``cv_rmse_``, :data:`FORCE_RECORD`, ``baseline_``) and
+    return the fitted weights of the columns of ``phi``.
+
+    ``force_rows``: None (energies only) or (owners, rows, targets), the unweighted force
+    rows of :func:`energy_force_design`. ``model`` supplies ``alpha``, ``cv``,
+    ``random_state``, ``baselines`` and ``types_``.
+    """
+    design = None
+    if force_rows is None:
+        search = search_alpha(
+            phi, y, baseline, model.alpha, model.cv, model.random_state, cv_groups=cv_groups
+        )
+    else:
+        design = energy_force_design(
+            phi, y, baseline, cv_groups, *force_rows, model.alpha, force_weight, model.cv,
+            model.random_state,
+        )  # fmt: skip
+        phi, y, baseline, search = design.phi, design.y, design.baseline, design.search
+    set_force_record(model, design)
+    model.alpha_, model.cv_alphas_, model.cv_rmse_ = search.alpha, search.alphas, search.rmse
+    weights, model.baseline_ = fit_ridge(phi, y, model.alpha_, baseline)
+    if not model.baselines:
+        model.baseline_ = np.zeros(len(model.types_))
+    return weights

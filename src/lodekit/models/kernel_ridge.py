@@ -28,13 +28,7 @@ from ._common import (
     force_entries,
     weigh_structures,
 )
-from ._ridge import (
-    FORCE_RECORD,
-    energy_force_design,
-    fit_ridge,
-    search_alpha,
-    set_force_record,
-)
+from ._ridge import FORCE_RECORD, fit_structure_regression
 from .kernels import normalize_rows, polynomial_kernel
 
 __all__ = ["AdditiveKernelRidge"]
@@ -368,25 +362,12 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
 
         baseline = counts if self.baselines else None
         phi, y, baseline = weigh_structures(phi, y, baseline, structure_weights)
+        force_rows = None
         if forces is not None or feature_jacobians is not None:
-            owners, rows, targets = self._force_rows(
-                projector, len(y), X, groups, forces, feature_jacobians
-            )
-            design = energy_force_design(
-                phi, y, baseline, cv_groups, owners, rows, targets, self.alpha, force_weight,
-                self.cv, self.random_state,
-            )  # fmt: skip
-            phi, y, baseline, search = design.phi, design.y, design.baseline, design.search
-            set_force_record(self, design)
-        else:
-            search = search_alpha(
-                phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
-            )
-            set_force_record(self, None)
-        self.alpha_, self.cv_alphas_, self.cv_rmse_ = search.alpha, search.alphas, search.rmse
-        weights, self.baseline_ = fit_ridge(phi, y, self.alpha_, baseline)
-        if not self.baselines:
-            self.baseline_ = np.zeros(len(self.types_))
+            force_rows = self._force_rows(projector, len(y), X, groups, forces, feature_jacobians)
+        weights = fit_structure_regression(
+            self, phi, y, baseline, cv_groups, force_rows, force_weight
+        )
         self.weights_ = projector @ weights
         return self
 

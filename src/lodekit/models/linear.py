@@ -25,13 +25,7 @@ from ._common import (
     force_entries,
     weigh_structures,
 )
-from ._ridge import (
-    FORCE_RECORD,
-    energy_force_design,
-    fit_ridge,
-    search_alpha,
-    set_force_record,
-)
+from ._ridge import FORCE_RECORD, fit_structure_regression
 
 __all__ = ["StructureRidge"]
 
@@ -171,23 +165,12 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             raise InputError(f"`groups` names {len(phi)} structures but `y` has {len(y)} values")
         baseline = counts if self.baselines else None
         phi, y, baseline = weigh_structures(phi, y, baseline, structure_weights)
+        force_rows = None
         if forces is not None or feature_derivatives is not None:
-            owners, rows, targets = self._force_rows(phi, y, forces, feature_derivatives)
-            design = energy_force_design(
-                phi, y, baseline, cv_groups, owners, rows, targets, self.alpha, force_weight,
-                self.cv, self.random_state,
-            )  # fmt: skip
-            phi, y, baseline, search = design.phi, design.y, design.baseline, design.search
-            set_force_record(self, design)
-        else:
-            search = search_alpha(
-                phi, y, baseline, self.alpha, self.cv, self.random_state, cv_groups=cv_groups
-            )
-            set_force_record(self, None)
-        self.alpha_, self.cv_alphas_, self.cv_rmse_ = search.alpha, search.alphas, search.rmse
-        self.coef_, self.baseline_ = fit_ridge(phi, y, self.alpha_, baseline)
-        if not self.baselines:
-            self.baseline_ = np.zeros(len(self.types_))
+            force_rows = self._force_rows(phi, y, forces, feature_derivatives)
+        self.coef_ = fit_structure_regression(
+            self, phi, y, baseline, cv_groups, force_rows, force_weight
+        )
         return self
 
     def _force_rows(self, phi, y, forces, derivatives):
