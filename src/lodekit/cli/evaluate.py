@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LodekitError
 from ._common import check_species, output_folder, read_potential, read_structures
 
 HELP = "errors of a potential's energies, forces and stress against reference data"
@@ -43,7 +42,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..interatomic.labels import read_labels
-    from ..interatomic.metrics import compute_metrics
+    from ..interatomic.metrics import compute_metrics, predictions
     from ..persistence import atomic_write
 
     potential = read_potential(args.model)
@@ -66,7 +65,19 @@ def run(args) -> int:
         frames += read
         origins += [(path, index) for index in range(len(read))]
     reference = _joined(labels)
-    predicted = _predict(potential, frames, reference, origins, progress=not args.quiet)
+    progress = None
+    if not args.quiet:
+        from functools import partial
+
+        from tqdm.auto import tqdm
+
+        progress = partial(tqdm, unit="structure")
+
+    def where(index: int) -> str:
+        path, frame = origins[index]
+        return f"`DATA` {path!r} frame {frame}"
+
+    predicted = predictions(potential, frames, reference, progress, where)
     metrics = compute_metrics(frames, reference, predicted)
     metrics = {"model": args.model, "data": list(args.data), **metrics}
 
@@ -92,28 +103,6 @@ def _joined(labels: list):
         [s for item in labels for s in item.stress],
         np.concatenate([item.n_atoms for item in labels]),
     )
-
-
-def _predict(potential, frames, reference, origins, *, progress: bool) -> dict:
-    """The potential's energies (n_structures,), and its forces and stress on the structures
-    that have reference forces and stress (None elsewhere: they are not computed)."""
-    from tqdm.auto import tqdm
-
-    energy, forces, stress = [], [], []
-    bar = tqdm(frames, desc="evaluate", unit="structure", disable=not progress)
-    for atoms, f, s in zip(bar, reference.forces, reference.stress, strict=True):
-        want_forces, want_stress = f is not None, s is not None
-        try:
-            result = potential.compute(atoms, forces=want_forces, stress=want_stress)
-        except LodekitError as err:
-            bar.close()
-            path, index = origins[len(energy)]
-            raise LodekitError(f"`DATA` {path!r} frame {index}: {err}") from None
-        energy.append(result["energy"])
-        forces.append(result["forces"] if want_forces else None)
-        stress.append(result.get("stress") if want_stress else None)
-    bar.close()
-    return {"energy": np.asarray(energy), "forces": forces, "stress": stress}
 
 
 def table(metrics: dict) -> str:

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import LodekitError
 from .labels import Labels
 
 __all__ = ["compute_metrics", "potential_errors", "predictions"]
 
 
-def predictions(potential, frames, reference: Labels, progress=None) -> dict:
+def predictions(potential, frames, reference: Labels, progress=None, where=None) -> dict:
     """The potential's energies (n_structures,), and its forces and stress on the structures
-    that have reference forces and stress (None elsewhere: they are not computed)."""
+    that have reference forces and stress (None elsewhere: they are not computed).
+
+    ``where(index)``, when given, names frame ``index`` in the message of an error the
+    potential raises on it (e.g. its file and position).
+    """
     energy, forces, stress = [], [], []
     iterator = frames if progress is None else progress(frames, desc="evaluating")
     for atoms, f, s in zip(iterator, reference.forces, reference.stress, strict=True):
         want_forces, want_stress = f is not None, s is not None
-        result = potential.compute(atoms, forces=want_forces, stress=want_stress)
+        try:
+            result = potential.compute(atoms, forces=want_forces, stress=want_stress)
+        except LodekitError as err:
+            if where is None:
+                raise
+            raise LodekitError(f"{where(len(energy))}: {err}") from None
         energy.append(result["energy"])
         forces.append(result["forces"] if want_forces else None)
         stress.append(result.get("stress") if want_stress else None)
