@@ -85,8 +85,7 @@ def snapshot(path: Path) -> dict[str, bytes]:
 
 
 #: SOAP power spectrum + LODE nu = 1 of the small NaCl potential of the `evaluate` and `md`
-#: command tests (test_cli_potential.py, test_cli_contract.py); the recipe of
-#: test_potential_files.py.
+#: command tests (test_cli_potential.py, test_cli_contract.py) and of test_potential_files.py.
 NACL_POTENTIAL_RECIPE = {
     "blocks": [
         {

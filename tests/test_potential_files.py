@@ -15,22 +15,9 @@ from lodekit.features import Recipe
 from lodekit.interatomic import LodekitCalculator, load_potential
 from lodekit.models import AdditiveKernelRidge, StructureRidge
 from lodekit.persistence import ModelFileError
+from tests.conftest import NACL_POTENTIAL_RECIPE
 
-RECIPE = {
-    "blocks": [
-        {
-            "kind": "power_spectrum",
-            "expansion": {"calculator": "spherical_expansion", "cutoff": 4.0, "smearing": 0.5,
-                          "max_radial": 3, "max_angular": 2},
-        },
-        {
-            "kind": "nu1",
-            "center_types": [11, 17],
-            "expansion": {"calculator": "lode_spherical_expansion", "smearing": 1.0,
-                          "radius": 2.0, "max_radial": 1, "max_angular": 0, "accuracy": 1e-8},
-        },
-    ]
-}  # fmt: skip
+RECIPE = NACL_POTENTIAL_RECIPE  # SOAP power spectrum + LODE nu = 1 of a small NaCl model
 
 
 @pytest.fixture(scope="module")
