@@ -38,8 +38,26 @@ def water_box():
             r"`cell` has shape \(2, 2\)",
         ),
         (
-            dict(positions=[[0, 0, 0]], types=["H"], cell=np.eye(3), pbc=[True, True, False]),
-            r"`pbc` is \[True, True, False\].*not supported",
+            dict(positions=[[0, 0, 0]], types=["H"], cell=np.eye(3), pbc=[True, False, False]),
+            r"`pbc` is \[True, False, False\]: one periodic axis \(a wire\) is not supported",
+        ),
+        (
+            dict(
+                positions=[[0, 0, 0]],
+                types=["H"],
+                cell=[[2, 0, 0], [4, 0, 0], [0, 0, 0]],
+                pbc=[True, True, False],
+            ),
+            r"two periodic lattice vectors must be non-zero and not parallel",
+        ),
+        (
+            dict(
+                positions=[[0, 0, 5.0], [3.0, 0, 5.0]],
+                types=["H", "H"],
+                cell=[[3, 0, 0], [0, 3, 0], [0, 0, 0]],
+                pbc=[True, True, False],
+            ),
+            "atom 0 lies on top of atom 1",
         ),
         (
             dict(positions=[[0, 0, 0], [1, 1, 1], [0, 0, 1e-6]], types=["H", "H", "O"]),
@@ -120,3 +138,32 @@ def test_plain_arrays_and_symbols():
 def test_bad_selected_atoms(selected, message):
     with pytest.raises(InputError, match=message):
         LODE.compute(water_box(), selected_atoms=selected)
+
+
+def test_slab_wrapping_keeps_height_and_in_plane_images():
+    # a tilted, non-orthogonal third vector is ignored: wrapping acts in the plane only
+    cell = [[4.0, 0.0, 0.0], [1.0, 3.0, 0.0], [2.0, 1.0, 7.0]]
+    positions = np.array([[9.5, -2.0, 13.0], [0.5, 0.5, -4.0]])
+    system = System(positions, ["O", "H"], cell=cell, pbc=[True, True, False])
+    assert system.is_slab and not system.periodic and system.pbc == (True, True, False)
+    lattice, normal, area = system.slab_frame()
+    np.testing.assert_allclose(normal, [0, 0, 1])
+    assert area == pytest.approx(12.0)
+    np.testing.assert_array_equal(system.positions[:, 2], positions[:, 2])
+    # each wrapped atom differs from its input by an in-plane lattice vector
+    shift = np.linalg.lstsq(lattice.T, (positions - system.positions).T, rcond=None)[0].T
+    np.testing.assert_allclose(shift, np.round(shift), atol=1e-12)
+    frac = np.linalg.solve(lattice[:, :2].T, system.positions[:, :2].T).T
+    assert np.all((frac >= 0) & (frac < 1))
+    with pytest.raises(ValueError, match="volume is defined for bulk"):
+        _ = system.volume
+
+
+def test_slab_periodic_axes_in_any_rows():
+    # periodic along the first and third rows: the normal is along a1 x a3
+    cell = [[5.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 6.0]]
+    system = System([[1.0, 2.0, 3.0]], ["H"], cell=cell, pbc=[True, False, True])
+    _, normal, area = system.slab_frame()
+    np.testing.assert_allclose(np.abs(normal), [0, 1, 0])
+    assert area == pytest.approx(30.0)
+    assert system.positions[0, 1] == 2.0

@@ -3,7 +3,13 @@
 A :class:`System` is an immutable, validated copy of one structure: positions (Å), atomic
 numbers, cell (rows are lattice vectors, Å) and periodic boundary conditions. Everything
 downstream may trust it: finite float64 positions, known elements, a non-singular cell
-when periodic, no two atoms on top of each other.
+when periodic in three directions, two independent periodic vectors for a slab, no two atoms
+on top of each other.
+
+Three kinds of structure are accepted: isolated molecules (``pbc`` all False), bulk (all
+True) and slabs (exactly two periodic axes; :attr:`System.is_slab`). A slab's non-periodic
+cell vector is ignored (it may be zero, or not orthogonal to the plane): the slab normal is
+the unit vector along the cross product of the two periodic vectors (:meth:`System.slab_frame`).
 """
 
 from __future__ import annotations
@@ -59,16 +65,29 @@ def _as_numbers(types, n_atoms: int, name: str) -> np.ndarray:
     return numbers
 
 
-def _as_pbc(pbc) -> bool:
-    flags = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
-    if flags.all():
-        return True
-    if not flags.any():
-        return False
-    raise InputError(
-        f"`pbc` is {flags.tolist()}: periodicity along some axes only (slabs, wires) is not "
-        "supported yet; use pbc=True (all axes) or pbc=False (isolated molecule)"
-    )
+def _as_pbc(pbc) -> tuple[bool, bool, bool]:
+    try:
+        flags = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+    except ValueError:
+        raise InputError(
+            f"`pbc` is {describe(pbc)}; expected a bool or a sequence of three bools"
+        ) from None
+    if flags.sum() == 1:
+        raise InputError(
+            f"`pbc` is {flags.tolist()}: one periodic axis (a wire) is not supported; use "
+            "pbc=True (bulk), two periodic axes (a slab) or pbc=False (isolated molecule)"
+        )
+    return tuple(bool(f) for f in flags)
+
+
+def _check_slab_cell(matrix: np.ndarray, pbc: tuple[bool, bool, bool]) -> None:
+    a1, a2 = matrix[[axis for axis in range(3) if pbc[axis]]]
+    lengths = np.linalg.norm(a1) * np.linalg.norm(a2)
+    if lengths == 0.0 or np.linalg.norm(np.cross(a1, a2)) <= 1e-10 * lengths:
+        raise InputError(
+            f"`cell` {matrix.tolist()} with `pbc` {list(pbc)}: the two periodic lattice "
+            "vectors must be non-zero and not parallel (a slab needs a two-dimensional lattice)"
+        )
 
 
 def _as_cell(cell, periodic: bool) -> np.ndarray:
@@ -115,22 +134,27 @@ class System:
     cell : array_like, shape (3, 3), optional
         Lattice vectors as rows, Å. Ignored (and may be zero) when ``pbc`` is False.
     pbc : bool or sequence of 3 bool
-        Periodicity; all axes or none.
+        Periodicity: all axes (bulk), none (molecule) or exactly two (a slab, periodic along
+        those two cell vectors; the third cell vector is then ignored and may be zero).
 
     Attributes
     ----------
     positions : ndarray, shape (n_atoms, 3)
-        Float64 copy; for periodic systems wrapped into the cell (fractional coordinates in
-        [0, 1)), which leaves every lattice sum unchanged.
+        Float64 copy; wrapped into the cell along the periodic axes (fractional coordinates
+        in [0, 1)), which leaves every lattice sum unchanged. A slab's atoms keep their
+        height above the plane.
     numbers : ndarray of int64, shape (n_atoms,)
     cell : ndarray, shape (3, 3)
+    pbc : tuple of 3 bool
     periodic : bool
+        True for bulk only (all three axes periodic); slabs have :attr:`is_slab`.
     """
 
     positions: np.ndarray
     numbers: np.ndarray
     cell: np.ndarray
     periodic: bool
+    pbc: tuple
 
     def __init__(self, positions, types, cell=None, pbc=False):
         try:
@@ -152,13 +176,19 @@ class System:
                 "larger coordinates)"
             )
         numbers = _as_numbers(types, pos.shape[0], "types")
-        periodic = _as_pbc(pbc)
+        flags = _as_pbc(pbc)
+        periodic = all(flags)
         matrix = _as_cell(cell, periodic)
-        if periodic:
-            frac = np.linalg.solve(matrix.T, pos.T).T
-            frac -= np.floor(frac)
-            frac[frac >= 1.0] = 0.0  # floor of -tiny gives exactly 1.0
-            pos = frac @ matrix
+        if any(flags):
+            if not periodic:
+                _check_slab_cell(matrix, flags)
+            basis = _wrapping_basis(matrix, flags)
+            frac = np.linalg.solve(basis.T, pos.T).T
+            wrapped = frac[:, list(flags)]
+            wrapped -= np.floor(wrapped)
+            wrapped[wrapped >= 1.0] = 0.0  # floor of -tiny gives exactly 1.0
+            frac[:, list(flags)] = wrapped
+            pos = frac @ basis
         else:
             matrix = np.zeros((3, 3)) if cell is None else matrix
         for array in (pos, numbers, matrix):
@@ -167,7 +197,37 @@ class System:
         object.__setattr__(self, "numbers", numbers)
         object.__setattr__(self, "cell", matrix)
         object.__setattr__(self, "periodic", periodic)
+        object.__setattr__(self, "pbc", flags)
         self._check_overlaps()
+
+    @property
+    def is_slab(self) -> bool:
+        """Whether exactly two axes are periodic."""
+        return sum(self.pbc) == 2
+
+    @property
+    def is_molecule(self) -> bool:
+        """Whether no axis is periodic."""
+        return not any(self.pbc)
+
+    def slab_frame(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """The plane of a slab: its lattice, unit normal and cell area.
+
+        Returns
+        -------
+        lattice : ndarray, shape (2, 3)
+            The two periodic cell vectors (Å), in the order of the cell rows.
+        normal : ndarray, shape (3,)
+            Unit vector along lattice[0] x lattice[1].
+        area : float
+            |lattice[0] x lattice[1]|, Å^2.
+        """
+        if not self.is_slab:
+            raise ValueError(f"slab_frame() needs a slab; this structure has pbc {self.pbc}")
+        lattice = self.cell[list(self.pbc)]
+        cross = np.cross(lattice[0], lattice[1])
+        area = float(np.linalg.norm(cross))
+        return lattice, cross / area, area
 
     @classmethod
     def from_ase(cls, atoms) -> System:
@@ -184,32 +244,35 @@ class System:
 
     @property
     def volume(self) -> float:
-        """Cell volume in Å^3 (periodic systems only)."""
+        """Cell volume in Å^3 (bulk systems only: a slab has an :meth:`slab_frame` area)."""
+        if not self.periodic:
+            raise ValueError(f"volume is defined for bulk structures only (pbc {self.pbc})")
         return float(abs(np.linalg.det(self.cell)))
 
     def _check_overlaps(self) -> None:
         pos = self.positions
-        if len(pos) < 2 and not self.periodic:
+        if len(pos) < 2 and not any(self.pbc):
             return
-        if self.periodic:
+        if any(self.pbc):
             # A periodic image can only coincide with an atom near a face of the cell: add
             # shifted copies of the atoms within MIN_DISTANCE of a face, then search pairs.
-            inv = np.linalg.inv(self.cell)
+            basis = _wrapping_basis(self.cell, self.pbc)
+            inv = np.linalg.inv(basis)
             frac = pos @ inv
             heights = 1.0 / np.linalg.norm(inv, axis=0)
             tol = MIN_DISTANCE / heights
             near = frac < tol
             shifts = [np.zeros(3, dtype=int)]
-            for ax in range(3):
+            for ax in np.flatnonzero(self.pbc):
                 shifts += [s + np.eye(3, dtype=int)[ax] for s in shifts]
             images, owners = [pos], [np.arange(len(pos))]
             for shift in shifts[1:]:
                 mask = np.all(near | (shift == 0), axis=1)
                 if mask.any():
-                    images.append(pos[mask] + shift @ self.cell)
+                    images.append(pos[mask] + shift @ basis)
                     owners.append(np.flatnonzero(mask))
             all_pos, all_owner = np.concatenate(images), np.concatenate(owners)
-            if heights.min() < MIN_DISTANCE:
+            if heights[list(self.pbc)].min() < MIN_DISTANCE:
                 raise InputError(f"`cell` {self.cell.tolist()} is too thin")
         else:
             all_pos, all_owner = pos, np.arange(len(pos))
@@ -221,6 +284,18 @@ class System:
                 f"`positions`: atom {i} lies on top of {where} (closer than {MIN_DISTANCE} Å); "
                 "atoms must be at distinct positions"
             )
+
+
+def _wrapping_basis(cell: np.ndarray, pbc) -> np.ndarray:
+    """The cell, or for a slab the cell with its non-periodic row replaced by the unit normal
+    of the plane: a non-singular basis whose periodic rows are the lattice."""
+    if all(pbc):
+        return cell
+    basis = np.array(cell, dtype=np.float64)
+    a1, a2 = basis[list(pbc)]
+    cross = np.cross(a1, a2)
+    basis[pbc.index(False)] = cross / np.linalg.norm(cross)
+    return basis
 
 
 def as_systems(structures, name: str = "structures") -> list[System]:

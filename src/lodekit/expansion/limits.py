@@ -122,14 +122,22 @@ def check_dense_jacobian(shape: tuple[int, ...], with_strain: bool) -> None:
     )
 
 
-def estimated_pairs(positions: np.ndarray, cell: np.ndarray, periodic: bool, cutoff: float):
+def estimated_pairs(positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float):
     """Pairs of atoms (periodic images included) closer than ``cutoff``, at the average
-    density: n^2 (4/3 pi cutoff^3) / V, with V the cell volume, or for molecules that of the
-    bounding box (padded by 1 Å) and at most n (n - 1)."""
+    density: n^2 (4/3 pi cutoff^3) / V, with V the cell volume (``pbc`` True or all three
+    True), for a slab (two axes True) the area of its lattice times the atoms' height range
+    (plus 1 Å), for molecules the bounding box (padded by 1 Å) and at most n (n - 1)."""
     n_atoms = len(positions)
     sphere = 4.0 / 3.0 * np.pi * float(cutoff) ** 3
-    if periodic:
+    flags = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+    if flags.all():
         return n_atoms * n_atoms * sphere / abs(np.linalg.det(cell))
+    if flags.any():
+        a1, a2 = np.asarray(cell)[flags]
+        cross = np.cross(a1, a2)
+        area = float(np.linalg.norm(cross))
+        height = float(np.ptp(positions @ (cross / area))) + 1.0
+        return n_atoms * n_atoms * sphere / (area * height)
     box = float(np.prod(np.ptp(positions, axis=0) + 1.0))
     return float(n_atoms * min(n_atoms - 1.0, n_atoms * sphere / box))
 

@@ -186,7 +186,7 @@ class SphericalExpansion(CalculatorBase):
 
     def _check_system(self, system: System, index: int) -> None:
         """Refuse a structure whose neighbour list would exceed the work limits."""
-        pairs = estimated_pairs(system.positions, system.cell, system.periodic, self.cutoff)
+        pairs = estimated_pairs(system.positions, system.cell, system.pbc, self.cutoff)
         check_pairs(
             pairs,
             f"`structures[{index}]` with `cutoff` {self.cutoff} Å",
