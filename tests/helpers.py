@@ -40,6 +40,15 @@ def three_species_box(rng):
     return random_structure(rng, cell, ["C"] * 3 + ["N"] * 3 + ["O"] * 4 + ["H"] * 6)
 
 
+def slab(rng, symbols=("Na",) * 4 + ("Cl",) * 4, height=4.0):
+    """A triclinic slab, pbc (T, T, F): atoms within ``height`` Å of the plane, the third cell
+    vector tilted (ignored by the slab sums, used by ASE to scale positions under strain)."""
+    cell = [[6.0, 0.0, 0.0], [1.5, 5.6, 0.0], [0.6, -0.4, height]]
+    atoms = random_structure(rng, cell, list(symbols), min_distance=1.6, pbc=[True, True, False])
+    atoms.positions[:, 2] -= atoms.positions[:, 2].mean()
+    return atoms
+
+
 def molecule(rng, n_atoms=10):
     symbols = (["C", "N", "O", "H"] * n_atoms)[:n_atoms]
     atoms = random_structure(rng, np.eye(3) * 4.5, symbols, min_distance=1.0, pbc=False)

@@ -14,6 +14,7 @@ from tests.helpers import (
     cubic_box,
     deformed,
     molecule,
+    slab,
     three_species_box,
 )
 
@@ -25,6 +26,11 @@ def _structure(path):
     rng = np.random.default_rng(21)
     if path.boundary == "molecule":
         return molecule(rng, 8)
+    if path.boundary == "slab":
+        species = ("Na",) * 4 + ("Cl",) * 4
+        if path.calculator != "lode_spherical_expansion":
+            species = ("C", "N", "O", "H", "H", "O", "C", "H")
+        return slab(rng, species)
     # the range-separated plan is chosen for this box (sharp smearing, 12 atoms)
     return (
         cubic_box(rng) if path.calculator == "lode_spherical_expansion" else three_species_box(rng)
@@ -68,7 +74,7 @@ def test_registry_path_takes_its_method(path):
     if path.method != "pairs":
         info = expansion.info["structures"][0]
         assert info["method"] == path.method
-        if path.boundary == "periodic":
+        if path.boundary in ("periodic", "slab"):
             assert info["kspace_method"] == path.kspace
 
 

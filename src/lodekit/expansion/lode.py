@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from .kspace import (
     Remainder,
     available_methods,
 )
+from .kspace.slab import NormalLine, SlabGeometry, line_constants, line_length, slab_tiers
 from .lattice import reduced_cell
 from .limits import check_dense_jacobian, check_kspace_work, check_pairs, estimated_pairs
 from .plan import (
@@ -70,6 +72,21 @@ MIN_ACCURACY = 1e-14
 #: Largest ``accuracy`` accepted: the bounds of the planner (exp(-(k_c sigma)^2 / 2) for the
 #: k-space truncation, the remainder's tail) are measured and validated up to 0.1.
 MAX_ACCURACY = 0.1
+
+#: ``accuracy`` of slabs when neither ``k_cutoff`` nor ``accuracy`` is given: a slab's sum has
+#: no truncated (featomic) form, so it is always converged.
+DEFAULT_SLAB_ACCURACY = 1e-8
+
+#: Share of the ``accuracy`` budget given to the stretching (trapezoid) error of a slab's
+#: in-plane lines (:func:`~lodekit.expansion.kspace.slab.line_length`).
+STRETCH_SHARE = 0.1
+
+#: A slab tier holding at least this share of the k-vectors may use an approximate backend;
+#: smaller tiers use the direct sum.
+NUFFT_TIER_SHARE = 0.25
+
+#: Height (Å) added to a slab's thickness for the stretched cell the planner costs.
+PLANNING_STRETCH = 20.0
 
 
 def _checked_kspace_method(value) -> str:
@@ -133,6 +150,11 @@ class LodeSphericalExpansion(CalculatorBase):
 
     Notes
     -----
+    Slabs (``pbc`` with two periodic axes): the exact sum periodic in the plane, isolated along
+    the normal (:mod:`lodekit.expansion.kspace.slab`, docs/conventions.md), to ``accuracy``
+    (default :data:`DEFAULT_SLAB_ACCURACY`); a ``k_cutoff`` is refused for them. For p = 1, 2
+    each species' planar-average field is set to zero in the plane of its own atoms.
+
     Work limits: before a periodic structure is computed, its k-space sum is estimated
     (k-vectors V k_c^3 / (12 pi^2), seconds by the backend's cost model) and a dense Jacobian
     (``gradients``) its memory; above :data:`lodekit.expansion.limits.WORK_LIMITS` (default
@@ -208,6 +230,7 @@ class LodeSphericalExpansion(CalculatorBase):
         self._basis.check_smearing(self.smearing)
         self._molecule_field = None
         self._remainder_fields = {}
+        self._line_constant_cache = {}
         # tables are built lazily, possibly from several threads (one per structure)
         self._lock = threading.Lock()
 
@@ -244,6 +267,16 @@ class LodeSphericalExpansion(CalculatorBase):
     def _centre_field(self, smearing: float) -> np.ndarray:
         """C_n = sqrt(4 pi) ∫ r^2 R_n g_p dr, an isolated atom's own field (n,)."""
         return np.sqrt(4 * np.pi) * self._basis.centre_moment(smearing, self.exponent)
+
+    def _line_constants(self, split: float) -> np.ndarray:
+        """:func:`~lodekit.expansion.kspace.slab.line_constants` of this split, cached."""
+        key = round(split, 12)
+        with self._lock:
+            if key not in self._line_constant_cache:
+                self._line_constant_cache[key] = line_constants(
+                    self._basis, self.max_angular, self.smearing, split, self.exponent
+                )
+            return self._line_constant_cache[key]
 
     # ------------------------------------------------------------------ periodic planning
     def _remainder_field(self, split: float) -> RadialField:
@@ -300,39 +333,46 @@ class LodeSphericalExpansion(CalculatorBase):
     def _plan_accuracy(self, system: System, workload: KspaceWorkload) -> PeriodicPlan:
         """The cheapest split and backend that meet ``accuracy`` (math.md §4.3)."""
         heights = 1.0 / np.linalg.norm(np.linalg.inv(system.cell), axis=0)
-        if self.smearing > 0.5 * heights.min():
+        return self._plan_split(self.accuracy, workload, heights.min(), len(system) / system.volume)
+
+    def _plan_split(
+        self, accuracy: float, workload: KspaceWorkload, height: float, density: float
+    ) -> PeriodicPlan:
+        """The cheapest split and backend that meet ``accuracy`` for a cell whose shortest
+        periodic height is ``height`` (Å) and whose atoms have ``density`` (1/Å^3)."""
+        if self.smearing > 0.5 * height:
             raise InputError(
-                f"`smearing` is {self.smearing} but the cell is only {heights.min():.3f} Å "
+                f"`smearing` is {self.smearing} but the cell is only {height:.3f} Å "
                 "high: with `accuracy`, the smearing must not exceed half the shortest cell "
                 "height (an atom's density would overlap its own periodic images)"
             )
         width = self._basis.decay_width
         # the k-space truncation gets half of the error budget, the real-space cut a quarter,
         # approximate backends (the NUFFT's transforms) a tenth
-        tolerance = NUFFT_SHARE * self.accuracy
+        tolerance = NUFFT_SHARE * accuracy
         split, method = choose_split(
             self.smearing,
-            self.accuracy,
+            accuracy,
             workload,
             width,
-            max_split=max(self.smearing, width, 0.5 * heights.min()),
+            max_split=max(self.smearing, width, 0.5 * height),
             methods=self._kspace_methods(),
             tolerance=tolerance,
         )
-        k_cutoff = kspace_cutoff_for(0.5 * self.accuracy, split)
+        k_cutoff = kspace_cutoff_for(0.5 * accuracy, split)
         eps = KSPACE_BACKENDS[method].tolerance(tolerance)
         if split == self.smearing:
             return PeriodicPlan(
-                "kspace", k_cutoff, split, 0.0, self.accuracy, kspace_method=method, nufft_eps=eps
+                "kspace", k_cutoff, split, 0.0, accuracy, kspace_method=method, nufft_eps=eps
             )
         # the switch starts where the neglected tail is within budget, so it costs no accuracy
-        cutoff = self._remainder_cutoff(split, len(system) / system.volume) + SWITCH_WIDTH
+        cutoff = self._remainder_cutoff(split, density, accuracy) + SWITCH_WIDTH
         return PeriodicPlan(
             "range_separated",
             k_cutoff,
             split,
             cutoff,
-            self.accuracy,
+            accuracy,
             switch_width=SWITCH_WIDTH,
             kspace_method=method,
             nufft_eps=eps,
@@ -351,7 +391,7 @@ class LodeSphericalExpansion(CalculatorBase):
             plan.switch_width,
         )
 
-    def _remainder_cutoff(self, split: float, density: float) -> float:
+    def _remainder_cutoff(self, split: float, density: float, accuracy: float) -> float:
         """Smallest pair distance beyond which the neglected remainder, summed over an
         average density of neighbours, stays below a quarter of the error budget."""
         field = self._remainder_field(split)
@@ -360,7 +400,7 @@ class LodeSphericalExpansion(CalculatorBase):
         scale = np.abs(self._centre_field(self.smearing)).max()
         shell = 4 * np.pi * density * d * d * envelope * (d[1] - d[0])
         beyond = np.cumsum(shell[::-1])[::-1]  # neglected sum when cutting at d
-        ok = np.flatnonzero(beyond <= 0.25 * self.accuracy * scale)
+        ok = np.flatnonzero(beyond <= 0.25 * accuracy * scale)
         return float(d[ok[0]]) if len(ok) else float(field.d_switch)
 
     def plan(self, structures) -> list[dict]:
@@ -376,10 +416,13 @@ class LodeSphericalExpansion(CalculatorBase):
         systems = as_systems(structures)
         n_species = len(np.unique(np.concatenate([s.numbers for s in systems])))
         out = []
-        for system in systems:
+        for index, system in enumerate(systems):
             if system.periodic:
                 system = _reduced(system)
                 out.append(self._plan_system(system, len(system), n_species).as_dict())
+            elif system.is_slab:
+                self._check_system(system, index)
+                out.append(self._slab_plan_dict(system, n_species))
             else:
                 out.append({"method": "molecule", "table_accuracy": TABLE_ACCURACY})
         return out
@@ -461,8 +504,10 @@ class LodeSphericalExpansion(CalculatorBase):
             )
 
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
-        if not system.periodic:
+        if system.is_molecule:
             return self._compute_molecule(system, centres, neighbor_types)
+        if system.is_slab:
+            return self._compute_slab(system, centres, neighbor_types)
         system = _reduced(system)
         plan, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
         coeffs = corrections.add_values(backend.value(problem))
@@ -475,8 +520,15 @@ class LodeSphericalExpansion(CalculatorBase):
 
     def _check_system(self, system: System, index: int) -> None:
         """Refuse an isolated molecule whose all-pairs sum would exceed the work limits (the
-        periodic sums are checked once planned)."""
-        if not system.periodic:
+        periodic sums are checked once planned), and a slab with a fixed ``k_cutoff``."""
+        if system.is_slab and self.k_cutoff is not None:
+            raise InputError(
+                f"`structures[{index}]` is a slab (pbc {list(system.pbc)}) but `k_cutoff` is "
+                f"{self.k_cutoff}: a slab's sum has no truncated (featomic) form; give "
+                f"`accuracy` instead, or neither (slabs then use accuracy="
+                f"{DEFAULT_SLAB_ACCURACY:g})"
+            )
+        if system.is_molecule:
             check_pairs(
                 float(len(system)) ** 2,
                 f"`structures[{index}]`, an isolated molecule of {len(system)} atoms,",
@@ -505,11 +557,13 @@ class LodeSphericalExpansion(CalculatorBase):
         self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, with_strain: bool
     ) -> Jacobian:
         """Full Jacobian of :meth:`_compute_system` (the same terms, differentiated)."""
-        if not system.periodic:
+        if system.is_molecule:
             return self._jacobian_molecule(system, centres, neighbor_types, with_strain)
         n_lm = (self.max_angular + 1) ** 2
         shape = (len(centres), len(system), 3, len(neighbor_types), n_lm, self._basis.size)
         check_dense_jacobian(shape, with_strain)
+        if system.is_slab:
+            return self._jacobian_slab(system, centres, neighbor_types, with_strain)
         system = _reduced(system)
         _, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
         positions, strain = backend.jacobian(problem, with_strain)
@@ -593,7 +647,9 @@ class LodeSphericalExpansion(CalculatorBase):
     ) -> tuple[np.ndarray, np.ndarray]:
         """dE/dr (n_atoms, 3) and dE/d eps (3, 3) of one structure, for dE/dc ``upstream``
         (n_centres, n_species, lm, n)."""
-        if not system.periodic:
+        if system.is_slab:
+            return self._vjp_slab(system, centres, neighbor_types, upstream)
+        if system.is_molecule:
             return molecule_pair_gradients(
                 system.positions,
                 np.searchsorted(neighbor_types, system.numbers),
@@ -607,3 +663,146 @@ class LodeSphericalExpansion(CalculatorBase):
         _, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
         gradient, strain = backend.vjp(problem, upstream, with_strain=True)
         return corrections.vjp(upstream, gradient, strain)
+
+    # ------------------------------------------------------------------ slabs
+    def _slab_plan(self, system: System, geometry: SlabGeometry, n_centres: int, n_species: int):
+        """The split and k-space cutoff of a slab, planned on a stretched cell of its
+        thickness plus :data:`PLANNING_STRETCH`."""
+        accuracy = self.accuracy if self.accuracy is not None else DEFAULT_SLAB_ACCURACY
+        length = geometry.thickness + PLANNING_STRETCH
+        workload = KspaceWorkload(
+            geometry.stretched_cell(length),
+            len(system),
+            n_centres,
+            n_species,
+            (self.max_angular + 1) ** 2 * self._basis.size,
+        )
+        density = len(system) / (geometry.area * max(geometry.thickness, 1.0))
+        return self._plan_split(accuracy, workload, geometry.plane_heights.min(), density)
+
+    def _slab_setup(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
+        """(plan, [(problem, backend)] of the tiers, normal line, corrections) of a slab."""
+        geometry = SlabGeometry.from_system(system)
+        plan = self._slab_plan(system, geometry, len(centres), len(neighbor_types))
+        scale = np.abs(self._centre_field(self.smearing)).max()
+        budget = STRETCH_SHARE * plan.accuracy * scale
+
+        def lengths(g):
+            return line_length(g, geometry, self._basis, self.max_angular, len(system), budget)
+
+        tiers = slab_tiers(geometry, plan.k_cutoff, lengths)
+        base = KspaceProblem(
+            positions=system.positions,
+            species_index=np.searchsorted(neighbor_types, system.numbers),
+            n_species=len(neighbor_types),
+            centres=centres,
+            cell=geometry.stretched_cell(geometry.thickness + PLANNING_STRETCH),
+            basis=self._basis,
+            max_angular=self.max_angular,
+            smearing=plan.split_smearing,
+            exponent=self.exponent,
+            k_cutoff=plan.k_cutoff,
+            tolerance=plan.nufft_eps,
+        )
+        n_total = sum(len(miller) for _, miller in tiers)
+        self._check_slab_work(system, len(centres), plan, n_total)
+        parts = []
+        for length, miller in tiers:
+            method = plan.kspace_method
+            if self.kspace_method == "auto" and len(miller) < NUFFT_TIER_SHARE * n_total:
+                method = "direct"
+            problem = replace(base, cell=geometry.stretched_cell(length), miller=miller)
+            parts.append((problem, KSPACE_BACKENDS[method]))
+        line = NormalLine(
+            geometry,
+            base.species_index,
+            base.n_species,
+            centres,
+            self._basis,
+            self.max_angular,
+            plan.split_smearing,
+            self.exponent,
+            plan.k_cutoff,
+            self._line_constants(plan.split_smearing),
+        )
+        corrections = self._periodic_corrections(system, base, plan)
+        return plan, parts, line, corrections, tiers
+
+    def _check_slab_work(self, system: System, n_centres: int, plan, n_kvectors: int) -> None:
+        """The work limits of :meth:`_check_work`, for a slab's k-vectors over all tiers."""
+        # the volume whose half k-sphere holds as many k-vectors as the tiers
+        volume = n_kvectors * 12 * np.pi**2 / plan.k_cutoff**3
+        workload = KspaceWorkload(
+            np.diag([volume ** (1 / 3)] * 3),
+            len(system),
+            n_centres,
+            len(np.unique(system.numbers)),
+            (self.max_angular + 1) ** 2 * self._basis.size,
+        )
+        seconds = KSPACE_BACKENDS[plan.kspace_method].cost(workload, plan.k_cutoff, plan.nufft_eps)
+        way_out = (
+            f"a larger `accuracy` (now {plan.accuracy}), a larger `smearing` (now "
+            f"{self.smearing}), or a thinner slab"
+        )
+        check_kspace_work(volume, plan.k_cutoff, seconds, way_out)
+        if plan.real_space_cutoff > 0:
+            pairs = estimated_pairs(
+                system.positions, system.cell, system.pbc, plan.real_space_cutoff
+            )
+            check_pairs(
+                pairs * n_centres / len(system),
+                f"the real-space remainder (cutoff {plan.real_space_cutoff:.3g} Å)",
+                f"a larger `accuracy` (now {plan.accuracy}), or fewer centres per structure",
+            )
+
+    def _slab_plan_dict(self, system: System, n_species: int) -> dict:
+        geometry = SlabGeometry.from_system(system)
+        plan = self._slab_plan(system, geometry, len(system), n_species)
+        _, parts, line, _, tiers = self._slab_setup(
+            system, np.arange(len(system)), np.unique(system.numbers)
+        )
+        info = plan.as_dict()
+        info["pbc"] = list(system.pbc)
+        info["stretched_lengths"] = [float(length) for length, _ in tiers]
+        info["kvectors"] = [len(miller) for _, miller in tiers]
+        info["tier_methods"] = [
+            next(name for name, b in KSPACE_BACKENDS.items() if b is backend)
+            for _, backend in parts
+        ]
+        info["line_nodes"] = len(line.q)
+        return info
+
+    def _compute_slab(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
+        plan, parts, line, corrections, tiers = self._slab_setup(system, centres, neighbor_types)
+        coeffs = line.value()
+        for problem, backend in parts:
+            coeffs += backend.value(problem)
+        coeffs = corrections.add_values(coeffs)
+        rows = np.arange(len(centres))
+        own = line.species_index[centres]
+        coeffs[rows, own, 0, :] -= (1.0 - self.center_atom_weight) * self._centre_field(
+            self.smearing
+        )
+        info = plan.as_dict()
+        info["pbc"] = list(system.pbc)
+        info["stretched_lengths"] = [float(length) for length, _ in tiers]
+        return split_by_l(coeffs, self.max_angular), None, info
+
+    def _vjp_slab(self, system, centres, neighbor_types, upstream):
+        _, parts, line, corrections, _ = self._slab_setup(system, centres, neighbor_types)
+        gradient, strain = line.vjp(upstream)
+        for problem, backend in parts:
+            g, s = backend.vjp(problem, upstream, with_strain=True)
+            gradient += g
+            strain += s
+        return corrections.vjp(upstream, gradient, strain)
+
+    def _jacobian_slab(self, system, centres, neighbor_types, with_strain):
+        _, parts, line, corrections, _ = self._slab_setup(system, centres, neighbor_types)
+        positions, strain = line.jacobian(with_strain)
+        for problem, backend in parts:
+            p, s = backend.jacobian(problem, with_strain)
+            positions += p
+            if with_strain:
+                strain += s
+        return corrections.jacobian(positions, strain)

@@ -28,8 +28,9 @@ CALCULATORS = {
 #: Values of ``spline_accuracy`` of the density expansion: exact and tabulated radial integrals.
 SPLINE_MODES = (None, 1e-10)
 
-#: Boundary conditions a structure can have.
-BOUNDARIES = ("periodic", "molecule")
+#: Boundary conditions a structure can have: bulk ("periodic"), two periodic axes ("slab"),
+#: none ("molecule").
+BOUNDARIES = ("periodic", "slab", "molecule")
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,13 @@ class CodePath:
         Key of :data:`CALCULATORS`.
     hypers : dict
         Keyword arguments of the calculator.
-    boundary : {"periodic", "molecule"}
+    boundary : {"periodic", "slab", "molecule"}
     method : str
         For LODE, the evaluation method the structure must get ("kspace", "range_separated",
         "molecule"); "pairs" for the density expansion.
     kspace : str
         For periodic LODE, the backend that must evaluate the k-space part (a key of
-        :data:`~lodekit.expansion.kspace.KSPACE_BACKENDS`).
+        :data:`~lodekit.expansion.kspace.KSPACE_BACKENDS`; for slabs, of its largest tier).
     """
 
     name: str
@@ -69,7 +70,9 @@ def code_paths() -> list[CodePath]:
     paths = []
     for cutoff_function in CUTOFF_FUNCTIONS:
         for spline in SPLINE_MODES:
-            for boundary in BOUNDARIES:
+            # a slab differs from bulk by its neighbour list only: one radial setting for it
+            first = (cutoff_function, spline) == (CUTOFF_FUNCTIONS[0], SPLINE_MODES[0])
+            for boundary in BOUNDARIES if first else ("periodic", "molecule"):
                 hypers = dict(
                     cutoff=3.5,
                     smearing=0.4,
@@ -82,7 +85,7 @@ def code_paths() -> list[CodePath]:
                 )
                 name = f"soap-{cutoff_function}-spline{spline}-{boundary}"
                 paths.append(CodePath(name, SphericalExpansion.name, hypers, boundary, "pairs"))
-    for boundary in BOUNDARIES:
+    for boundary in ("periodic", "molecule"):
         hypers = dict(
             cutoff=3.5,
             smearing=0.4,
@@ -106,6 +109,16 @@ def code_paths() -> list[CodePath]:
                     method,
                 )
             )
+        for method in PERIODIC_METHODS:
+            paths.append(
+                CodePath(
+                    f"lode-p{exponent}-{method}-slab",
+                    LodeSphericalExpansion.name,
+                    _lode_hypers(exponent, method, slab=True),
+                    "slab",
+                    method,
+                )
+            )
     # every other k-space backend, forced (small cells would get the direct sum)
     for backend in KSPACE_BACKENDS:
         if backend == "direct":
@@ -122,6 +135,17 @@ def code_paths() -> list[CodePath]:
                         kspace=backend,
                     )
                 )
+        # with a forced backend, the planner splits the field of the test slab
+        paths.append(
+            CodePath(
+                f"lode-p1-range_separated-{backend}-slab",
+                LodeSphericalExpansion.name,
+                dict(_lode_hypers(1, "kspace", slab=True), kspace_method=backend),
+                "slab",
+                "range_separated",
+                kspace=backend,
+            )
+        )
     # the monomial radial basis: its own integrals on the k-space, range-separated and
     # molecule paths
     for exponent in (1, 4):
@@ -139,9 +163,16 @@ def code_paths() -> list[CodePath]:
     return paths
 
 
-def _lode_hypers(exponent: int, method: str) -> dict:
-    """LODE hyperparameters that make the test structures take ``method``."""
+def _lode_hypers(exponent: int, method: str, slab: bool = False) -> dict:
+    """LODE hyperparameters that make the test structures take ``method`` (slabs are always
+    computed to an ``accuracy``)."""
     base = dict(exponent=exponent, max_radial=2, max_angular=3, radius=3.0)
+    # slabs: finite differences see the stretched cells' discretisation at the level of the
+    # accuracy under out-of-plane strain (docs/conventions.md), hence tight accuracies
+    if method == "kspace" and slab:
+        return dict(base, smearing=0.9, accuracy=1e-9, center_atom_weight=0.5)
+    if method == "range_separated" and slab:
+        return dict(base, smearing=0.3, accuracy=1e-8)
     if method == "kspace":
         return dict(base, smearing=0.9, k_cutoff=4.0, center_atom_weight=0.5)
     if method == "range_separated":

@@ -85,7 +85,14 @@ class PeriodicCorrections:
     @classmethod
     def build(cls, system, problem: KspaceProblem, smearing: float, remainder=None):
         """The corrections of ``problem``, whose field has the full ``smearing`` (Å) and,
-        when ``remainder`` is given, the split smearing ``problem.smearing``."""
+        when ``remainder`` is given, the split smearing ``problem.smearing``.
+
+        For a slab (``system.is_slab``) there is no k = 0 term: the whole G = 0 line,
+        k = 0 included, is the slab's normal line
+        (:class:`~lodekit.expansion.kspace.slab.NormalLine`), whose convention is written for
+        the full field, remainder included."""
+        if getattr(system, "is_slab", False):
+            return cls(system, problem, None, remainder, None)
         g0 = fourier_transform_at_zero(problem.smearing, problem.exponent)
         k_zero = k_zero_term(problem, g0) if np.isfinite(g0) else None
         dropped = None

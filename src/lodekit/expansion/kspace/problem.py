@@ -69,6 +69,11 @@ class KspaceProblem:
         Relative tolerance of an approximate backend (the NUFFT's ``eps``); 0 for exact ones.
     n_threads : int
         Threads an approximate backend may use (0: its default).
+    miller : ndarray of int (n_k, 3) or None
+        The Miller indices summed over, when not the whole half k-sphere of ``cell`` within
+        ``k_cutoff``: a slab's sum takes whole lines of constant in-plane index (h, k) from
+        several stretched cells (:mod:`~lodekit.expansion.kspace.slab`). Sorted
+        lexicographically, each line's third index one contiguous run.
     """
 
     positions: np.ndarray
@@ -83,6 +88,7 @@ class KspaceProblem:
     k_cutoff: float
     tolerance: float = 0.0
     n_threads: int = 0
+    miller: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -123,7 +129,10 @@ class KspaceProblem:
         )
 
     def kvectors(self) -> np.ndarray:
-        """Miller indices of the half k-sphere, (n_k, 3) (:func:`half_space_kvectors`)."""
+        """Miller indices summed over, (n_k, 3): ``miller`` if given, else the half k-sphere
+        (:func:`half_space_kvectors`)."""
+        if self.miller is not None:
+            return self.miller
         return half_space_kvectors(self.cell, self.k_cutoff)
 
     def layout(self) -> KspaceLayout:
