@@ -28,8 +28,8 @@ CALCULATORS = {
 #: Values of ``spline_accuracy`` of the density expansion: exact and tabulated radial integrals.
 SPLINE_MODES = (None, 1e-10)
 
-#: Boundary conditions a structure can have.
-BOUNDARIES = ("periodic", "molecule")
+#: Boundary conditions a structure can have: bulk, a slab (two periodic axes), none.
+BOUNDARIES = ("periodic", "slab", "molecule")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class CodePath:
         Key of :data:`CALCULATORS`.
     hypers : dict
         Keyword arguments of the calculator.
-    boundary : {"periodic", "molecule"}
+    boundary : {"periodic", "slab", "molecule"}
     method : str
         For LODE, the evaluation method the structure must get ("kspace", "range_separated",
         "molecule"); "pairs" for the density expansion.
@@ -82,7 +82,9 @@ def code_paths() -> list[CodePath]:
                 )
                 name = f"soap-{cutoff_function}-spline{spline}-{boundary}"
                 paths.append(CodePath(name, SphericalExpansion.name, hypers, boundary, "pairs"))
-    for boundary in BOUNDARIES:
+    # the radial basis only changes the radial integrals, not which pairs are found: bulk and
+    # molecule suffice
+    for boundary in ("periodic", "molecule"):
         hypers = dict(
             cutoff=3.5,
             smearing=0.4,
