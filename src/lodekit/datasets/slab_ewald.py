@@ -109,9 +109,9 @@ def slab_ewald(
 
 
 def slab_volume(cell) -> float | None:
-    """|det(cell)| (Å^3) of a slab whose periodic vectors are rows 0 and 1, the volume ASE
-    divides dE/d(strain) by to give a stress; None when the third vector is zero or lies
-    in the plane (no volume, hence no stress).
+    """|det(cell)| (Å^3) of a slab (any two rows periodic), the volume ASE divides
+    dE/d(strain) by to give a stress; None when the non-periodic vector is zero or lies in
+    the plane (no volume, hence no stress).
 
     Parameters
     ----------
