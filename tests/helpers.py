@@ -260,10 +260,11 @@ def ewald_energy(atoms, charges, accuracy=1e-12):
 
 
 def transformed(atoms, matrix):
-    """A copy of ``atoms`` with positions (and, if periodic, the cell) mapped by ``matrix``."""
+    """A copy of ``atoms`` with positions (and, if periodic or a slab, the cell) mapped by
+    ``matrix``."""
     out = atoms.copy()
     out.positions = atoms.positions @ matrix.T
-    if atoms.pbc.all():
+    if atoms.pbc.any():
         out.cell = atoms.cell.array @ matrix.T
     return out
 

@@ -10,7 +10,12 @@ import pytest
 import lodekit
 from lodekit.systems import System
 from lodekit.testing import assert_equivariant, random_rotation
-from tests.helpers import featomic_soap, max_relative_difference, three_species_slab
+from tests.helpers import (
+    featomic_soap,
+    max_relative_difference,
+    three_species_slab,
+    transformed,
+)
 
 HYPERS = dict(
     cutoff=4.2,
@@ -91,14 +96,6 @@ def test_translation_in_plane_and_along_the_normal(slab):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-11 * scale(original))
 
 
-def rotated(atoms, matrix):
-    """Positions and every cell vector mapped by ``matrix`` (proper or not)."""
-    out = atoms.copy()
-    out.positions = atoms.positions @ matrix.T
-    out.set_cell(atoms.cell.array @ matrix.T)
-    return out
-
-
 @pytest.mark.parametrize("about", ["normal", "any axis"])
 def test_rotation_equivariance(slab, about):
     atoms, original = slab
@@ -108,14 +105,14 @@ def test_rotation_equivariance(slab, about):
         rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     else:  # the slab's normal then lies along no axis
         rotation = random_rotation(np.random.default_rng(9))
-    result = SOAP.compute(rotated(atoms, rotation))
+    result = SOAP.compute(transformed(atoms, rotation))
     assert_equivariant(original, result, rotation, atol=1e-11 * scale(original))
 
 
 def test_mirror_in_the_slab_plane(slab):
     atoms, original = slab
     mirror = np.diag([1.0, 1.0, -1.0])  # the normal is z
-    result = SOAP.compute(rotated(atoms, mirror))
+    result = SOAP.compute(transformed(atoms, mirror))
     assert_equivariant(original, result, mirror, atol=1e-11 * scale(original))
     # the slab is not mirror-symmetric itself: the check compares different numbers
     assert np.abs(result.values[1] - original.values[1]).max() > 1e-3 * scale(original)
