@@ -49,6 +49,25 @@ def slab(rng, symbols=("Na",) * 4 + ("Cl",) * 4, height=4.0):
     return atoms
 
 
+def three_species_slab(rng, periodic_rows=(0, 1)):
+    """C, N, O and H in a 5 Å thick slab over a triclinic in-plane cell; the non-periodic
+    cell vector is tilted (not along the normal) and sets only where the heights are drawn.
+
+    ``periodic_rows`` (0, 2): the same atoms with the cell rows 1 and 2 swapped, pbc
+    (True, False, True).
+    """
+    cell = np.array([[6.5, 0.4, 0.0], [1.8, 6.2, 0.0], [1.3, -0.9, 5.0]])
+    atoms = random_structure(
+        rng, cell, ["C"] * 3 + ["N"] * 3 + ["O"] * 2 + ["H"] * 4, pbc=[True, True, False]
+    )
+    if tuple(periodic_rows) == (0, 2):
+        atoms.set_cell(cell[[0, 2, 1]])
+        atoms.pbc = [True, False, True]
+    elif tuple(periodic_rows) != (0, 1):  # pragma: no cover - a test's mistake
+        raise ValueError(f"periodic_rows {periodic_rows}")
+    return atoms
+
+
 def molecule(rng, n_atoms=10):
     symbols = (["C", "N", "O", "H"] * n_atoms)[:n_atoms]
     atoms = random_structure(rng, np.eye(3) * 4.5, symbols, min_distance=1.0, pbc=False)
@@ -250,17 +269,19 @@ def ewald_energy(atoms, charges, accuracy=1e-12):
 
 
 def transformed(atoms, matrix):
-    """A copy of ``atoms`` with positions (and, if periodic, the cell) mapped by ``matrix``."""
+    """A copy of ``atoms`` with positions (and, if periodic or a slab, the cell) mapped by
+    ``matrix``."""
     out = atoms.copy()
     out.positions = atoms.positions @ matrix.T
-    if atoms.pbc.all():
+    if atoms.pbc.any():
         out.cell = atoms.cell.array @ matrix.T
     return out
 
 
 def deformed(atoms, a, b, h):
     """A copy of ``atoms`` under r -> (1 + eps) r with the single strain component eps_ab = h:
-    positions and cell of a periodic structure, positions of a molecule."""
+    positions and cell of a periodic structure or a slab (whose third cell vector must then
+    not be zero), positions of a molecule."""
     deformation = np.eye(3)
     deformation[a, b] += h
     moved = atoms.copy()

@@ -163,7 +163,11 @@ def test_predict_warns_when_periodicity_differs_from_the_training_set(capsys, po
     store, _, tmp = power_spectrum_store
     fit(capsys, store, tmp, [1e-2])
     model = load_model(tmp / "m.npz")
-    assert model.metadata_["train_periodicity"] == {"periodic": N_BOXES, "non_periodic": 0}
+    assert model.metadata_["train_periodicity"] == {
+        "periodic": N_BOXES,
+        "slab": 0,
+        "non_periodic": 0,
+    }
     rng = np.random.default_rng(2)
     boxes = random_point_charges(2, seed=7, **POINT_CHARGE_BOXES)
     mixed = tmp / "mixed.extxyz"
@@ -204,3 +208,62 @@ def test_predict_warns_when_periodicity_differs_from_the_training_set(capsys, po
     assert code == 0 and len(out.strip().splitlines()) == 5
     assert err.startswith("warning: the model was trained on non-periodic structures only")
     assert "index 0, 2" in err and len(err.strip().splitlines()) == 1
+
+
+def test_slabs_are_a_periodicity_of_their_own(capsys, power_spectrum_store):
+    """A slab is neither bulk nor a molecule: its own count in the model, its own warning,
+    and a fingerprint of its own pbc (not that of a molecule with the same cell)."""
+    from types import SimpleNamespace
+
+    from lodekit.batch import StructureSource
+    from lodekit.batch.fit_predict import fit_store, periodicity_mismatches
+    from lodekit.cli.predict import _periodicity_warning
+    from lodekit.errors import InputError
+    from lodekit.systems import System
+    from tests.helpers import three_species_box, three_species_slab
+
+    rng = np.random.default_rng(4)
+    slab = three_species_slab(rng)
+    as_molecule = slab.copy()
+    as_molecule.pbc = False
+    frames = [three_species_box(rng), slab, as_molecule]
+    source = StructureSource.scan(frames)
+    assert source.boundaries.tolist() == ["periodic", "slab", "molecule"]
+    assert source.periodic.tolist() == [True, False, False]
+    # lodekit.System inputs too: the same positions and cell, only the pbc differs
+    system = System.from_ase(slab)
+    flat = System(system.positions, system.numbers, cell=system.cell, pbc=False)
+    assert StructureSource.scan([system]).records != StructureSource.scan([flat]).records
+    assert StructureSource.scan([system]).boundaries.tolist() == ["slab"]
+
+    def trained_on(**counts):
+        return SimpleNamespace(metadata_={"train_periodicity": counts})
+
+    # a model of bulk (or of bulk and molecules, written before slabs had a count)
+    trained, indices = periodicity_mismatches(trained_on(periodic=3, non_periodic=0), source)
+    assert (trained, indices.tolist()) == ("periodic", [1, 2])
+    trained, indices = periodicity_mismatches(trained_on(periodic=3, non_periodic=2), source)
+    assert (trained, indices.tolist()) == ("periodic and non-periodic", [1])
+    warning = _periodicity_warning(trained, indices, source)
+    assert warning.startswith(
+        "warning: the model was trained on periodic and non-periodic structures only, but 1 "
+        "structure(s) are slabs (two periodic axes): index 1"
+    )
+    trained, indices = periodicity_mismatches(trained_on(periodic=0, slab=4), source)
+    assert (trained, indices.tolist()) == ("slab", [0, 2])
+    assert "are periodic or non-periodic (no cell)" in _periodicity_warning(
+        trained, indices, source
+    )
+
+    store, energies, _ = power_spectrum_store
+    kinds = ["periodic"] * (N_BOXES - 4) + ["slab"] * 4
+    model = fit_store(store, energies, alpha=[1e-2], periodic=kinds)
+    assert model.metadata_["train_periodicity"] == {
+        "periodic": N_BOXES - 4,
+        "slab": 4,
+        "non_periodic": 0,
+    }
+    with pytest.raises(InputError, match=r"`periodic` holds \['bulk'\]; each entry must be"):
+        fit_store(store, energies, alpha=[1e-2], periodic=["bulk"] * N_BOXES)
+    with pytest.raises(InputError, match=r"`periodic` has shape \(2,\)"):
+        fit_store(store, energies, alpha=[1e-2], periodic=[True, False])

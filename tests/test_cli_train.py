@@ -203,3 +203,20 @@ def test_features_in_chunks_with_a_progress_bar_are_the_same_features():
     assert updates == [2, 2, 1]
     assert np.array_equal(chunked.samples, whole.samples)
     np.testing.assert_allclose(chunked.values, whole.values, rtol=1e-12, atol=1e-14)
+
+
+def test_default_preset_treats_slabs_as_periodic():
+    """Without --recipe or --preset: the periodic preset as soon as one structure is bulk or
+    a slab (a slab is not an isolated molecule), the molecule preset otherwise."""
+    import ase
+
+    from lodekit.cli.train import default_preset
+
+    def atoms(pbc):
+        return ase.Atoms("H", positions=[[0, 0, 0]], cell=np.eye(3) * 5.0, pbc=pbc)
+
+    molecule, slab, bulk = atoms(False), atoms([True, False, True]), atoms(True)
+    assert default_preset([molecule, molecule]) == "molecule-soap+lode"
+    assert default_preset([molecule, slab]) == "aqueous-soap+lode"
+    assert default_preset([slab]) == "aqueous-soap+lode"
+    assert default_preset([bulk, molecule]) == "aqueous-soap+lode"

@@ -1,13 +1,15 @@
 """Gradients of the SOAP expansion contracted with an upstream gradient: finite differences of
-sum G · c (positions and strain; periodic and molecule; both cutoff functions; splined and
-exact radial integrals); featomic 0.6.7's position gradients:
+sum G · c (positions and strain; periodic, slab and molecule; both cutoff functions; splined
+and exact radial integrals); featomic 0.6.7's position gradients:
 tests/reference/test_featomic_gradients.py."""
+
+import itertools
 
 import numpy as np
 import pytest
 
 import lodekit
-from tests.helpers import molecule, three_species_box, triclinic_box
+from tests.helpers import deformed, molecule, three_species_box, three_species_slab, triclinic_box
 
 
 def _energy(calculator, atoms, weights):
@@ -16,14 +18,16 @@ def _energy(calculator, atoms, weights):
     )
 
 
-@pytest.mark.parametrize("kind", ["triclinic", "three_species", "molecule"])
+@pytest.mark.parametrize("kind", ["triclinic", "three_species", "slab", "molecule"])
 @pytest.mark.parametrize("cutoff_function", ["step", "shifted_cosine"])
 @pytest.mark.parametrize("spline", [None, 1e-10])
 def test_soap_vector_jacobian_product_matches_finite_differences(kind, cutoff_function, spline):
     rng = np.random.default_rng(30)
-    atoms = {"triclinic": triclinic_box, "three_species": three_species_box}.get(
-        kind, lambda r: molecule(r, 9)
-    )(rng)
+    atoms = {
+        "triclinic": triclinic_box,
+        "three_species": three_species_box,
+        "slab": three_species_slab,
+    }.get(kind, lambda r: molecule(r, 9))(rng)
     calculator = lodekit.SphericalExpansion(
         cutoff=3.5,
         smearing=0.4,
@@ -49,14 +53,12 @@ def test_soap_vector_jacobian_product_matches_finite_differences(kind, cutoff_fu
             assert abs(gradients["positions"][0][j, alpha] - fd) < tolerance * scale
     if kind == "molecule":
         return
-    for a, b in [(0, 0), (0, 1), (2, 1), (2, 2)]:
-        values = []
-        for sign in (1, -1):
-            deformation = np.eye(3)
-            deformation[a, b] += sign * h
-            moved = atoms.copy()
-            moved.set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
-            values.append(_energy(calculator, moved, weights))
+    # a slab: all nine components (shears along the normal included)
+    components = [(0, 0), (0, 1), (2, 1), (2, 2)]
+    if kind == "slab":
+        components = list(itertools.product(range(3), range(3)))
+    for a, b in components:
+        values = [_energy(calculator, deformed(atoms, a, b, sign * h), weights) for sign in (1, -1)]
         fd = (values[0] - values[1]) / (2 * h)
         assert (
             abs(gradients["strain"][0, a, b] - fd) < tolerance * np.abs(gradients["strain"]).max()

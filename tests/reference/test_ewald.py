@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lodekit import InputError
-from lodekit.datasets import ewald_energy, random_point_charges
+from lodekit.datasets import ewald, ewald_energy, random_point_charges
 from tests.conftest import bench_system, shared_file
 
 
@@ -75,8 +75,14 @@ def test_generator_protocol():
 
 def test_ewald_errors():
     atoms = ase.Atoms("Na", positions=[[0, 0, 0]])
-    with pytest.raises(InputError, match="not periodic"):
+    with pytest.raises(InputError, match=r"pbc \[False, False, False\]: the Ewald sum needs"):
         ewald_energy(atoms, [1.0])
+    # a slab is refused, not summed as a molecule or as bulk: the exact sum is slab_ewald
+    for pbc in ([True, True, False], [False, True, True]):
+        slab = ase.Atoms("NaCl", positions=[[0, 0, 0], [1, 1, 1]], cell=np.eye(3) * 4, pbc=pbc)
+        for function in (ewald_energy, ewald):
+            with pytest.raises(InputError, match=r"a slab: .* use lodekit.datasets.slab_ewald"):
+                function(slab, [1.0, -1.0])
     box = ase.Atoms("NaCl", positions=[[0, 0, 0], [1, 1, 1]], cell=np.eye(3) * 4, pbc=True)
     with pytest.raises(InputError, match="`charges` has shape"):
         ewald_energy(box, [1.0])

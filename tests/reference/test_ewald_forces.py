@@ -162,3 +162,73 @@ def test_generated_cells_carry_forces_and_stress_through_extxyz(tmp_path):
         # extxyz writes per-atom values with 8 decimals
         np.testing.assert_allclose(back.get_forces(), atoms.arrays["forces"], atol=1e-8)
         np.testing.assert_allclose(back.get_stress(voigt=False), atoms.info["stress"], atol=1e-15)
+
+
+def nacl_slab(seed=7, periodic_rows=(0, 1)):
+    """Two rattled rock-salt (001) layers, periodic in a sheared 5.7 Å square, with a tilted
+    third cell vector; ``periodic_rows`` (0, 2): the same slab with cell rows 1 and 2 swapped."""
+    rng = np.random.default_rng(seed)
+    atoms = ase.build.bulk("NaCl", "rocksalt", a=5.7, cubic=True)
+    atoms.set_cell([[5.7, 0.0, 0.0], [0.6, 5.6, 0.0], [0.8, -0.5, 12.0]], scale_atoms=False)
+    atoms.positions += rng.normal(scale=0.15, size=atoms.positions.shape)
+    atoms.pbc = [True, True, False]
+    if tuple(periodic_rows) == (0, 2):
+        atoms.set_cell(atoms.cell.array[[0, 2, 1]])
+        atoms.pbc = [True, False, True]
+    return atoms
+
+
+def test_rigid_ion_slab_against_a_tall_3d_cell():
+    """The slab's energy and forces are the bulk model's in a cell 60 Å tall along the
+    normal (more than the 8 Å repulsion cutoff of vacuum) with the Yeh-Berkowitz correction
+    2 pi M_z^2 / V of the Ewald sum, which converges to the 2-D sum exponentially in the
+    height (tests/reference/test_slab_ewald.py)."""
+    atoms = nacl_slab()
+    ours = rigid_ion(atoms)
+    box = atoms.copy()
+    box.set_cell([*atoms.cell.array[:2], [0.0, 0.0, 60.0]])
+    box.pbc = True
+    bulk = rigid_ion(box)
+    q = np.array([CHARGES[z] for z in atoms.numbers])
+    dipole, volume = q @ atoms.positions[:, 2], box.get_volume()
+    energy = bulk["energy"] + 14.399645 * 2 * np.pi * dipole**2 / volume
+    forces = bulk["forces"].copy()
+    forces[:, 2] -= 14.399645 * 4 * np.pi * dipole / volume * q
+    # measured: 1.5e-11 relative (energy), 9.5e-11 eV/Å of up to 1.2 eV/Å (forces), both
+    # sums at their default accuracy 1e-10
+    assert ours["energy"] == pytest.approx(energy, rel=1e-10)
+    np.testing.assert_allclose(ours["forces"], forces, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("periodic_rows", [(0, 1), (0, 2)], ids=["pbc-TTF", "pbc-TFT"])
+def test_rigid_ion_slab_against_finite_differences(periodic_rows):
+    """Forces and all nine stress components of a slab (the third cell vector, tilted, only
+    sets ASE's volume |det(cell)|); the slab with its lattice in rows (0, 2) is the same."""
+    atoms = nacl_slab(periodic_rows=periodic_rows)
+    ours = rigid_ion(atoms)
+    assert ours["energy"] == rigid_ion_energy(atoms)
+    forces = finite_difference_forces(rigid_ion_energy, atoms)
+    stress = finite_difference_stress(rigid_ion_energy, atoms)
+    # measured (h = 1e-5): forces to 4e-10 eV/Å, stress to 3.4e-11 eV/Å^3 of up to 0.0075
+    np.testing.assert_allclose(ours["forces"], forces, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours["stress"], stress, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(ours["stress"], ours["stress"].T)
+    if periodic_rows == (0, 2):
+        same = rigid_ion(nacl_slab())
+        assert ours["energy"] == pytest.approx(same["energy"], rel=1e-13)
+        np.testing.assert_allclose(ours["forces"], same["forces"], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(ours["stress"], same["stress"], rtol=0, atol=1e-14)
+
+
+def test_rigid_ion_slab_errors_and_missing_volume():
+    from lodekit import InputError
+
+    flat = nacl_slab()
+    flat.cell[2] = [0.0, 0.0, 0.0]
+    result = rigid_ion(flat)
+    assert set(result) == {"energy", "forces"}
+    assert result["energy"] == pytest.approx(rigid_ion(nacl_slab())["energy"], rel=1e-13)
+    charged = nacl_slab()[1:]
+    for function in (rigid_ion, rigid_ion_energy):
+        with pytest.raises(InputError, match=r"`atoms` is a slab .* net charge -1 e"):
+            function(charged)

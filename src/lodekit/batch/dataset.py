@@ -20,10 +20,22 @@ import numpy as np
 from ..errors import InputError, describe
 from ..systems import System
 
-__all__ = ["MEMORY", "StructureSource", "read_frames"]
+__all__ = ["BOUNDARIES", "MEMORY", "StructureSource", "boundary", "read_frames"]
 
 #: Name recorded for structures passed in memory rather than as files.
 MEMORY = "<memory>"
+
+#: The boundary conditions a structure can have: bulk (all three axes periodic), a slab
+#: (two) and a molecule (none). Models trained on one kind extrapolate on another: a slab
+#: has surfaces that bulk lacks, and in-plane images that a molecule lacks.
+BOUNDARIES = ("periodic", "slab", "molecule")
+
+
+def boundary(system: System) -> str:
+    """The entry of :data:`BOUNDARIES` that ``system`` has."""
+    if system.periodic:
+        return "periodic"
+    return "slab" if system.is_slab else "molecule"
 
 
 class StructureSource:
@@ -38,13 +50,18 @@ class StructureSource:
         Atoms of every structure, in dataset order.
     species : ndarray of int64
         Sorted atomic numbers present anywhere in the dataset.
+    boundaries : ndarray of str, shape (n_structures,)
+        Every structure's entry of :data:`BOUNDARIES` ("periodic", "slab" or "molecule"),
+        in dataset order.
     periodic : ndarray of bool, shape (n_structures,)
-        Whether every structure is periodic (has a cell), in dataset order.
+        Whether every structure is bulk (all three axes periodic), in dataset order.
     argument : str
         How error messages name the inputs (``structures``, or ``INPUT`` on the command line).
     """
 
-    def __init__(self, inputs, records, n_atoms, species, argument, validated=None, periodic=None):
+    def __init__(
+        self, inputs, records, n_atoms, species, argument, validated=None, boundaries=None
+    ):
         self._inputs = inputs
         # validated System copies of in-memory inputs, by input position
         self._validated = validated or {}
@@ -52,7 +69,13 @@ class StructureSource:
         self.n_atoms = n_atoms
         self.species = species
         self.argument = argument
-        self.periodic = np.zeros(len(n_atoms), bool) if periodic is None else periodic
+        if boundaries is None:
+            boundaries = ["molecule"] * len(n_atoms)
+        self.boundaries = np.asarray(boundaries, dtype=str)
+
+    @property
+    def periodic(self) -> np.ndarray:
+        return self.boundaries == "periodic"
 
     @property
     def n_structures(self) -> int:
@@ -77,7 +100,7 @@ class StructureSource:
             names the file and the frame).
         """
         inputs = _normalise(structures, argument)
-        records, n_atoms, species, memory, periodic = [], [], set(), {}, []
+        records, n_atoms, species, memory, boundaries = [], [], set(), {}, []
         for position, item in enumerate(inputs):
             digest, count, validated = hashlib.sha256(), 0, []
             for frame, atoms in enumerate(_frames(item, argument)):
@@ -87,7 +110,7 @@ class StructureSource:
                     validated.append(system)
                 numbers = _fingerprint(digest, atoms)
                 n_atoms.append(len(numbers))
-                periodic.append(system.periodic)
+                boundaries.append(boundary(system))
                 species.update(numbers.tolist())
                 count += 1
             if count == 0:
@@ -105,7 +128,7 @@ class StructureSource:
             np.array(sorted(species), dtype=np.int64),
             argument,
             memory,
-            np.asarray(periodic, dtype=bool),
+            boundaries,
         )
 
     def systems(self, wanted=None) -> Iterator[tuple[int, System | None]]:
@@ -246,7 +269,7 @@ def _fingerprint(digest, atoms) -> np.ndarray:
     """Feed one structure to ``digest``; returns its atomic numbers."""
     if isinstance(atoms, System):
         numbers, positions, cell = atoms.numbers, atoms.positions, atoms.cell
-        pbc = np.array([atoms.periodic] * 3)
+        pbc = np.array(atoms.pbc)
     else:
         numbers, positions = atoms.get_atomic_numbers(), atoms.get_positions()
         cell, pbc = atoms.cell.array, atoms.pbc

@@ -14,7 +14,7 @@ from .._validation import finite_float, int_in_range, positive_float
 from ..errors import InputError, describe
 from ..features import Features
 from ..features.recipe import Recipe
-from .dataset import MEMORY, StructureSource
+from .dataset import BOUNDARIES, MEMORY, StructureSource
 from .featurize import DEFAULT_CHUNK_SIZE, compute_chunks
 from .store import FeatureStore
 
@@ -34,6 +34,11 @@ __all__ = [
 #: ``"kernel"``: :class:`~lodekit.models.AdditiveKernelRidge`, polynomial kernel on
 #: normalised features, sparse environments by farthest-point sampling.
 MODEL_KINDS = ("linear", "kernel")
+
+#: The key of each boundary kind (:data:`~lodekit.batch.dataset.BOUNDARIES`) in a model's
+#: ``train_periodicity`` counts, and how messages name it.
+PERIODICITY_KEYS = {"periodic": "periodic", "slab": "slab", "molecule": "non_periodic"}
+_PERIODICITY_NAMES = {"periodic": "periodic", "slab": "slab", "molecule": "non-periodic"}
 
 #: Ridge regularisers searched by 5-fold cross-validation over structures.
 DEFAULT_ALPHAS = tuple(float(10.0**k) for k in range(-10, 1))
@@ -67,9 +72,12 @@ def fit_store(
         Sparse environments, at most (``"kernel"`` only).
     target_name : str
         Recorded in the metadata and used as the prediction column name.
-    periodic : array_like of bool, shape (n_structures,), optional
-        Whether each structure is periodic (e.g. :attr:`StructureSource.periodic`); recorded
+    periodic : array_like of str or of bool, shape (n_structures,), optional
+        Each structure's boundary conditions: "periodic" (bulk), "slab" or "molecule" (e.g.
+        :attr:`StructureSource.boundaries`); True and False mean bulk and molecule. Recorded
         as counts in ``train_periodicity`` so that :func:`periodicity_mismatches` can warn.
+        Slabs are a kind of their own: a model of bulk has seen no surface, a model of
+        molecules no in-plane images.
 
     Returns
     -------
@@ -80,8 +88,8 @@ def fit_store(
         deviation of the targets, in %), the K-fold error at the chosen alpha (``cv_rmse``,
         ``cv_percent_rmse``, ``cv_folds``; None when one alpha was given and there were
         fewer than two structures), ``alphas`` (the grid searched) and
-        ``train_periodicity`` (``{"periodic": n, "non_periodic": m}``, when ``periodic`` is
-        given). Save it with :func:`lodekit.persistence.save_model`
+        ``train_periodicity`` (``{"periodic": n, "slab": s, "non_periodic": m}``, when
+        ``periodic`` is given). Save it with :func:`lodekit.persistence.save_model`
         (``metadata=model.metadata_``).
     """
     from ..models import AdditiveKernelRidge, StructureRidge
@@ -97,6 +105,7 @@ def fit_store(
             f"`targets` has shape {y.shape}; expected {store.n_structures} finite values, one "
             "per structure of the store"
         )
+    boundaries = None if periodic is None else _as_boundaries(periodic, store.n_structures)
     alphas = [float(a) for a in np.atleast_1d(np.asarray(alpha, dtype=float))]
     center_types = np.unique(features.samples[:, 2]).tolist()
     design = "by_center_type" if model == "linear" else "plain"
@@ -132,13 +141,30 @@ def fit_store(
         "cv_rmse": cv_rmse,
         "cv_percent_rmse": _percent(cv_rmse, spread),
     }
-    if periodic is not None:
-        periodic = np.asarray(periodic, dtype=bool)
+    if boundaries is not None:
         estimator.metadata_["train_periodicity"] = {
-            "periodic": int(periodic.sum()),
-            "non_periodic": int((~periodic).sum()),
+            key: int(np.sum(boundaries == kind)) for kind, key in PERIODICITY_KEYS.items()
         }
     return estimator
+
+
+def _as_boundaries(periodic, n_structures: int) -> np.ndarray:
+    """``periodic`` of :func:`fit_store` as entries of BOUNDARIES, shape (n_structures,)."""
+    values = np.asarray(periodic)
+    if values.dtype == bool:
+        values = np.where(values, "periodic", "molecule")
+    if values.shape != (n_structures,):
+        raise InputError(
+            f"`periodic` has shape {values.shape}; expected {n_structures} entries, one per "
+            "structure of the store"
+        )
+    unknown = sorted(set(values.tolist()) - set(BOUNDARIES))
+    if unknown:
+        raise InputError(
+            f"`periodic` holds {unknown[:3]}; each entry must be one of {list(BOUNDARIES)} "
+            "(or a bool: True for bulk, False for a molecule)"
+        )
+    return values.astype(str)
 
 
 def _percent(value, spread: float):
@@ -167,7 +193,8 @@ def alpha_at_grid_edge(model) -> str | None:
 
 
 def periodicity_mismatches(model, source: StructureSource) -> tuple[str, np.ndarray]:
-    """Structures whose periodicity the model's training set never had.
+    """Structures of a boundary kind (bulk, slab, molecule) that the model's training set
+    never had.
 
     Parameters
     ----------
@@ -177,20 +204,20 @@ def periodicity_mismatches(model, source: StructureSource) -> tuple[str, np.ndar
     Returns
     -------
     trained : str
-        ``"periodic"`` or ``"non-periodic"``: what all training structures were; ``""``
-        (and no mismatches) when the training set mixed both or its periodicity is unknown.
+        The kinds of the training structures, e.g. ``"periodic"``, ``"non-periodic"``,
+        ``"slab"`` or ``"periodic and non-periodic"``; ``""`` (and no mismatches) when
+        unknown. Models written before slabs were accepted have no slab count: they had none.
     indices : ndarray of int, shape (n_mismatched,)
-        Dataset indices of the structures of the other kind.
+        Dataset indices of the structures of the other kinds.
     """
     counts = (getattr(model, "metadata_", None) or {}).get("train_periodicity")
     if not isinstance(counts, dict):
         return "", np.zeros(0, dtype=np.int64)
-    n_periodic, n_other = counts.get("periodic", 0), counts.get("non_periodic", 0)
-    if n_periodic and not n_other:
-        return "periodic", np.flatnonzero(~source.periodic)
-    if n_other and not n_periodic:
-        return "non-periodic", np.flatnonzero(source.periodic)
-    return "", np.zeros(0, dtype=np.int64)
+    trained = [kind for kind, key in PERIODICITY_KEYS.items() if counts.get(key, 0)]
+    if not trained:
+        return "", np.zeros(0, dtype=np.int64)
+    names = " and ".join(_PERIODICITY_NAMES[kind] for kind in trained)
+    return names, np.flatnonzero(~np.isin(source.boundaries, trained))
 
 
 def predict_structures(

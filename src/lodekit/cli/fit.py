@@ -56,7 +56,7 @@ def run(args) -> int:
             zeta=args.zeta,
             n_sparse=args.n_sparse,
             target_name=args.target,
-            periodic=source.periodic,
+            periodic=source.boundaries,
             **({"alpha": args.alpha} if args.alpha else {}),
         )
     except StoreError as err:

@@ -39,7 +39,7 @@ def run(args) -> int:
     trained, mismatched = periodicity_mismatches(model, source)
     if len(mismatched):
         # a warning, not a refusal: the numbers are still computed, but outside the training
-        # domain (a periodic model applied to a molecule, or the reverse)
+        # domain (a periodic model applied to a molecule or a slab, or the reverse)
         print(_periodicity_warning(trained, mismatched, source), file=sys.stderr)
     client = connect(args.scheduler)
     try:
@@ -74,7 +74,13 @@ def _periodicity_warning(trained: str, indices, source) -> str:
             shown = ", ".join(map(str, frames[:5])) + (", ..." if len(frames) > 5 else "")
             where.append(f"{record['name']!r} frame(s) {shown}")
         first += record["n_frames"]
-    other = "periodic" if trained == "non-periodic" else "non-periodic (no cell)"
+    names = {
+        "periodic": "periodic",
+        "slab": "slabs (two periodic axes)",
+        "molecule": "non-periodic (no cell)",
+    }
+    kinds = {str(source.boundaries[i]) for i in indices}
+    other = " or ".join(names[kind] for kind in names if kind in kinds)
     return (
         f"warning: the model was trained on {trained} structures only, but {len(indices)} "
         f"structure(s) are {other}: index {', '.join(map(str, indices[:5].tolist()))}"

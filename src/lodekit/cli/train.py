@@ -25,8 +25,8 @@ def add_arguments(parser) -> None:
     features.add_argument(
         "--preset",
         choices=sorted(potential_presets()),
-        help="shipped recipe (default: molecule-soap+lode, or aqueous-soap+lode for "
-        "periodic training structures)",
+        help="shipped recipe (default: molecule-soap+lode, or aqueous-soap+lode when a "
+        "training structure is periodic: bulk or slab)",
     )
     parser.add_argument("--validation", metavar="FILE", help="structures to report errors on")
     parser.add_argument("--model", choices=["kernel", "linear"], default="kernel")
@@ -40,7 +40,7 @@ def add_arguments(parser) -> None:
         help="weigh every structure's energy alike (default: energies per atom)",
     )
     parser.add_argument(
-        "--no-stress", action="store_true", help="fit no stress (periodic structures)"
+        "--no-stress", action="store_true", help="fit no stress (periodic structures, slabs too)"
     )
     parser.add_argument(
         "--molecules",
@@ -83,6 +83,15 @@ def _read(path: str, option: str, molecules: bool) -> list:
     return frames
 
 
+def default_preset(frames) -> str:
+    """The preset for training structures without --recipe or --preset: the periodic one
+    when any structure has two or three periodic axes (a slab is periodic in its plane, where
+    the molecule preset's assumptions of an isolated system do not hold), else the molecule
+    one."""
+    periodic = any(sum(bool(flag) for flag in atoms.pbc) >= 2 for atoms in frames)
+    return "aqueous-soap+lode" if periodic else "molecule-soap+lode"
+
+
 def _references(path):
     if path is None:
         return None
@@ -102,8 +111,6 @@ def _references(path):
 
 
 def run(args) -> int:
-    import numpy as np
-
     from ..interatomic.labels import read_labels
     from ..interatomic.metrics import potential_errors
     from ..interatomic.training import plan_training, train_potential
@@ -151,8 +158,7 @@ def run(args) -> int:
     if args.recipe is not None:
         recipe = read_recipe(args.recipe)
     else:
-        periodic = any(bool(np.all(a.pbc)) for a in frames)
-        preset = args.preset or ("aqueous-soap+lode" if periodic else "molecule-soap+lode")
+        preset = args.preset or default_preset(frames)
         recipe = potential_preset(preset, species)
     plan = plan_training(
         frames,

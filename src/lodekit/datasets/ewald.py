@@ -33,7 +33,8 @@ def ewald_energy(structure, charges=None, *, accuracy: float = 1e-10, coulomb=CO
     Parameters
     ----------
     structure : ase.Atoms or System
-        Periodic structure (Å).
+        Periodic structure (Å), pbc True on all three axes (slabs:
+        :func:`~lodekit.datasets.slab_ewald.slab_ewald`).
     charges : array_like, shape (n_atoms,), optional
         Charges in e; default: the ``initial_charges`` of an ase.Atoms.
     accuracy : float
@@ -54,7 +55,8 @@ def ewald(structure, charges=None, *, accuracy: float = 1e-10, coulomb=COULOMB_C
     Parameters
     ----------
     structure : ase.Atoms or System
-        Periodic structure (Å).
+        Periodic structure (Å), pbc True on all three axes (slabs:
+        :func:`~lodekit.datasets.slab_ewald.slab_ewald`).
     charges : array_like, shape (n_atoms,), optional
         Charges in e; default: the ``initial_charges`` of an ase.Atoms.
     accuracy : float
@@ -82,8 +84,16 @@ def _validated(structure, charges, accuracy: float) -> tuple[System, np.ndarray]
         system = System.from_ase(structure)
         if charges is None:
             charges = structure.get_initial_charges()
+    if system.is_slab:
+        raise InputError(
+            f"`structure` has pbc {list(system.pbc)}, a slab: this 3-D Ewald sum needs all "
+            "three axes periodic; use lodekit.datasets.slab_ewald for slabs"
+        )
     if not system.periodic:
-        raise InputError("`structure` is not periodic: the Ewald sum needs a cell")
+        raise InputError(
+            f"`structure` has pbc {list(system.pbc)}: the Ewald sum needs a periodic cell "
+            "(pbc=True)"
+        )
     q = np.asarray(charges, dtype=np.float64)
     if q.shape != (len(system),) or not np.all(np.isfinite(q)):
         raise InputError(

@@ -8,6 +8,10 @@ c = 1.25 (Na-Na), 1.00 (Na-Cl), 0.75 (Cl-Cl). The dispersion terms of the full T
 model are left out: the rock-salt crystal then has its energy minimum at a = 5.76 Å (-7.82 eV
 per NaCl pair; experiment: 5.64 Å). A long-range (Coulomb) and a short-range (repulsion) part
 that a potential must both learn before it can run dynamics.
+
+Bulk cells take the 3-D Ewald sum (:func:`~lodekit.datasets.ewald.ewald`), slabs (two
+periodic axes) the exact 2-D one (:func:`~lodekit.datasets.slab_ewald.slab_ewald`): a slab
+must then be neutral (as many Na as Cl).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ..errors import InputError
 from ..neighbors import neighbor_pairs
 from ..systems import System
 from .ewald import ewald, ewald_energy
+from .slab_ewald import slab_ewald, slab_volume
 
 __all__ = [
     "CHARGES",
@@ -84,38 +89,70 @@ def _born_mayer(structure, cutoff: float, derivatives: bool) -> dict:
         gradient[:, axis] -= np.bincount(i, pair[:, axis], minlength=len(system))
     virial = pair.T @ vectors  # a strain maps every pair vector v to (I + strain) v
     result["forces"] = -gradient
-    if system.periodic:
-        result["stress"] = 0.5 * (virial + virial.T) / system.volume
+    volume = system.volume if system.periodic else None
+    if system.is_slab:
+        volume = slab_volume(system.cell)
+    if volume is not None:
+        result["stress"] = 0.5 * (virial + virial.T) / volume
     return result
+
+
+def _coulomb(atoms, derivatives: bool) -> dict:
+    """Ewald sum of the ±1 e charges of ``atoms``: 3-D for bulk, 2-D for a slab."""
+    charges = np.array([CHARGES.get(z, 0.0) for z in atoms.numbers])
+    system = System.from_ase(atoms)
+    if not system.is_slab:
+        if derivatives:
+            return ewald(atoms, charges)
+        return {"energy": ewald_energy(atoms, charges)}
+    if charges.sum() != 0:
+        raise InputError(
+            f"`atoms` is a slab (pbc {list(system.pbc)}) of net charge {charges.sum():g} e "
+            f"({int(np.sum(charges > 0))} Na, {int(np.sum(charges < 0))} Cl): the slab Ewald "
+            "sum needs a neutral slab, as many Na as Cl"
+        )
+    # slab_ewald takes the lattice in the first two rows; the order of the rows changes
+    # neither the sums nor |det(cell)|
+    rows = [axis for axis in range(3) if system.pbc[axis]] + [system.pbc.index(False)]
+    slab = ase.Atoms(
+        numbers=atoms.numbers,
+        positions=atoms.positions,
+        cell=atoms.cell.array[rows],
+        pbc=[True, True, False],
+    )
+    return slab_ewald(slab, charges)
 
 
 def rigid_ion(atoms) -> dict:
     """Rigid-ion energy, forces and stress of a periodic Na/Cl structure (analytic).
 
-    Ewald sum of the ±1 e charges (:func:`~lodekit.datasets.ewald.ewald`) plus the
-    Tosi-Fumi repulsion (:func:`born_mayer_energy`); ``energy`` equals
-    :func:`rigid_ion_energy` to the last bit.
+    Ewald sum of the ±1 e charges (:func:`~lodekit.datasets.ewald.ewald`, or
+    :func:`~lodekit.datasets.slab_ewald.slab_ewald` for a slab) plus the Tosi-Fumi
+    repulsion (:func:`born_mayer_energy`); ``energy`` equals :func:`rigid_ion_energy` to
+    the last bit.
 
     Parameters
     ----------
     atoms : ase.Atoms
-        Periodic structure of Na and Cl (Å).
+        Periodic structure of Na and Cl (Å): bulk, or a neutral slab (two periodic axes).
 
     Returns
     -------
     dict
         ``"energy"``: float (eV); ``"forces"``: ndarray, shape (n_atoms, 3), eV/Å;
         ``"stress"``: ndarray, shape (3, 3), symmetric, (1/V) dE/d(strain) in eV/Å^3 (ASE's
-        convention).
+        convention; for a slab V = |det(cell)|, and no stress when its third cell vector
+        is zero or in the plane).
     """
-    charges = [CHARGES.get(z, 0.0) for z in atoms.numbers]
-    coulomb = ewald(atoms, charges)
+    coulomb = _coulomb(atoms, derivatives=True)
     repulsion = _born_mayer(atoms, 8.0, derivatives=True)
-    return {
+    out = {
         "energy": coulomb["energy"] + repulsion["energy"],
         "forces": coulomb["forces"] + repulsion["forces"],
-        "stress": coulomb["stress"] + repulsion["stress"],
     }
+    if "stress" in coulomb:
+        out["stress"] = coulomb["stress"] + repulsion["stress"]
+    return out
 
 
 def rigid_ion_nacl(
@@ -179,6 +216,6 @@ def rigid_ion_nacl(
 
 
 def rigid_ion_energy(atoms) -> float:
-    """Rigid-ion energy (eV) of a periodic Na/Cl structure: Ewald (±1 e) plus repulsion."""
-    charges = [CHARGES.get(z, 0.0) for z in atoms.numbers]
-    return ewald_energy(atoms, charges) + born_mayer_energy(atoms)
+    """Rigid-ion energy (eV) of a periodic Na/Cl structure (bulk or a neutral slab): Ewald
+    (±1 e) plus repulsion."""
+    return _coulomb(atoms, derivatives=False)["energy"] + born_mayer_energy(atoms)

@@ -30,6 +30,25 @@ g z - x^2 = -g^2 / (4 alpha^2) - alpha^2 z^2, it is evaluated as erfcx(x) exp(-g
 dB/dz = g (f(g, z) - f(g, -z)) and d/dz [z erf(alpha z) + ...] = erf(alpha z), so the forces
 are analytic derivatives of the same truncated sums.
 
+Strain: dE/d eps under r -> (I + eps) r of the positions and of a1, a2, with alpha, the
+cutoffs and the sets of images and G held fixed (as in :func:`lodekit.datasets.ewald.ewald`: the
+converged sum does not depend on alpha). The strained G is (I + eps)^-T G less its part along
+the new normal (it must stay in the new plane), so that to first order
+A -> A (1 + tr eps - n·eps n), z_ij -> z_ij (1 + n·eps n), |G| -> |G| (1 - Ĝ·eps Ĝ) and
+G·r_ij -> G·r_ij + z_ij G·(eps + eps^T) n: a shear along the normal slides the layers of
+the slab over each other. With E_G, E_0 the reciprocal and G = 0 terms and g_ij their
+derivative with respect to r_ij (split into g_par in the plane and g_perp n):
+
+dE/d eps = sum_{pairs, L} (dE/dv) v^T (real space, v = r_ij + L)
+  - (E_G + E_0) (I - n n^T)
+  + sum_{i<j} z_ij (g_par n^T + n g_par^T + g_perp n n^T)
+  - sum_G (dE/d|G|) G G^T / |G|,
+
+with dB/dg = z (f(g, z) - f(g, -z)) - 2 / (alpha sqrt(pi)) exp(-g^2 / (4 alpha^2) - alpha^2
+z^2), again free of overflow. An energy that does not change under rotations has a symmetric
+dE/d eps; the stress is divided by |det(cell)| as ASE does, so it needs a third cell vector
+out of the plane (any such vector: it only sets the volume).
+
 Truncation from ``accuracy``: erfc(alpha r_c) ~ accuracy and exp(-G_c^2 / (4 alpha^2)) ~
 accuracy, which also bounds B (B(g, z) <= 2 exp(-g^2 / (4 alpha^2)) for every z). alpha =
 sqrt(2 pi / A) balances the two sums: about log(1/accuracy) / 2 in-plane images per pair in
@@ -57,7 +76,7 @@ _CHUNK = 1 << 21
 def slab_ewald(
     structure, charges=None, *, accuracy: float = 1e-10, coulomb: float = COULOMB_CONSTANT
 ) -> dict:
-    """Electrostatic energy and forces of point charges in a slab (2-D periodic).
+    """Electrostatic energy, forces and stress of point charges in a slab (2-D periodic).
 
     Parameters
     ----------
@@ -74,10 +93,37 @@ def slab_ewald(
     Returns
     -------
     dict
-        ``"energy"``: float (eV); ``"forces"``: ndarray, shape (n_atoms, 3), -dE/dr (eV/Å).
+        ``"energy"``: float (eV); ``"forces"``: ndarray, shape (n_atoms, 3), -dE/dr (eV/Å);
+        ``"stress"``: ndarray, shape (3, 3), symmetric, dE/d(strain) / |det(cell)| (eV/Å^3,
+        ASE's sign and convention; the strain deforms the positions and the two in-plane
+        vectors by (I + strain)), only when the third cell vector is out of the plane
+        (ASE's volume of a slab is |det(cell)|: with a zero third vector there is none).
     """
-    positions, in_plane, q, accuracy, coulomb = _validated(structure, charges, accuracy, coulomb)
-    return _slab_ewald(positions, in_plane, q, accuracy, coulomb)
+    positions, cell, q, accuracy, coulomb = _validated(structure, charges, accuracy, coulomb)
+    result = _slab_ewald(positions, cell[:2], q, accuracy, coulomb)
+    volume = slab_volume(cell)
+    virial = result.pop("virial")
+    if volume is not None:
+        result["stress"] = 0.5 * (virial + virial.T) / volume
+    return result
+
+
+def slab_volume(cell) -> float | None:
+    """|det(cell)| (Å^3) of a slab (any two rows periodic), the volume ASE divides
+    dE/d(strain) by to give a stress; None when the non-periodic vector is zero or lies in
+    the plane (no volume, hence no stress).
+
+    Parameters
+    ----------
+    cell : array_like, shape (3, 3)
+        Rows are the cell vectors (Å).
+    """
+    cell = np.asarray(cell, dtype=np.float64)
+    volume = abs(float(np.linalg.det(cell)))
+    # relative to the largest volume these lengths can span (a box)
+    if volume <= 1e-10 * np.prod(np.linalg.norm(cell, axis=1)) or volume == 0.0:
+        return None
+    return volume
 
 
 def _validated(structure, charges, accuracy, coulomb):
@@ -124,7 +170,7 @@ def _validated(structure, charges, accuracy, coulomb):
     if not 1e-16 <= accuracy < 1:
         raise InputError(f"`accuracy` is {accuracy} but must be in [1e-16, 1)")
     coulomb = finite_float("coulomb", coulomb)
-    return positions, in_plane, q, accuracy, coulomb
+    return positions, cell, q, accuracy, coulomb
 
 
 def _slab_ewald(positions, in_plane, q, accuracy, coulomb) -> dict:
@@ -185,6 +231,7 @@ def _slab_ewald(positions, in_plane, q, accuracy, coulomb) -> dict:
         )
 
     gradient = np.zeros((n_atoms, 3))  # dE/dr_i / coulomb
+    virial = np.zeros((3, 3))  # dE/d eps / coulomb
 
     # real space: 1/2 q_i q_j erfc(a d) / d over ordered pairs and images
     real = 0.0
@@ -210,6 +257,7 @@ def _slab_ewald(positions, in_plane, q, accuracy, coulomb) -> dict:
         real += 0.5 * np.sum(w * screened)
         slope = (screened + 2 * alpha / np.sqrt(np.pi) * np.exp(-((alpha * d) ** 2))) / d
         pair = (0.5 * w * -slope / d)[:, None] * v  # d/dv of the term
+        virial += pair.T @ v  # a strain maps every image vector v to (I + eps) v
         for axis in range(3):
             gradient[:, axis] += np.bincount(jj, pair[:, axis], minlength=n_atoms)
             gradient[:, axis] -= np.bincount(ii, pair[:, axis], minlength=n_atoms)
@@ -221,6 +269,8 @@ def _slab_ewald(positions, in_plane, q, accuracy, coulomb) -> dict:
     pair_q = q[upper_i] * q[upper_j]
     reciprocal = 0.0
     pair_grad = np.zeros((len(upper_i), 3))  # d/dr_ij of the pair's reciprocal terms
+    k_virial = np.zeros((3, 3))  # the |G| part of dE/d eps, before `scale`
+    norm = 2 / (alpha * np.sqrt(np.pi))
     chunk = max(1, _CHUNK // max(1, len(upper_i)))
     gauss0 = np.exp(-((alpha * pair_z) ** 2))
     for start in range(0, len(g_norm), chunk):
@@ -235,23 +285,39 @@ def _slab_ewald(positions, in_plane, q, accuracy, coulomb) -> dict:
         pair_grad -= 2 * ((weight * sin * (up + down)).T @ gv)
         pair_grad += 2 * np.sum(pair_q * cos * (up - down), axis=0)[:, None] * normal
         # diagonal i = j: z = 0, cos = 1, B = 2 erfc(g / 2a)
-        reciprocal += np.sum(q @ q * 2 * erfc(g[:, 0] / (2 * alpha)) / g[:, 0])
+        g0 = g[:, 0]
+        diagonal = 2 * erfc(g0 / (2 * alpha))
+        reciprocal += np.sum(q @ q * diagonal / g0)
+        # d/dg of B / g for the pairs and the diagonal; d|G| / d eps = -G G^T / |G|
+        gauss = np.exp(-((g / (2 * alpha)) ** 2)) * gauss0
+        slope_b = pair_z * (up - down) - norm * gauss
+        by_g = 2 * np.sum(pair_q * cos * (slope_b / g - (up + down) / g**2), axis=1)
+        by_g += q @ q * (-norm * np.exp(-((g0 / (2 * alpha)) ** 2)) / g0 - diagonal / g0**2)
+        k_virial -= (gv * (by_g / g0)[:, None]).T @ gv
     # sum over G != 0 is twice the half plane; pairs i < j count twice except the diagonal
     scale = np.pi / (2 * area) * 2
     reciprocal *= scale
     pair_grad *= scale
+    k_virial *= scale
 
     # G = 0 term, pairs i < j twice; the diagonal gives -pi/A q_i^2 / (alpha sqrt(pi))
     h = pair_z * erf(alpha * pair_z) + gauss0 / (alpha * np.sqrt(np.pi))
     zero = -np.pi / area * (2 * np.sum(pair_q * h) + q @ q / (alpha * np.sqrt(np.pi)))
     pair_grad += (-2 * np.pi / area * pair_q * erf(alpha * pair_z))[:, None] * normal
+    # strain: the 1/A of both terms, the heights z_ij and the phases G·r_ij (module docstring)
+    perpendicular = pair_grad @ normal
+    parallel = pair_grad - perpendicular[:, None] * normal
+    slide = (pair_z[:, None] * parallel).sum(axis=0)
+    virial += k_virial - (reciprocal + zero) * (np.eye(3) - np.outer(normal, normal))
+    virial += np.outer(slide, normal) + np.outer(normal, slide)
+    virial += np.sum(pair_z * perpendicular) * np.outer(normal, normal)
     for axis in range(3):
         gradient[:, axis] += np.bincount(upper_j, pair_grad[:, axis], minlength=n_atoms)
         gradient[:, axis] -= np.bincount(upper_i, pair_grad[:, axis], minlength=n_atoms)
 
     self_energy = -alpha / np.sqrt(np.pi) * (q @ q)
     energy = float(coulomb * (real + reciprocal + zero + self_energy))
-    return {"energy": energy, "forces": -coulomb * gradient}
+    return {"energy": energy, "forces": -coulomb * gradient, "virial": coulomb * virial}
 
 
 def _f(g, z, alpha, gauss0):

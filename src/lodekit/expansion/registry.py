@@ -85,6 +85,8 @@ def code_paths() -> list[CodePath]:
                 )
                 name = f"soap-{cutoff_function}-spline{spline}-{boundary}"
                 paths.append(CodePath(name, SphericalExpansion.name, hypers, boundary, "pairs"))
+    # the radial basis only changes the radial integrals, not which pairs are found: bulk and
+    # molecule suffice
     for boundary in ("periodic", "molecule"):
         hypers = dict(
             cutoff=3.5,

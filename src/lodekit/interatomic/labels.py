@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..datasets.slab_ewald import slab_volume
 from ..errors import InputError
 
 __all__ = ["Labels", "read_labels"]
@@ -19,7 +20,7 @@ class Labels:
     energy : ndarray (n_structures,), eV
     forces : list of (ndarray (n_atoms_A, 3) in eV/Å, or None where a structure has none)
     stress : list of (ndarray (3, 3) in eV/Å^3, ASE's sign convention, or None; always None
-        for a structure without a cell)
+        for a structure without a cell; a slab's is dE/d eps / |det(cell)|)
     n_atoms : ndarray (n_structures,)
     """
 
@@ -69,7 +70,9 @@ def read_labels(
         ``atoms.arrays`` key or calculator result of the forces (eV/Å); None: no forces.
     stress_key : str or None
         ``atoms.info`` key or calculator result of the stress (eV/Å^3, Voigt 6 or 3x3,
-        ASE's convention); None: no stress. Read for periodic structures only.
+        ASE's convention); None: no stress. Read for periodic structures only: bulk, and
+        slabs (two periodic axes), whose stress is dE/d eps / |det(cell)| as in ASE, so that
+        a slab with a stress needs a third cell vector out of its plane.
     source : str
         How messages name the frames (e.g. the option and file).
     """
@@ -96,7 +99,7 @@ def read_labels(
                 )
         forces.append(f)
         s = None
-        if stress_key is not None and bool(np.all(atoms.pbc)):
+        if stress_key is not None and int(np.sum(atoms.pbc)) >= 2:
             s = _lookup(atoms, stress_key, "info")
         if s is not None:
             s = np.asarray(s, dtype=np.float64)
@@ -107,6 +110,14 @@ def read_labels(
                 raise InputError(
                     f"{source}: frame {index}: stress {stress_key!r} has shape {s.shape}; "
                     "expected 6 (Voigt) or 3x3 finite values"
+                )
+            if not np.all(atoms.pbc) and slab_volume(atoms.cell.array) is None:
+                raise InputError(
+                    f"{source}: frame {index} is a slab (pbc {atoms.pbc.tolist()}) with a "
+                    f"stress {stress_key!r}, but its cell {atoms.cell.array.tolist()} has no "
+                    "volume: a slab's stress is dE/d eps / |det(cell)| (ASE's convention), "
+                    "which needs a non-zero third cell vector out of its plane; give the "
+                    "frame one, or fit no stress"
                 )
         stress.append(s)
     return Labels(

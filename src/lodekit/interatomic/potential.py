@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..datasets.slab_ewald import slab_volume
 from ..errors import InputError
 from ..features.recipe import Expanded, Recipe, as_species
-from ..systems import as_systems
+from ..systems import System, as_systems
 
-__all__ = ["LodePotential", "as_references"]
+__all__ = ["LodePotential", "as_references", "stress_volume"]
 
 
 class LodePotential:
@@ -80,7 +81,13 @@ class LodePotential:
 
     def compute(self, structure, *, forces=True, stress=True) -> dict:
         """``energy`` (float), and when asked ``forces`` (n_atoms, 3) and, for a periodic
-        structure, ``stress`` (3, 3, (1/V) dE/d eps, ASE's sign convention)."""
+        structure, ``stress`` (3, 3, (1/V) dE/d eps, ASE's sign convention).
+
+        A slab's stress follows ASE too: the strain deforms the positions and the two periodic
+        vectors, and V = |det(cell)|, so its non-periodic cell vector must be out of the
+        plane (else an :class:`~lodekit.errors.InputError`; ask ``stress=False``). A
+        molecule gets no stress.
+        """
         expanded, values, species = self._forward(structure)
         system = expanded.systems[0]
         groups = np.zeros(len(values), dtype=np.int64)
@@ -94,9 +101,9 @@ class LodePotential:
         gradient, strain = self._pullback(expanded, grad)
         if forces:
             out["forces"] = -gradient
-        if stress and system.periodic:
+        if stress and not system.is_molecule:
             # an energy is rotation-invariant: dE/d eps is symmetric up to rounding
-            out["stress"] = 0.5 * (strain + strain.T) / system.volume
+            out["stress"] = 0.5 * (strain + strain.T) / stress_volume(system)
         return out
 
     def save(self, path, metadata: dict | None = None):
@@ -141,15 +148,18 @@ class LodePotential:
         environments x atoms x coefficients: meant for training structures of up to a few
         hundred atoms.
 
-        With ``strain`` (periodic structures), also d x_i / d eps_ab, the derivative with
-        respect to a homogeneous strain of cell and positions: returns
+        With ``strain`` (periodic structures: bulk or slab), also d x_i / d eps_ab, the
+        derivative with respect to a homogeneous strain of cell and positions: returns
         (positions (n_env, n_atoms, 3, n_columns), strain (n_env, 3, 3, n_columns)) from one
         forward pass over both.
         """
         gradients = ["positions", "strain"] if strain else ["positions"]
         expanded = self._expand(structure, gradients=gradients)
-        if strain and not expanded.systems[0].periodic:
-            raise InputError("`strain` derivatives need a periodic structure")
+        if strain and expanded.systems[0].is_molecule:
+            raise InputError(
+                "`strain` derivatives need a periodic structure (bulk or slab); `structure` "
+                f"has pbc {list(expanded.systems[0].pbc)}"
+            )
         n_atoms = len(expanded.systems[0])
         tangents = []
         for expansion in expanded.expansions:
@@ -175,6 +185,30 @@ class LodePotential:
         if not strain:
             return positions
         return positions, out[:, 3 * n_atoms :].reshape(out.shape[0], 3, 3, out.shape[2])
+
+
+def stress_volume(system: System) -> float:
+    """The volume (Å^3) that turns dE/d eps into a stress: the cell's for bulk, ASE's
+    |det(cell)| for a slab.
+
+    Raises
+    ------
+    InputError
+        For a slab whose non-periodic cell vector is zero or lies in its plane, and for a
+        molecule.
+    """
+    if system.periodic:
+        return system.volume
+    volume = slab_volume(system.cell) if system.is_slab else None
+    if volume is None:
+        axis = system.pbc.index(False)
+        raise InputError(
+            f"`structure` has pbc {list(system.pbc)} and cell vector {axis} "
+            f"{system.cell[axis].tolist()}: a stress is dE/d eps / |det(cell)| (ASE's "
+            "convention), so a slab's stress needs a non-zero third cell vector out of its "
+            "plane (any length: only the volume changes); give one, or ask stress=False"
+        )
+    return volume
 
 
 def as_references(references) -> dict:

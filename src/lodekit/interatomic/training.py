@@ -183,9 +183,10 @@ def train_potential(
     species : sequence of int, optional
         Neighbour species of the potential (default: those of ``frames``).
     use_stress : bool
-        Fit the stress of periodic structures that have one: its virial V sigma = dE/d eps
-        (eV), divided by the number of atoms, enters as three more "force" rows of 3
-        components, weighted like the forces (and counted in their cross-validated error).
+        Fit the stress of periodic structures (bulk or slab) that have one: its virial
+        V sigma = dE/d eps (eV; V = |det(cell)|, also for a slab as in ASE), divided by the
+        number of atoms, enters as three more "force" rows of 3 components, weighted like
+        the forces (and counted in their cross-validated error).
     energy_per_atom : bool
         Weigh each energy row by 1 / n_atoms: the fit and the cross-validation see energies
         per atom (eV/atom), so that large structures do not dominate; the force rows keep
