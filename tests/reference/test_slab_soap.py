@@ -1,20 +1,18 @@
 """SOAP spherical expansion of slabs (two periodic axes): featomic 0.6.7 on the same atoms in
-a 3-D box with vacuum wider than the cutoff (exact for a local descriptor), and the symmetries
-of a slab. Gradients (finite differences of positions and all nine strain components) run on
-the registry's slab code paths: tests/consistency/test_jacobians.py and
-tests/consistency/test_soap_gradients.py."""
+a 3-D box with vacuum wider than the cutoff (exact for a local descriptor). The symmetries of
+slabs are in tests/consistency/test_slab_symmetry.py (with LODE); gradients (finite differences
+of positions and all nine strain components) run on the registry's slab code paths:
+tests/consistency/test_jacobians.py and tests/consistency/test_soap_gradients.py."""
 
 import numpy as np
 import pytest
 
 import lodekit
 from lodekit.systems import System
-from lodekit.testing import assert_equivariant, random_rotation
 from tests.helpers import (
     featomic_soap,
     max_relative_difference,
     three_species_slab,
-    transformed,
 )
 
 HYPERS = dict(
@@ -77,61 +75,3 @@ def test_periodic_rows_do_not_matter():
     second = SOAP.compute(three_species_slab(np.random.default_rng(3), (0, 2)))
     for a, b in zip(first.values, second.values, strict=True):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-12 * scale(first))
-
-
-@pytest.fixture(scope="module")
-def slab():
-    atoms = three_species_slab(np.random.default_rng(4))
-    return atoms, SOAP.compute(atoms)
-
-
-def test_translation_in_plane_and_along_the_normal(slab):
-    atoms, original = slab
-    moved = atoms.copy()
-    a1, a2 = atoms.cell.array[:2]
-    # far outside the cell in the plane, and 7 Å higher
-    moved.positions += 3.37 * a1 - 2.21 * a2 + [0.0, 0.0, 7.0]
-    result = SOAP.compute(moved)
-    for a, b in zip(original.values, result.values, strict=True):
-        np.testing.assert_allclose(b, a, rtol=0, atol=1e-11 * scale(original))
-
-
-@pytest.mark.parametrize("about", ["normal", "any axis"])
-def test_rotation_equivariance(slab, about):
-    atoms, original = slab
-    if about == "normal":
-        angle = 0.83
-        c, s = np.cos(angle), np.sin(angle)
-        rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    else:  # the slab's normal then lies along no axis
-        rotation = random_rotation(np.random.default_rng(9))
-    result = SOAP.compute(transformed(atoms, rotation))
-    assert_equivariant(original, result, rotation, atol=1e-11 * scale(original))
-
-
-def test_mirror_in_the_slab_plane(slab):
-    atoms, original = slab
-    mirror = np.diag([1.0, 1.0, -1.0])  # the normal is z
-    result = SOAP.compute(transformed(atoms, mirror))
-    assert_equivariant(original, result, mirror, atol=1e-11 * scale(original))
-    # the slab is not mirror-symmetric itself: the check compares different numbers
-    assert np.abs(result.values[1] - original.values[1]).max() > 1e-3 * scale(original)
-
-
-def test_permutation(slab):
-    atoms, original = slab
-    order = np.random.default_rng(6).permutation(len(atoms))
-    result = SOAP.compute(atoms[order])
-    for a, b in zip(original.values, result.values, strict=True):
-        np.testing.assert_allclose(b, a[order], rtol=0, atol=1e-11 * scale(original))
-
-
-def test_in_plane_supercell(slab):
-    atoms, original = slab
-    double = atoms.repeat((2, 1, 1))
-    assert double.pbc.tolist() == [True, True, False]
-    result = SOAP.compute(double)
-    n = len(atoms)
-    for a, b in zip(original.values, result.values, strict=True):
-        np.testing.assert_allclose(b[:n], a, rtol=0, atol=1e-11 * scale(original))
-        np.testing.assert_allclose(b[n:], a, rtol=0, atol=1e-11 * scale(original))
