@@ -81,11 +81,8 @@ DEFAULT_SLAB_ACCURACY = 1e-8
 #: in-plane lines (:func:`~lodekit.expansion.kspace.slab.line_length`).
 STRETCH_SHARE = 0.1
 
-#: A slab tier holding at least this share of the k-vectors may use an approximate backend;
-#: smaller tiers use the direct sum.
-NUFFT_TIER_SHARE = 0.25
-
-#: Height (Å) added to a slab's thickness for the stretched cell the planner costs.
+#: Height (Å) added to a slab's thickness for the stretched cell the planner costs when the
+#: slab has no in-plane line within the cutoff.
 PLANNING_STRETCH = 20.0
 
 
@@ -339,7 +336,8 @@ class LodeSphericalExpansion(CalculatorBase):
         self, accuracy: float, workload: KspaceWorkload, height: float, density: float
     ) -> PeriodicPlan:
         """The cheapest split and backend that meet ``accuracy`` for a cell whose shortest
-        periodic height is ``height`` (Å) and whose atoms have ``density`` (1/Å^3)."""
+        periodic height is ``height`` (Å) and whose atoms have ``density`` (1/Å^3; a slab's
+        atoms fill less than the workload's stretched cell)."""
         if self.smearing > 0.5 * height:
             raise InputError(
                 f"`smearing` is {self.smearing} but the cell is only {height:.3f} Å "
@@ -358,6 +356,7 @@ class LodeSphericalExpansion(CalculatorBase):
             max_split=max(self.smearing, width, 0.5 * height),
             methods=self._kspace_methods(),
             tolerance=tolerance,
+            occupied_volume=workload.n_atoms / density,
         )
         k_cutoff = kspace_cutoff_for(0.5 * accuracy, split)
         eps = KSPACE_BACKENDS[method].tolerance(tolerance)
@@ -666,10 +665,18 @@ class LodeSphericalExpansion(CalculatorBase):
 
     # ------------------------------------------------------------------ slabs
     def _slab_plan(self, system: System, geometry: SlabGeometry, n_centres: int, n_species: int):
-        """The split and k-space cutoff of a slab, planned on a stretched cell of its
-        thickness plus :data:`PLANNING_STRETCH`."""
+        """The split and k-space cutoff of a slab, planned on the stretched cell that holds as
+        many k-vectors as its tiers would without a split."""
         accuracy = self.accuracy if self.accuracy is not None else DEFAULT_SLAB_ACCURACY
-        length = geometry.thickness + PLANNING_STRETCH
+        k_cutoff = kspace_cutoff_for(0.5 * accuracy, self.smearing)
+        tiers = slab_tiers(geometry, k_cutoff, self._line_lengths(geometry, len(system), accuracy))
+        counts = [tier.kvector_count(k_cutoff) for tier in tiers]
+        total = sum(counts)
+        length = (
+            sum(c * tier.length for c, tier in zip(counts, tiers, strict=True)) / total
+            if total
+            else geometry.thickness + PLANNING_STRETCH
+        )
         workload = KspaceWorkload(
             geometry.stretched_cell(length),
             len(system),
@@ -680,17 +687,23 @@ class LodeSphericalExpansion(CalculatorBase):
         density = len(system) / (geometry.area * max(geometry.thickness, 1.0))
         return self._plan_split(accuracy, workload, geometry.plane_heights.min(), density)
 
+    def _line_lengths(self, geometry: SlabGeometry, n_atoms: int, accuracy: float):
+        """g -> the stretched length each in-plane line needs (:func:`line_length`)."""
+        scale = np.abs(self._centre_field(self.smearing)).max()
+        budget = STRETCH_SHARE * accuracy * scale
+
+        def lengths(g):
+            return line_length(g, geometry, self._basis, self.max_angular, n_atoms, budget)
+
+        return lengths
+
     def _slab_setup(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         """(plan, [(problem, backend)] of the tiers, normal line, corrections) of a slab."""
         geometry = SlabGeometry.from_system(system)
         plan = self._slab_plan(system, geometry, len(centres), len(neighbor_types))
-        scale = np.abs(self._centre_field(self.smearing)).max()
-        budget = STRETCH_SHARE * plan.accuracy * scale
-
-        def lengths(g):
-            return line_length(g, geometry, self._basis, self.max_angular, len(system), budget)
-
-        tiers = slab_tiers(geometry, plan.k_cutoff, lengths)
+        tiers = slab_tiers(
+            geometry, plan.k_cutoff, self._line_lengths(geometry, len(system), plan.accuracy)
+        )
         base = KspaceProblem(
             positions=system.positions,
             species_index=np.searchsorted(neighbor_types, system.numbers),
@@ -704,15 +717,15 @@ class LodeSphericalExpansion(CalculatorBase):
             k_cutoff=plan.k_cutoff,
             tolerance=plan.nufft_eps,
         )
-        n_total = sum(len(miller) for _, miller in tiers)
-        self._check_slab_work(system, len(centres), plan, n_total)
+        tiers, methods = self._merged_tiers(geometry, tiers, plan, base.workload)
         parts = []
-        for length, miller in tiers:
-            method = plan.kspace_method
-            if self.kspace_method == "auto" and len(miller) < NUFFT_TIER_SHARE * n_total:
-                method = "direct"
-            problem = replace(base, cell=geometry.stretched_cell(length), miller=miller)
+        for tier, method in zip(tiers, methods, strict=True):
+            miller = tier.miller(geometry, plan.k_cutoff)
+            problem = replace(base, cell=geometry.stretched_cell(tier.length), miller=miller)
             parts.append((problem, KSPACE_BACKENDS[method]))
+        self._check_slab_work(
+            system, len(centres), plan, sum(len(problem.miller) for problem, _ in parts)
+        )
         line = NormalLine(
             geometry,
             base.species_index,
@@ -726,7 +739,36 @@ class LodeSphericalExpansion(CalculatorBase):
             self._line_constants(plan.split_smearing),
         )
         corrections = self._periodic_corrections(system, base, plan)
-        return plan, parts, line, corrections, tiers
+        return plan, parts, line, corrections
+
+    def _merged_tiers(self, geometry: SlabGeometry, tiers, plan, workload: KspaceWorkload):
+        """The tiers to evaluate and the backend of each: the shortest ones merged into one
+        cell for the plan's backend, as far as the backends' cost models say it pays (an
+        approximate backend costs about the same whatever the number of lines in its grid);
+        the others by the direct sum, or by the backend ``kspace_method`` forces."""
+        if not tiers:
+            return [], []
+        others = plan.kspace_method if self.kspace_method != "auto" else "direct"
+
+        def cost(method, tier):
+            tier_workload = replace(
+                workload,
+                cell=geometry.stretched_cell(tier.length),
+                n_kvectors=tier.kvector_count(plan.k_cutoff),
+            )
+            backend = KSPACE_BACKENDS[method]
+            return backend.cost(tier_workload, plan.k_cutoff, plan.nufft_eps)
+
+        best, merged = None, tiers[0]
+        for j in range(len(tiers)):
+            if j:
+                merged = merged.merged(tiers[j])
+            total = cost(plan.kspace_method, merged)
+            total += sum(cost(others, tier) for tier in tiers[j + 1 :])
+            if best is None or total < best[0]:
+                best = (total, j, merged)
+        _, j, merged = best
+        return [merged, *tiers[j + 1 :]], [plan.kspace_method] + [others] * (len(tiers) - j - 1)
 
     def _check_slab_work(self, system: System, n_centres: int, plan, n_kvectors: int) -> None:
         """The work limits of :meth:`_check_work`, for a slab's k-vectors over all tiers."""
@@ -758,13 +800,13 @@ class LodeSphericalExpansion(CalculatorBase):
     def _slab_plan_dict(self, system: System, n_species: int) -> dict:
         geometry = SlabGeometry.from_system(system)
         plan = self._slab_plan(system, geometry, len(system), n_species)
-        _, parts, line, _, tiers = self._slab_setup(
+        _, parts, line, _ = self._slab_setup(
             system, np.arange(len(system)), np.unique(system.numbers)
         )
         info = plan.as_dict()
         info["pbc"] = list(system.pbc)
-        info["stretched_lengths"] = [float(length) for length, _ in tiers]
-        info["kvectors"] = [len(miller) for _, miller in tiers]
+        info["stretched_lengths"] = [float(np.linalg.norm(p.cell[2])) for p, _ in parts]
+        info["kvectors"] = [len(p.miller) for p, _ in parts]
         info["tier_methods"] = [
             next(name for name, b in KSPACE_BACKENDS.items() if b is backend)
             for _, backend in parts
@@ -773,7 +815,7 @@ class LodeSphericalExpansion(CalculatorBase):
         return info
 
     def _compute_slab(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
-        plan, parts, line, corrections, tiers = self._slab_setup(system, centres, neighbor_types)
+        plan, parts, line, corrections = self._slab_setup(system, centres, neighbor_types)
         coeffs = line.value()
         for problem, backend in parts:
             coeffs += backend.value(problem)
@@ -785,11 +827,11 @@ class LodeSphericalExpansion(CalculatorBase):
         )
         info = plan.as_dict()
         info["pbc"] = list(system.pbc)
-        info["stretched_lengths"] = [float(length) for length, _ in tiers]
+        info["stretched_lengths"] = [float(np.linalg.norm(p.cell[2])) for p, _ in parts]
         return split_by_l(coeffs, self.max_angular), None, info
 
     def _vjp_slab(self, system, centres, neighbor_types, upstream):
-        _, parts, line, corrections, _ = self._slab_setup(system, centres, neighbor_types)
+        _, parts, line, corrections = self._slab_setup(system, centres, neighbor_types)
         gradient, strain = line.vjp(upstream)
         for problem, backend in parts:
             g, s = backend.vjp(problem, upstream, with_strain=True)
@@ -798,7 +840,7 @@ class LodeSphericalExpansion(CalculatorBase):
         return corrections.vjp(upstream, gradient, strain)
 
     def _jacobian_slab(self, system, centres, neighbor_types, with_strain):
-        _, parts, line, corrections, _ = self._slab_setup(system, centres, neighbor_types)
+        _, parts, line, corrections = self._slab_setup(system, centres, neighbor_types)
         positions, strain = line.jacobian(with_strain)
         for problem, backend in parts:
             p, s = backend.jacobian(problem, with_strain)

@@ -102,18 +102,21 @@ def choose_split(
     max_split: float,
     methods=("direct",),
     tolerance: float = 1e-12,
+    occupied_volume: float | None = None,
 ) -> tuple[float, str]:
     """Pick the smearing of the k-space part, and its method, that minimise the estimated cost.
 
     Candidates are smearing * 2^(j/4) up to ``max_split``, so that tables of the remainder can
     be cached across structures; each is costed with the cheapest of ``methods`` (keys of
-    ``KSPACE_BACKENDS``) at the requested ``tolerance`` of approximate backends.
+    ``KSPACE_BACKENDS``) at the requested ``tolerance`` of approximate backends. The
+    remainder's pairs are counted at the density n_atoms / ``occupied_volume`` (default: the
+    workload's cell volume; a slab's atoms fill only its thickness of the stretched cell).
 
     Returns
     -------
     (split smearing in Å, k-space method)
     """
-    volume = workload.volume
+    volume = workload.volume if occupied_volume is None else occupied_volume
     best = None
     split = smearing
     while split <= max_split * (1 + 1e-12):

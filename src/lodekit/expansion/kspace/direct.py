@@ -81,7 +81,9 @@ class DirectBackend(KspaceBackend):
     density and smearing); the only backend with a dense Jacobian of its own."""
 
     def cost(self, workload: KspaceWorkload, k_cutoff: float, tolerance: float) -> float:
-        n_k = workload.volume * k_cutoff**3 / (12 * np.pi**2)
+        n_k = workload.n_kvectors
+        if n_k is None:
+            n_k = workload.volume * k_cutoff**3 / (12 * np.pi**2)
         return n_k * (
             _COST_KSPACE * workload.n_centres * workload.n_species * workload.n_coefficients
             + _COST_PHASE * workload.n_atoms

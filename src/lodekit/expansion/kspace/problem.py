@@ -22,6 +22,9 @@ class KspaceWorkload:
     n_atoms, n_centres, n_species : int
     n_coefficients : int
         (max_angular + 1)^2 x n_radial: coefficients per (centre, species).
+    n_kvectors : float or None
+        The number of k-vectors summed over when it is not the half sphere of ``cell`` (a
+        slab's tier holds some lines of its cell only).
     """
 
     cell: np.ndarray
@@ -29,6 +32,7 @@ class KspaceWorkload:
     n_centres: int
     n_species: int
     n_coefficients: int
+    n_kvectors: float | None = None
 
     @property
     def volume(self) -> float:
@@ -125,7 +129,12 @@ class KspaceProblem:
     def workload(self) -> KspaceWorkload:
         """The sizes of this problem for the backends' cost models."""
         return KspaceWorkload(
-            self.cell, self.n_atoms, self.n_centres, self.n_species, self.n_lm * self.n_radial
+            self.cell,
+            self.n_atoms,
+            self.n_centres,
+            self.n_species,
+            self.n_lm * self.n_radial,
+            None if self.miller is None else float(len(self.miller)),
         )
 
     def kvectors(self) -> np.ndarray:

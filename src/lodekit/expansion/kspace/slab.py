@@ -43,11 +43,11 @@ import numpy as np
 from ...basis.spherical_harmonics import real_spherical_harmonics_with_gradients
 from ...density import fourier_transform, fourier_transform_difference
 from .layout import species_indicator
-from .problem import KspaceProblem
 
 __all__ = [
     "NormalLine",
     "SlabGeometry",
+    "Tier",
     "line_constants",
     "line_length",
     "slab_tiers",
@@ -200,11 +200,54 @@ def line_length(
     return geometry.thickness + margin
 
 
-def slab_tiers(
-    geometry: SlabGeometry,
-    k_cutoff: float,
-    lengths_of_lines,
-) -> list[tuple[float, np.ndarray]]:
+@dataclass(frozen=True, eq=False)
+class Tier:
+    """In-plane lines that share one stretched cell.
+
+    Attributes
+    ----------
+    length : float
+        The stretched cell's length along the normal (Å).
+    lines : ndarray of int, shape (n_lines, 2)
+        In-plane Miller pairs (h, k).
+    wavenumbers : ndarray, shape (n_lines,)
+        |G| of each line (1/Å).
+    """
+
+    length: float
+    lines: np.ndarray
+    wavenumbers: np.ndarray
+
+    def miller(self, geometry: SlabGeometry, k_cutoff: float) -> np.ndarray:
+        """Miller indices (n_k, 3) of the stretched cell: every line (h, k) with each m such
+        that |G + 2 pi m n / length| < k_cutoff, sorted lexicographically."""
+        rows = []
+        for pair, g in zip(self.lines, self.wavenumbers, strict=True):
+            reach = np.sqrt(max(k_cutoff**2 - g**2, 0.0))
+            m = np.arange(
+                -int(reach * self.length / (2 * np.pi)), int(reach * self.length / (2 * np.pi)) + 1
+            )
+            rows.append(np.column_stack([np.full((len(m), 2), pair), m]))
+        miller = np.concatenate(rows)
+        miller = miller[np.lexsort((miller[:, 2], miller[:, 1], miller[:, 0]))]
+        kvec = miller @ (2.0 * np.pi * np.linalg.inv(geometry.stretched_cell(self.length)).T)
+        return miller[np.einsum("ij,ij->i", kvec, kvec) < k_cutoff**2]
+
+    def kvector_count(self, k_cutoff: float) -> float:
+        """About how many k-vectors :meth:`miller` holds."""
+        reach = np.sqrt(np.maximum(k_cutoff**2 - self.wavenumbers**2, 0.0))
+        return float(np.sum(2 * np.floor(reach * self.length / (2 * np.pi)) + 1))
+
+    def merged(self, other: Tier) -> Tier:
+        """Both tiers' lines in the longer of the two cells."""
+        return Tier(
+            max(self.length, other.length),
+            np.concatenate([self.lines, other.lines]),
+            np.concatenate([self.wavenumbers, other.wavenumbers]),
+        )
+
+
+def slab_tiers(geometry: SlabGeometry, k_cutoff: float, lengths_of_lines) -> list[Tier]:
     """Group the in-plane lines into stretched cells.
 
     Parameters
@@ -217,47 +260,25 @@ def slab_tiers(
 
     Returns
     -------
-    list of (length, miller)
-        One entry per tier, longest first: the stretched cell's length (Å), the thickness plus
-        MIN_MARGIN x TIER_RATIO^j for some j, and its Miller
-        indices (n_k, 3) (lines (h, k) with every m such that |G + 2 pi m n / L| < k_cutoff),
-        sorted lexicographically.
+    list of Tier
+        Shortest first. Tier lengths are the thickness plus MIN_MARGIN x TIER_RATIO^j: a grid
+        fixed in Å, so that a small deformation moves no line to another tier (unless it sits
+        on an edge), and each line's tier is at least as long as it needs.
     """
     hk, g = in_plane_lines(geometry, k_cutoff)
     if len(hk) == 0:
         return []
     margin = np.asarray(lengths_of_lines(g), dtype=np.float64) - geometry.thickness
-    # tier j stretches by MIN_MARGIN * TIER_RATIO^j beyond the thickness: a grid fixed in Å,
-    # so that a small deformation moves no line to another tier (unless it sits on an edge)
     index = np.ceil(np.log(np.maximum(margin, MIN_MARGIN) / MIN_MARGIN) / np.log(TIER_RATIO))
     index = index.astype(int)
-    tiers = []
-    for j in np.unique(index)[::-1]:
-        length = geometry.thickness + MIN_MARGIN * TIER_RATIO ** int(j)
-        members = np.flatnonzero(index == j)
-        rows = []
-        for line in members:
-            m_max = int(
-                np.floor(np.sqrt(max(k_cutoff**2 - g[line] ** 2, 0.0)) * length / (2 * np.pi))
-            )
-            m = np.arange(-m_max, m_max + 1)
-            rows.append(np.column_stack([np.full((len(m), 2), hk[line]), m]))
-        miller = np.concatenate(rows)
-        order = np.lexsort((miller[:, 2], miller[:, 1], miller[:, 0]))
-        miller = miller[order]
-        # |k| < k_cutoff exactly (the m range above is its floor)
-        cell = geometry.stretched_cell(length)
-        kvec = miller @ (2.0 * np.pi * np.linalg.inv(cell).T)
-        miller = miller[np.einsum("ij,ij->i", kvec, kvec) < k_cutoff**2]
-        tiers.append((length, miller))
-    return tiers
-
-
-def tier_problem(problem: KspaceProblem, geometry: SlabGeometry, length: float, miller):
-    """``problem`` (a slab's k-space problem, any cell) moved to one tier's stretched cell."""
-    from dataclasses import replace
-
-    return replace(problem, cell=geometry.stretched_cell(length), miller=miller)
+    return [
+        Tier(
+            geometry.thickness + MIN_MARGIN * TIER_RATIO ** int(j),
+            hk[index == j],
+            g[index == j],
+        )
+        for j in np.unique(index)
+    ]
 
 
 # ---------------------------------------------------------------------------- normal line
