@@ -605,16 +605,21 @@ def test_feature_jacobian_with_strain_matches_finite_differences():
         )
 
 
-def _slab_soap_potential():
-    """StructureRidge on the SOAP power spectrum of random slabs (their energies random too:
-    any fitted weights make a smooth energy to differentiate)."""
+def _slab_potential(kind="soap"):
+    """StructureRidge on random slabs' features (their energies random too: any fitted weights
+    make a smooth energy to differentiate): the SOAP power spectrum, or with "soap+lode" also
+    the slab LODE invariants nu = 1 and rho x V (p = 1, to an accuracy of 1e-9)."""
     from lodekit.features import Recipe
     from tests.helpers import three_species_slab
 
     soap = lodekit.SphericalExpansion(
         cutoff=3.5, smearing=0.4, max_radial=2, max_angular=2, spline_accuracy=None
     )
-    recipe = Recipe.from_dict(_recipe(soap=soap, blocks=("soap",)))
+    lode = lodekit.LodeSphericalExpansion(
+        exponent=1, smearing=0.9, max_radial=2, max_angular=2, radius=3.0, accuracy=1e-9
+    )
+    blocks = ("soap",) if kind == "soap" else ("soap", "nu1", "rho_x_v")
+    recipe = Recipe.from_dict(_recipe(lode=lode, soap=soap, blocks=blocks))
     rng = np.random.default_rng(12)
     frames = [three_species_slab(rng) for _ in range(6)]
     x = recipe.compute(frames)
@@ -634,11 +639,12 @@ def _slab_strained(atoms, deformation):
     return moved
 
 
-def test_slab_stress_is_the_strain_derivative_over_det_cell():
+@pytest.mark.parametrize("kind", ["soap", "soap+lode"])
+def test_slab_stress_is_the_strain_derivative_over_det_cell(kind):
     """ASE's stress of a slab: dE/d eps (positions and the two periodic vectors deformed)
     over |det(cell)|, the tilted third vector setting only that volume; all nine components
-    against central differences of the energy."""
-    potential, atoms = _slab_soap_potential()
+    against central differences of the energy, and forces likewise."""
+    potential, atoms = _slab_potential(kind)
     result = potential.compute(atoms)
     volume = abs(np.linalg.det(atoms.cell.array))
     h = 1e-5
@@ -663,10 +669,19 @@ def test_slab_stress_is_the_strain_derivative_over_det_cell():
     without = potential.compute(flat, stress=False)
     assert without["energy"] == pytest.approx(result["energy"], rel=1e-12)
     np.testing.assert_allclose(without["forces"], result["forces"], rtol=0, atol=1e-12 * scale)
+    for j, alpha in [(0, 2), (5, 0), (11, 1)]:
+        energy = []
+        for sign in (1, -1):
+            moved = atoms.copy()
+            moved.positions[j, alpha] += sign * h
+            energy.append(potential.compute(moved, forces=False, stress=False)["energy"])
+        fd = -(energy[0] - energy[1]) / (2 * h)
+        assert result["forces"][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-9 * scale)
 
 
-def test_slab_feature_jacobian_with_strain_matches_finite_differences():
-    potential, atoms = _slab_soap_potential()
+@pytest.mark.parametrize("kind", ["soap", "soap+lode"])
+def test_slab_feature_jacobian_with_strain_matches_finite_differences(kind):
+    potential, atoms = _slab_potential(kind)
     _, strain = potential.feature_jacobian(atoms, strain=True)
     h, worst = 1e-5, 0.0
     for a, b in [(0, 1), (2, 0), (1, 2), (2, 2)]:
