@@ -695,6 +695,29 @@ def test_slab_feature_jacobian_with_strain_matches_finite_differences(kind):
     assert worst < 1e-7 * np.abs(strain).max()
 
 
+def test_ase_calculator_on_a_slab_and_a_molecule():
+    """The ASE calculator gives a slab's stress (the potential's, in Voigt order) and says
+    PropertyNotImplementedError, as ASE expects, when asked for a molecule's."""
+    from ase.calculators.calculator import PropertyNotImplementedError
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    from lodekit.interatomic import LodekitCalculator
+
+    potential, atoms = _slab_potential("soap+lode")
+    atoms.calc = LodekitCalculator(potential)
+    reference = potential.compute(atoms)
+    np.testing.assert_array_equal(atoms.get_forces(), reference["forces"])
+    np.testing.assert_array_equal(
+        atoms.get_stress(), full_3x3_to_voigt_6_stress(reference["stress"])
+    )
+    molecule = atoms.copy()
+    molecule.pbc = False
+    molecule.calc = LodekitCalculator(potential)
+    assert molecule.get_potential_energy() != reference["energy"]
+    with pytest.raises(PropertyNotImplementedError, match="no stress"):
+        molecule.get_stress()
+
+
 def test_slab_stress_labels_are_read_and_need_a_volume():
     from ase.calculators.singlepoint import SinglePointCalculator
 

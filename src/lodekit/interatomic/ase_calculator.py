@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .potential import LodePotential
@@ -45,4 +45,9 @@ class LodekitCalculator(Calculator):
             "forces": result["forces"],
         }
         if want_stress:
+            if "stress" not in result:
+                # ASE's way of saying so (get_stress() raises it), not a KeyError
+                raise PropertyNotImplementedError(
+                    "an isolated molecule (pbc all False) has no stress"
+                )
             self.results["stress"] = full_3x3_to_voigt_6_stress(result["stress"])
