@@ -77,12 +77,28 @@ def test_ewald_errors():
     atoms = ase.Atoms("Na", positions=[[0, 0, 0]])
     with pytest.raises(InputError, match=r"pbc \[False, False, False\]: the Ewald sum needs"):
         ewald_energy(atoms, [1.0])
-    # a slab is refused, not summed as a molecule or as bulk: the exact sum is slab_ewald
-    for pbc in ([True, True, False], [False, True, True]):
-        slab = ase.Atoms("NaCl", positions=[[0, 0, 0], [1, 1, 1]], cell=np.eye(3) * 4, pbc=pbc)
-        for function in (ewald_energy, ewald):
-            with pytest.raises(InputError, match=r"a slab: .* use lodekit.datasets.slab_ewald"):
-                function(slab, [1.0, -1.0])
+    # a slab is neither summed as a molecule nor as bulk: it is slab_ewald's exact 2-D sum,
+    # with its lattice in any two rows of the cell
+    from lodekit.datasets import slab_ewald
+
+    first = ase.Atoms(
+        "NaCl", positions=[[0, 0, 0], [1, 2, 0.5]], cell=np.eye(3) * 4, pbc=[True, True, False]
+    )
+    reference = slab_ewald(first, [1.0, -1.0])
+    bulk = ewald_energy(ase.Atoms(first, pbc=True), [1.0, -1.0])
+    assert abs(bulk - reference["energy"]) > 1e-3 * abs(reference["energy"])
+    rotated = ase.Atoms(
+        "NaCl",
+        positions=[[0, 0, 0], [2, 0.5, 1]],  # (x, y, z) -> (y, z, x): the normal is y
+        cell=np.eye(3) * 4,
+        pbc=[True, False, True],
+    )
+    assert ewald_energy(first, [1.0, -1.0]) == reference["energy"]
+    assert ewald_energy(rotated, [1.0, -1.0]) == pytest.approx(reference["energy"], rel=1e-12)
+    forces = ewald(rotated, [1.0, -1.0])["forces"]
+    np.testing.assert_allclose(forces[:, [2, 0, 1]], reference["forces"], rtol=0, atol=1e-10)
+    with pytest.raises(InputError, match="needs a neutral slab"):
+        ewald_energy(first, [1.0, 1.0])
     box = ase.Atoms("NaCl", positions=[[0, 0, 0], [1, 1, 1]], cell=np.eye(3) * 4, pbc=True)
     with pytest.raises(InputError, match="`charges` has shape"):
         ewald_energy(box, [1.0])

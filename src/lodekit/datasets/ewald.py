@@ -28,13 +28,14 @@ _K_CHUNK = 4096
 
 
 def ewald_energy(structure, charges=None, *, accuracy: float = 1e-10, coulomb=COULOMB_CONSTANT):
-    """Electrostatic energy (eV) of point charges in a periodic cell of any shape.
+    """Electrostatic energy (eV) of point charges in a periodic cell of any shape, or in a
+    slab (two periodic axes: the exact 2-D sum of :func:`~lodekit.datasets.slab_ewald.slab_ewald`,
+    for neutral slabs).
 
     Parameters
     ----------
     structure : ase.Atoms or System
-        Periodic structure (Å), pbc True on all three axes (slabs:
-        :func:`~lodekit.datasets.slab_ewald.slab_ewald`).
+        Periodic structure (Å): pbc True on all three axes, or on exactly two (a slab).
     charges : array_like, shape (n_atoms,), optional
         Charges in e; default: the ``initial_charges`` of an ase.Atoms.
     accuracy : float
@@ -43,20 +44,23 @@ def ewald_energy(structure, charges=None, *, accuracy: float = 1e-10, coulomb=CO
         e^2 / (4 pi eps0) in the wanted units (default eV Å).
     """
     system, q = _validated(structure, charges, accuracy)
+    if system.is_slab:
+        return _slab(system, q, accuracy, coulomb)["energy"]
     return _ewald(system, q, accuracy, coulomb, derivatives=False)["energy"]
 
 
 def ewald(structure, charges=None, *, accuracy: float = 1e-10, coulomb=COULOMB_CONSTANT) -> dict:
-    """Electrostatic energy, forces and stress of point charges in a periodic cell.
+    """Electrostatic energy, forces and stress of point charges in a periodic cell or a slab.
 
     The derivatives are analytic derivatives of the same truncated sums as
-    :func:`ewald_energy`, whose value ``energy`` equals to the last bit.
+    :func:`ewald_energy`, whose value ``energy`` equals to the last bit. Slabs (two periodic
+    axes, neutral) take the exact 2-D sum of :func:`~lodekit.datasets.slab_ewald.slab_ewald`,
+    whose stress is given only when the cell has a volume.
 
     Parameters
     ----------
     structure : ase.Atoms or System
-        Periodic structure (Å), pbc True on all three axes (slabs:
-        :func:`~lodekit.datasets.slab_ewald.slab_ewald`).
+        Periodic structure (Å): pbc True on all three axes, or on exactly two (a slab).
     charges : array_like, shape (n_atoms,), optional
         Charges in e; default: the ``initial_charges`` of an ase.Atoms.
     accuracy : float
@@ -72,7 +76,27 @@ def ewald(structure, charges=None, *, accuracy: float = 1e-10, coulomb=COULOMB_C
         sign and convention: positions and cell both deformed by (I + strain)).
     """
     system, q = _validated(structure, charges, accuracy)
+    if system.is_slab:
+        return _slab(system, q, accuracy, coulomb)
     return _ewald(system, q, accuracy, coulomb, derivatives=True)
+
+
+def _slab(system: System, q: np.ndarray, accuracy: float, coulomb: float) -> dict:
+    """:func:`~lodekit.datasets.slab_ewald.slab_ewald` of a slab whose lattice may be in any
+    two cell rows (it takes them first; the order of the rows changes neither the sums nor
+    |det(cell)|)."""
+    import ase
+
+    from .slab_ewald import slab_ewald
+
+    rows = [axis for axis in range(3) if system.pbc[axis]] + [system.pbc.index(False)]
+    atoms = ase.Atoms(
+        numbers=system.numbers,
+        positions=system.positions,
+        cell=system.cell[rows],
+        pbc=[True, True, False],
+    )
+    return slab_ewald(atoms, q, accuracy=accuracy, coulomb=coulomb)
 
 
 def _validated(structure, charges, accuracy: float) -> tuple[System, np.ndarray]:
@@ -84,15 +108,10 @@ def _validated(structure, charges, accuracy: float) -> tuple[System, np.ndarray]
         system = System.from_ase(structure)
         if charges is None:
             charges = structure.get_initial_charges()
-    if system.is_slab:
-        raise InputError(
-            f"`structure` has pbc {list(system.pbc)}, a slab: this 3-D Ewald sum needs all "
-            "three axes periodic; use lodekit.datasets.slab_ewald for slabs"
-        )
-    if not system.periodic:
+    if system.is_molecule:
         raise InputError(
             f"`structure` has pbc {list(system.pbc)}: the Ewald sum needs a periodic cell "
-            "(pbc=True)"
+            "(pbc=True) or a slab (two periodic axes)"
         )
     q = np.asarray(charges, dtype=np.float64)
     if q.shape != (len(system),) or not np.all(np.isfinite(q)):

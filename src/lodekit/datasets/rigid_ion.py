@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..neighbors import neighbor_pairs
 from ..systems import System
 from .ewald import ewald, ewald_energy
-from .slab_ewald import slab_ewald, slab_volume
+from .slab_ewald import slab_volume
 
 __all__ = [
     "CHARGES",
@@ -101,26 +101,15 @@ def _coulomb(atoms, derivatives: bool) -> dict:
     """Ewald sum of the ±1 e charges of ``atoms``: 3-D for bulk, 2-D for a slab."""
     charges = np.array([CHARGES.get(z, 0.0) for z in atoms.numbers])
     system = System.from_ase(atoms)
-    if not system.is_slab:
-        if derivatives:
-            return ewald(atoms, charges)
-        return {"energy": ewald_energy(atoms, charges)}
-    if charges.sum() != 0:
+    if system.is_slab and charges.sum() != 0:
         raise InputError(
             f"`atoms` is a slab (pbc {list(system.pbc)}) of net charge {charges.sum():g} e "
             f"({int(np.sum(charges > 0))} Na, {int(np.sum(charges < 0))} Cl): the slab Ewald "
             "sum needs a neutral slab, as many Na as Cl"
         )
-    # slab_ewald takes the lattice in the first two rows; the order of the rows changes
-    # neither the sums nor |det(cell)|
-    rows = [axis for axis in range(3) if system.pbc[axis]] + [system.pbc.index(False)]
-    slab = ase.Atoms(
-        numbers=atoms.numbers,
-        positions=atoms.positions,
-        cell=atoms.cell.array[rows],
-        pbc=[True, True, False],
-    )
-    return slab_ewald(slab, charges)
+    if derivatives:
+        return ewald(atoms, charges)
+    return {"energy": ewald_energy(atoms, charges)}
 
 
 def rigid_ion(atoms) -> dict:
