@@ -96,13 +96,18 @@ def _brute_force(atoms, calculator, radius=70.0, width=10.0):
     return out
 
 
-@pytest.mark.parametrize("exponent", [3, 4, 6])
-def test_slab_matches_brute_force_lattice_sum(exponent):
+@pytest.mark.parametrize(
+    ("exponent", "smearing", "method"),
+    [(3, 0.9, "kspace"), (4, 0.9, "kspace"), (6, 0.9, "kspace"), (3, 0.4, "range_separated")],
+)
+def test_slab_matches_brute_force_lattice_sum(exponent, smearing, method):
     atoms = three_species_slab(np.random.default_rng(3))
     calculator = lodekit.LodeSphericalExpansion(
-        smearing=0.9, exponent=exponent, max_angular=4, accuracy=1e-10, **BASIS
+        smearing=smearing, exponent=exponent, max_angular=4, accuracy=1e-10, **BASIS
     )
-    slab = _flat(calculator.compute(atoms))
+    expansion = calculator.compute(atoms)
+    assert expansion.info["structures"][0]["method"] == method
+    slab = _flat(expansion)
     reference = _brute_force(atoms, calculator)
     scale = np.abs(reference).max()
     assert np.abs(slab - reference).max() < 1e-8 * scale
@@ -152,13 +157,15 @@ def _neutral_slab():
     return random_structure(rng, cell, ["Na", "Cl"] * 4, min_distance=1.4, pbc=[True, True, False])
 
 
-def test_coulomb_slab_is_the_limit_of_3d_sums_with_dipole_and_charged_slab_terms():
+@pytest.mark.parametrize(("smearing", "method"), [(1.0, "kspace"), (0.4, "range_separated")])
+def test_coulomb_slab_is_the_limit_of_3d_sums_with_dipole_and_charged_slab_terms(smearing, method):
     atoms = _neutral_slab()
-    smearing = 1.0
     calculator = lodekit.LodeSphericalExpansion(
         smearing=smearing, exponent=1, max_angular=3, accuracy=1e-11, **BASIS
     )
-    slab = _flat(calculator.compute(atoms))
+    expansion = calculator.compute(atoms)
+    assert expansion.info["structures"][0]["method"] == method
+    slab = _flat(expansion)
     scale = np.abs(slab).max()
     area = abs(np.cross(atoms.cell[0], atoms.cell[1])[2])
     raw, corrected = [], []
