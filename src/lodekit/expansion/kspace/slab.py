@@ -67,14 +67,18 @@ THICKNESS_STEP = 2.0
 #: Shortest stretch (Å) of a tier beyond the slab's thickness.
 MIN_MARGIN = 1.0
 
-#: Gauss-Legendre nodes per panel of the normal line's quadrature.
-_NODES_PER_PANEL = 12
+#: Gauss-Legendre nodes per uniform panel of the normal line's quadrature, and the phase span
+#: (radians) of exp(i q z) over one panel: 16 nodes integrate exp(i x) over 2 pi to ~1e-20
+#: ((S/2)^(2n) / (2n)!).
+_NODES_PER_PANEL = 16
+_PANEL_PHASE = 2 * np.pi
 
-#: Phase span (radians) of exp(i q z) over one panel: 12 nodes integrate it to ~1e-14.
-_PANEL_PHASE = np.pi
+#: Nodes per graded panel [a, 2a] near q = 0: the |q|^k and ln q terms there are analytic in
+#: the Bernstein ellipse of parameter 3 + sqrt 8 of the panel, so 10 nodes reach ~1e-15.
+_NODES_PER_GRADED_PANEL = 10
 
-#: The graded panels near q = 0 halve down to this fraction of the first uniform panel.
-_SMALLEST_PANEL = 1e-14
+#: The graded panels halve down to this fraction of the first uniform panel.
+_SMALLEST_PANEL = 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -301,15 +305,15 @@ def _gauss_legendre_panels(edges: np.ndarray, n_nodes: int) -> tuple[np.ndarray,
 def line_quadrature(q_max: float, panel: float) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights on (0, q_max]: uniform panels of width <= ``panel`` (1/Å) and, below
     the first, panels halving towards 0 (the integrands have |q|^k and ln q terms there),
-    down to 1e-14 of a panel, the last one reaching 0."""
+    down to 1e-12 of a panel, the last one reaching 0."""
     first = min(panel, q_max)
     n_uniform = max(1, int(np.ceil((q_max - first) / panel)))
     uniform = np.linspace(first, q_max, n_uniform + 1) if q_max > first else np.array([first])
     n_graded = int(np.ceil(np.log2(1.0 / _SMALLEST_PANEL)))
-    graded = first * 0.5 ** np.arange(n_graded, 0, -1)
-    edges = np.concatenate([[0.0], graded, uniform])
-    edges = np.unique(edges)
-    return _gauss_legendre_panels(edges, _NODES_PER_PANEL)
+    graded = np.concatenate([[0.0], first * 0.5 ** np.arange(n_graded, 0, -1), [first]])
+    near, w_near = _gauss_legendre_panels(graded, _NODES_PER_GRADED_PANEL)
+    far, w_far = _gauss_legendre_panels(uniform, _NODES_PER_PANEL)  # none when q_max <= first
+    return np.concatenate([near, far]), np.concatenate([w_near, w_far])
 
 
 def _l_signs(max_angular: int) -> tuple[np.ndarray, np.ndarray]:
