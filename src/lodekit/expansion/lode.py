@@ -407,13 +407,16 @@ class LodeSphericalExpansion(CalculatorBase):
 
         Periodic structures: ``method`` ("kspace" or "range_separated"), ``k_cutoff`` (1/Å),
         ``split_smearing`` (Å, the smearing of the k-space part), ``real_space_cutoff`` (Å, 0
-        without range separation) and ``accuracy``. Isolated molecules:
+        without range separation) and ``accuracy``. Slabs add ``pbc``, ``stretched_lengths``
+        (Å), ``kvectors`` and ``tier_methods`` (one per stretched cell of in-plane lines) and
+        ``line_nodes`` (quadrature nodes of the G = 0 line). Isolated molecules:
         ``{"method": "molecule", "table_accuracy": ...}``. Building the plan may tabulate the
         remainder field (cached for later calls).
         """
 
         systems = as_systems(structures)
-        n_species = len(np.unique(np.concatenate([s.numbers for s in systems])))
+        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        n_species = len(neighbor_types)
         out = []
         for index, system in enumerate(systems):
             if system.periodic:
@@ -421,7 +424,7 @@ class LodeSphericalExpansion(CalculatorBase):
                 out.append(self._plan_system(system, len(system), n_species).as_dict())
             elif system.is_slab:
                 self._check_system(system, index)
-                out.append(self._slab_plan_dict(system, n_species))
+                out.append(self._slab_plan_dict(system, neighbor_types))
             else:
                 out.append({"method": "molecule", "table_accuracy": TABLE_ACCURACY})
         return out
@@ -718,14 +721,18 @@ class LodeSphericalExpansion(CalculatorBase):
             tolerance=plan.nufft_eps,
         )
         tiers, methods = self._merged_tiers(geometry, tiers, plan, base.workload)
+        # refused before the Miller indices (the unbounded part) are built
+        self._check_slab_work(
+            system,
+            base.workload,
+            plan,
+            sum(tier.kvector_count(plan.k_cutoff) for tier in tiers),
+        )
         parts = []
         for tier, method in zip(tiers, methods, strict=True):
             miller = tier.miller(geometry, plan.k_cutoff)
             problem = replace(base, cell=geometry.stretched_cell(tier.length), miller=miller)
             parts.append((problem, KSPACE_BACKENDS[method]))
-        self._check_slab_work(
-            system, len(centres), plan, sum(len(problem.miller) for problem, _ in parts)
-        )
         line = NormalLine(
             geometry,
             base.species_index,
@@ -770,17 +777,14 @@ class LodeSphericalExpansion(CalculatorBase):
         _, j, merged = best
         return [merged, *tiers[j + 1 :]], [plan.kspace_method] + [others] * (len(tiers) - j - 1)
 
-    def _check_slab_work(self, system: System, n_centres: int, plan, n_kvectors: int) -> None:
+    def _check_slab_work(
+        self, system: System, workload: KspaceWorkload, plan, n_kvectors: float
+    ) -> None:
         """The work limits of :meth:`_check_work`, for a slab's k-vectors over all tiers."""
         # the volume whose half k-sphere holds as many k-vectors as the tiers
         volume = n_kvectors * 12 * np.pi**2 / plan.k_cutoff**3
-        workload = KspaceWorkload(
-            np.diag([volume ** (1 / 3)] * 3),
-            len(system),
-            n_centres,
-            len(np.unique(system.numbers)),
-            (self.max_angular + 1) ** 2 * self._basis.size,
-        )
+        workload = replace(workload, cell=np.diag([volume ** (1 / 3)] * 3), n_kvectors=None)
+        n_centres = workload.n_centres
         seconds = KSPACE_BACKENDS[plan.kspace_method].cost(workload, plan.k_cutoff, plan.nufft_eps)
         way_out = (
             f"a larger `accuracy` (now {plan.accuracy}), a larger `smearing` (now "
@@ -797,22 +801,9 @@ class LodeSphericalExpansion(CalculatorBase):
                 f"a larger `accuracy` (now {plan.accuracy}), or fewer centres per structure",
             )
 
-    def _slab_plan_dict(self, system: System, n_species: int) -> dict:
-        geometry = SlabGeometry.from_system(system)
-        plan = self._slab_plan(system, geometry, len(system), n_species)
-        _, parts, line, _ = self._slab_setup(
-            system, np.arange(len(system)), np.unique(system.numbers)
-        )
-        info = plan.as_dict()
-        info["pbc"] = list(system.pbc)
-        info["stretched_lengths"] = [float(np.linalg.norm(p.cell[2])) for p, _ in parts]
-        info["kvectors"] = [len(p.miller) for p, _ in parts]
-        info["tier_methods"] = [
-            next(name for name, b in KSPACE_BACKENDS.items() if b is backend)
-            for _, backend in parts
-        ]
-        info["line_nodes"] = len(line.q)
-        return info
+    def _slab_plan_dict(self, system: System, neighbor_types: np.ndarray) -> dict:
+        plan, parts, line, _ = self._slab_setup(system, np.arange(len(system)), neighbor_types)
+        return _slab_info(system, plan, parts, line)
 
     def _compute_slab(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         plan, parts, line, corrections = self._slab_setup(system, centres, neighbor_types)
@@ -825,10 +816,7 @@ class LodeSphericalExpansion(CalculatorBase):
         coeffs[rows, own, 0, :] -= (1.0 - self.center_atom_weight) * self._centre_field(
             self.smearing
         )
-        info = plan.as_dict()
-        info["pbc"] = list(system.pbc)
-        info["stretched_lengths"] = [float(np.linalg.norm(p.cell[2])) for p, _ in parts]
-        return split_by_l(coeffs, self.max_angular), None, info
+        return split_by_l(coeffs, self.max_angular), None, _slab_info(system, plan, parts, line)
 
     def _vjp_slab(self, system, centres, neighbor_types, upstream):
         _, parts, line, corrections = self._slab_setup(system, centres, neighbor_types)
@@ -848,3 +836,18 @@ class LodeSphericalExpansion(CalculatorBase):
             if with_strain:
                 strain += s
         return corrections.jacobian(positions, strain)
+
+
+def _slab_info(system: System, plan: PeriodicPlan, parts, line: NormalLine) -> dict:
+    """What :meth:`LodeSphericalExpansion.plan` and ``Expansion.info`` report for a slab:
+    the plan, and per tier its stretched length (Å), k-vectors and backend."""
+    info = plan.as_dict()
+    info["pbc"] = list(system.pbc)
+    info["stretched_lengths"] = [float(np.linalg.norm(problem.cell[2])) for problem, _ in parts]
+    info["kvectors"] = [len(problem.miller) for problem, _ in parts]
+    info["tier_methods"] = [
+        next(name for name, known in KSPACE_BACKENDS.items() if known is backend)
+        for _, backend in parts
+    ]
+    info["line_nodes"] = len(line.q)
+    return info
