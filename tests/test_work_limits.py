@@ -164,3 +164,46 @@ def test_range_separated_remainder_pairs_are_estimated_and_limited():
             calculator.compute(structure)
     # under the limit (the default) it is computed, and nothing is left changed
     assert np.array_equal(calculator.compute(structure).values[0], expected)
+
+
+def _water_like_slab():
+    rng = np.random.default_rng(2)
+    from tests.helpers import random_structure
+
+    cell = [[9.0, 0.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 6.0]]
+    return random_structure(rng, cell, ["O", "H", "H"] * 6, min_distance=1.0, pbc=[1, 1, 0])
+
+
+def test_slab_kspace_work_is_estimated_and_refused_with_a_way_out():
+    slab = _water_like_slab()
+    calculator = LodeSphericalExpansion(
+        smearing=0.8, max_radial=2, max_angular=2, radius=3.0, accuracy=1e-8
+    )
+    plan = calculator.plan(slab)[0]
+    # the tiers' k-vectors: what the limit is compared with, below it here
+    n_k = sum(plan["kvectors"])
+    assert n_k > 1000
+    with work_limits(max_kvectors=n_k / 4):
+        with pytest.raises(InputError) as error:
+            calculator.compute(slab)
+    message = str(error.value)
+    assert "k-vectors" in message and "thinner slab" in message and "accuracy" in message
+    calculator.compute(slab)  # the limit is restored
+
+
+def test_slab_refuses_k_cutoff_and_defaults_to_an_accuracy():
+    slab = _water_like_slab()
+    fixed = LodeSphericalExpansion(
+        smearing=0.8, max_radial=2, max_angular=2, radius=3.0, k_cutoff=5.0
+    )
+    with pytest.raises(InputError, match=r"`structures\[0\]` is a slab .* `k_cutoff`"):
+        fixed.compute(slab)
+    default = LodeSphericalExpansion(smearing=0.8, max_radial=2, max_angular=2, radius=3.0)
+    from lodekit.expansion.lode import DEFAULT_SLAB_ACCURACY
+
+    assert default.plan(slab)[0]["accuracy"] == DEFAULT_SLAB_ACCURACY
+    explicit = LodeSphericalExpansion(
+        smearing=0.8, max_radial=2, max_angular=2, radius=3.0, accuracy=DEFAULT_SLAB_ACCURACY
+    )
+    for a, b in zip(default.compute(slab).values, explicit.compute(slab).values, strict=True):
+        np.testing.assert_array_equal(a, b)
