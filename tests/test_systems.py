@@ -167,3 +167,31 @@ def test_slab_periodic_axes_in_any_rows():
     np.testing.assert_allclose(np.abs(normal), [0, 1, 0])
     assert area == pytest.approx(30.0)
     assert system.positions[0, 1] == 2.0
+
+
+@pytest.mark.parametrize("rows", [(0, 1), (0, 2)])
+def test_slab_neighbour_pairs_match_brute_force(rows):
+    """vesin's list of a slab (in its own frame, rotated back) against all in-plane images."""
+    from lodekit.neighbors import neighbor_pairs
+
+    rng = np.random.default_rng(0)
+    lattice = np.array([[5.0, 0.3, 0.4], [1.5, 5.0, -0.6]])  # a plane along no axis
+    pbc = [axis in rows for axis in range(3)]
+    cell = np.zeros((3, 3))
+    cell[list(rows)] = lattice
+    cell[pbc.index(False)] = [0.3, -0.2, 0.0]  # tilted, and ignored
+    positions = rng.uniform(0, 1, (12, 2)) @ lattice + rng.uniform(-2, 2, (12, 1)) * [0, 0, 1]
+    system = System(positions, ["H"] * 12, cell=cell, pbc=pbc)
+    i, j, vectors = neighbor_pairs(system, 4.0)
+    got = sorted((a, b, *np.round(v, 6)) for a, b, v in zip(i, j, vectors, strict=True))
+    expected = []
+    for a in range(12):
+        for b in range(12):
+            for n1 in range(-3, 4):
+                for n2 in range(-3, 4):
+                    d = system.positions[b] + n1 * lattice[0] + n2 * lattice[1]
+                    d = d - system.positions[a]
+                    if 0 < np.linalg.norm(d) < 4.0:
+                        expected.append((a, b, *np.round(d, 6)))
+    assert len(got) > 50
+    assert got == sorted(expected)  # the same pairs, vectors to 1e-6 Å (rotated: ~1e-15)

@@ -30,15 +30,26 @@ def neighbor_pairs(system: System, cutoff: float) -> tuple[np.ndarray, np.ndarra
         images are included; the atom itself is not.
     """
     if system.is_slab:
-        # vesin ignores the box vector of a non-periodic axis except for cell geometry: a
-        # slab's may be zero or tilted, so it is replaced by the plane's unit normal
-        _, normal, _ = system.slab_frame()
-        box = np.array(system.cell)
-        box[system.pbc.index(False)] = normal
-    else:
-        box = system.cell if system.periodic else np.zeros((3, 3))
+        return _slab_pairs(system, cutoff)
+    box = system.cell if system.periodic else np.zeros((3, 3))
     calculator = NeighborList(cutoff=float(cutoff), full_list=True)
     i, j, vectors = calculator.compute(
-        points=system.positions, box=box, periodic=list(system.pbc), quantities="ijD"
+        points=system.positions, box=box, periodic=system.periodic, quantities="ijD"
     )
     return i.astype(np.int64), j.astype(np.int64), np.asarray(vectors, dtype=np.float64)
+
+
+def _slab_pairs(system: System, cutoff: float):
+    """:func:`neighbor_pairs` of a slab, in the frame where vesin takes one: the lattice in the
+    xy plane as the first two box rows, the unit normal as the third, pbc (True, True, False)
+    (vesin 0.4 refuses other orientations of a non-periodic axis). Vectors are rotated back."""
+    lattice, normal, _ = system.slab_frame()
+    x = lattice[0] / np.linalg.norm(lattice[0])
+    frame = np.array([x, np.cross(normal, x), normal])  # rows: orthonormal, right-handed
+    box = np.vstack([lattice @ frame.T, [0.0, 0.0, 1.0]])
+    box[:2, 2] = 0.0  # in the plane to rounding: exactly
+    calculator = NeighborList(cutoff=float(cutoff), full_list=True)
+    i, j, vectors = calculator.compute(
+        points=system.positions @ frame.T, box=box, periodic=[True, True, False], quantities="ijD"
+    )
+    return i.astype(np.int64), j.astype(np.int64), np.asarray(vectors, dtype=np.float64) @ frame
