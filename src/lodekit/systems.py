@@ -23,7 +23,12 @@ from scipy.spatial import cKDTree
 
 from .errors import InputError, describe
 
-__all__ = ["System", "as_systems"]
+__all__ = ["BOUNDARIES", "System", "as_systems", "stress_volume"]
+
+#: The kinds of boundary a structure can have: bulk ("periodic", all three axes), a slab (two)
+#: and a molecule (none); :attr:`System.boundary`. The one vocabulary for them (code paths of
+#: the calculators, the kinds a model was trained on).
+BOUNDARIES = ("periodic", "slab", "molecule")
 
 #: Two atoms closer than this (Å, periodic images included) are "on top of each other".
 MIN_DISTANCE = 1e-4
@@ -206,6 +211,13 @@ class System:
         return sum(self.pbc) == 2
 
     @property
+    def boundary(self) -> str:
+        """This structure's entry of :data:`BOUNDARIES`."""
+        if self.periodic:
+            return "periodic"
+        return "slab" if self.is_slab else "molecule"
+
+    @property
     def is_molecule(self) -> bool:
         """Whether no axis is periodic."""
         return not any(self.pbc)
@@ -284,6 +296,27 @@ class System:
                 f"`positions`: atom {i} lies on top of {where} (closer than {MIN_DISTANCE} Å); "
                 "atoms must be at distinct positions"
             )
+
+
+def stress_volume(cell, pbc) -> float | None:
+    """The volume (Å^3) that turns dE/d eps into a stress, ASE's convention: |det(cell)|, for
+    bulk and for slabs alike (a slab's non-periodic vector only sets that volume); None when
+    there is none: a molecule, or a slab whose non-periodic vector is zero or in its plane.
+
+    Parameters
+    ----------
+    cell : array_like, shape (3, 3)
+        Rows are the cell vectors (Å).
+    pbc : bool or sequence of 3 bool
+    """
+    if not np.any(pbc):
+        return None
+    cell = np.asarray(cell, dtype=np.float64)
+    volume = abs(float(np.linalg.det(cell)))
+    # relative to the largest volume these lengths can span (a box)
+    if volume == 0.0 or volume <= 1e-10 * np.prod(np.linalg.norm(cell, axis=1)):
+        return None
+    return volume
 
 
 def _wrapping_basis(cell: np.ndarray, pbc) -> np.ndarray:

@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from lodekit import InputError
 from lodekit.datasets import COULOMB_CONSTANT, ewald, slab_ewald
-from lodekit.datasets.slab_ewald import slab_volume
+from lodekit.systems import stress_volume
 from tests.conftest import shared_file
 
 
@@ -176,8 +176,9 @@ def test_no_stress_without_a_third_cell_vector():
         flat.cell[2] = third
         result = slab_ewald(flat)
         assert set(result) == {"energy", "forces"}
-        assert slab_volume(flat.cell.array) is None
-    assert slab_volume(atoms.cell.array) == pytest.approx(abs(np.linalg.det(atoms.cell.array)))
+        assert stress_volume(flat.cell.array, flat.pbc) is None
+    volume = stress_volume(atoms.cell.array, atoms.pbc)
+    assert volume == pytest.approx(abs(np.linalg.det(atoms.cell.array)))
 
 
 def test_invariances():

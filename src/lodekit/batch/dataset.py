@@ -20,22 +20,10 @@ import numpy as np
 from ..errors import InputError, describe
 from ..systems import System
 
-__all__ = ["BOUNDARIES", "MEMORY", "StructureSource", "boundary", "read_frames"]
+__all__ = ["MEMORY", "StructureSource", "read_frames"]
 
 #: Name recorded for structures passed in memory rather than as files.
 MEMORY = "<memory>"
-
-#: The boundary conditions a structure can have: bulk (all three axes periodic), a slab
-#: (two) and a molecule (none). Models trained on one kind extrapolate on another: a slab
-#: has surfaces that bulk lacks, and in-plane images that a molecule lacks.
-BOUNDARIES = ("periodic", "slab", "molecule")
-
-
-def boundary(system: System) -> str:
-    """The entry of :data:`BOUNDARIES` that ``system`` has."""
-    if system.periodic:
-        return "periodic"
-    return "slab" if system.is_slab else "molecule"
 
 
 class StructureSource:
@@ -51,7 +39,8 @@ class StructureSource:
     species : ndarray of int64
         Sorted atomic numbers present anywhere in the dataset.
     boundaries : ndarray of str, shape (n_structures,)
-        Every structure's entry of :data:`BOUNDARIES` ("periodic", "slab" or "molecule"),
+        Every structure's entry of :data:`lodekit.systems.BOUNDARIES` ("periodic", "slab"
+        or "molecule"; a model trained on one kind extrapolates on another),
         in dataset order.
     periodic : ndarray of bool, shape (n_structures,)
         Whether every structure is bulk (all three axes periodic), in dataset order.
@@ -110,7 +99,7 @@ class StructureSource:
                     validated.append(system)
                 numbers = _fingerprint(digest, atoms)
                 n_atoms.append(len(numbers))
-                boundaries.append(boundary(system))
+                boundaries.append(system.boundary)
                 species.update(numbers.tolist())
                 count += 1
             if count == 0:

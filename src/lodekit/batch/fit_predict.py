@@ -14,7 +14,8 @@ from .._validation import finite_float, int_in_range, positive_float
 from ..errors import InputError, describe
 from ..features import Features
 from ..features.recipe import Recipe
-from .dataset import BOUNDARIES, MEMORY, StructureSource
+from ..systems import BOUNDARIES
+from .dataset import MEMORY, StructureSource
 from .featurize import DEFAULT_CHUNK_SIZE, compute_chunks
 from .store import FeatureStore
 
@@ -35,7 +36,7 @@ __all__ = [
 #: normalised features, sparse environments by farthest-point sampling.
 MODEL_KINDS = ("linear", "kernel")
 
-#: The key of each boundary kind (:data:`~lodekit.batch.dataset.BOUNDARIES`) in a model's
+#: The key of each boundary kind (:data:`~lodekit.systems.BOUNDARIES`) in a model's
 #: ``train_periodicity`` counts, and how messages name it.
 PERIODICITY_KEYS = {"periodic": "periodic", "slab": "slab", "molecule": "non_periodic"}
 _PERIODICITY_NAMES = {"periodic": "periodic", "slab": "slab", "molecule": "non-periodic"}

@@ -21,9 +21,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..neighbors import neighbor_pairs
-from ..systems import System
+from ..systems import System, stress_volume
 from .ewald import ewald, ewald_energy
-from .slab_ewald import slab_volume
 
 __all__ = [
     "CHARGES",
@@ -91,7 +90,7 @@ def _born_mayer(structure, cutoff: float, derivatives: bool) -> dict:
     result["forces"] = -gradient
     volume = system.volume if system.periodic else None
     if system.is_slab:
-        volume = slab_volume(system.cell)
+        volume = stress_volume(system.cell, system.pbc)
     if volume is not None:
         result["stress"] = 0.5 * (virial + virial.T) / volume
     return result

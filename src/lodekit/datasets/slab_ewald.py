@@ -65,6 +65,7 @@ from scipy.special import erf, erfc, erfcx
 from .._validation import finite_float
 from ..errors import InputError, describe
 from ..expansion import limits
+from ..systems import stress_volume
 from .ewald import COULOMB_CONSTANT
 
 __all__ = ["slab_ewald"]
@@ -101,29 +102,11 @@ def slab_ewald(
     """
     positions, cell, q, accuracy, coulomb = _validated(structure, charges, accuracy, coulomb)
     result = _slab_ewald(positions, cell[:2], q, accuracy, coulomb)
-    volume = slab_volume(cell)
+    volume = stress_volume(cell, True)
     virial = result.pop("virial")
     if volume is not None:
         result["stress"] = 0.5 * (virial + virial.T) / volume
     return result
-
-
-def slab_volume(cell) -> float | None:
-    """|det(cell)| (Å^3) of a slab (any two rows periodic), the volume ASE divides
-    dE/d(strain) by to give a stress; None when the non-periodic vector is zero or lies in
-    the plane (no volume, hence no stress).
-
-    Parameters
-    ----------
-    cell : array_like, shape (3, 3)
-        Rows are the cell vectors (Å).
-    """
-    cell = np.asarray(cell, dtype=np.float64)
-    volume = abs(float(np.linalg.det(cell)))
-    # relative to the largest volume these lengths can span (a box)
-    if volume <= 1e-10 * np.prod(np.linalg.norm(cell, axis=1)) or volume == 0.0:
-        return None
-    return volume
 
 
 def _validated(structure, charges, accuracy, coulomb):

@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..density import SUPPORTED_EXPONENTS
+from ..systems import BOUNDARIES
 from .kspace import KSPACE_BACKENDS
 from .lode import LodeSphericalExpansion
 from .plan import PERIODIC_METHODS
 from .soap import CUTOFF_FUNCTIONS, SphericalExpansion
 
-__all__ = ["CALCULATORS", "CodePath", "code_paths"]
+__all__ = ["BOUNDARIES", "CALCULATORS", "CodePath", "code_paths"]
 
 #: The public calculators, by name.
 CALCULATORS = {
@@ -27,10 +28,6 @@ CALCULATORS = {
 
 #: Values of ``spline_accuracy`` of the density expansion: exact and tabulated radial integrals.
 SPLINE_MODES = (None, 1e-10)
-
-#: Boundary conditions a structure can have: bulk ("periodic"), two periodic axes ("slab"),
-#: none ("molecule").
-BOUNDARIES = ("periodic", "slab", "molecule")
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..datasets.slab_ewald import slab_volume
 from ..errors import InputError
+from ..systems import stress_volume
 
 __all__ = ["Labels", "read_labels"]
 
@@ -111,7 +111,7 @@ def read_labels(
                     f"{source}: frame {index}: stress {stress_key!r} has shape {s.shape}; "
                     "expected 6 (Voigt) or 3x3 finite values"
                 )
-            if not np.all(atoms.pbc) and slab_volume(atoms.cell.array) is None:
+            if not np.all(atoms.pbc) and stress_volume(atoms.cell.array, atoms.pbc) is None:
                 raise InputError(
                     f"{source}: frame {index} is a slab (pbc {atoms.pbc.tolist()}) with a "
                     f"stress {stress_key!r}, but its cell {atoms.cell.array.tolist()} has no "

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..datasets.slab_ewald import slab_volume
 from ..errors import InputError
 from ..features.recipe import Expanded, Recipe, as_species
-from ..systems import System, as_systems
+from ..systems import System, as_systems, stress_volume
 
-__all__ = ["LodePotential", "as_references", "stress_volume"]
+__all__ = ["LodePotential", "as_references"]
 
 
 class LodePotential:
@@ -103,7 +102,7 @@ class LodePotential:
             out["forces"] = -gradient
         if stress and not system.is_molecule:
             # an energy is rotation-invariant: dE/d eps is symmetric up to rounding
-            out["stress"] = 0.5 * (strain + strain.T) / stress_volume(system)
+            out["stress"] = 0.5 * (strain + strain.T) / _volume_for_stress(system)
         return out
 
     def save(self, path, metadata: dict | None = None):
@@ -187,9 +186,9 @@ class LodePotential:
         return positions, out[:, 3 * n_atoms :].reshape(out.shape[0], 3, 3, out.shape[2])
 
 
-def stress_volume(system: System) -> float:
-    """The volume (Å^3) that turns dE/d eps into a stress: the cell's for bulk, ASE's
-    |det(cell)| for a slab.
+def _volume_for_stress(system: System) -> float:
+    """:func:`lodekit.systems.stress_volume` of ``system``, or an error that says why there is
+    none.
 
     Raises
     ------
@@ -197,9 +196,7 @@ def stress_volume(system: System) -> float:
         For a slab whose non-periodic cell vector is zero or lies in its plane, and for a
         molecule.
     """
-    if system.periodic:
-        return system.volume
-    volume = slab_volume(system.cell) if system.is_slab else None
+    volume = stress_volume(system.cell, system.pbc)
     if volume is None:
         axis = system.pbc.index(False)
         raise InputError(

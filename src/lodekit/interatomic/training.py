@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..features.recipe import Recipe
+from ..systems import stress_volume
 from .labels import Labels
 from .potential import LodePotential, as_references
 
@@ -300,7 +301,7 @@ def _derivative_targets(frames, labels: Labels, use_stress: bool) -> list:
     for a, atoms in enumerate(frames):
         rows = [] if labels.forces[a] is None else [labels.forces[a]]
         if use_stress and labels.stress[a] is not None:
-            volume = abs(float(np.linalg.det(atoms.cell.array)))
+            volume = stress_volume(atoms.cell.array, atoms.pbc)
             rows.append(-volume * labels.stress[a] / len(atoms))
         out.append(np.concatenate(rows) if rows else None)
     return out
