@@ -431,16 +431,21 @@ class LodeSphericalExpansion(CalculatorBase):
 
     # ------------------------------------------------------------------ evaluation
     def _kspace_problem(
-        self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, plan: PeriodicPlan
+        self,
+        system: System,
+        centres: np.ndarray,
+        neighbor_types: np.ndarray,
+        plan: PeriodicPlan,
+        cell: np.ndarray,
     ) -> KspaceProblem:
-        """The k-space sum of one periodic structure under its plan (the one place it is
-        built)."""
+        """The k-space sum of one periodic structure under its plan, in ``cell`` (the
+        structure's own, or a slab's stretched one; the one place it is built)."""
         return KspaceProblem(
             positions=system.positions,
             species_index=np.searchsorted(neighbor_types, system.numbers),
             n_species=len(neighbor_types),
             centres=centres,
-            cell=system.cell,
+            cell=cell,
             basis=self._basis,
             max_angular=self.max_angular,
             smearing=plan.split_smearing,
@@ -466,44 +471,42 @@ class LodeSphericalExpansion(CalculatorBase):
         """(plan, k-space problem, backend, corrections) of one periodic structure (given with
         a reduced cell), refused when its estimated work exceeds the work limits."""
         plan = self._plan_system(system, len(centres), len(neighbor_types))
-        self._check_work(system, len(centres), len(neighbor_types), plan)
-        problem = self._kspace_problem(system, centres, neighbor_types, plan)
+        problem = self._kspace_problem(system, centres, neighbor_types, plan, system.cell)
+        self._check_work(system, problem.workload, plan, self._kspace_way_out())
         corrections = self._periodic_corrections(system, problem, plan)
         return plan, problem, KSPACE_BACKENDS[plan.kspace_method], corrections
 
     def _check_work(
-        self, system: System, n_centres: int, n_species: int, plan: PeriodicPlan
+        self, system: System, workload: KspaceWorkload, plan: PeriodicPlan, way_out: str
     ) -> None:
-        """Refuse a k-space sum above the work limits (:mod:`~lodekit.expansion.limits`)."""
-        workload = KspaceWorkload(
-            system.cell,
-            len(system),
-            n_centres,
-            n_species,
-            (self.max_angular + 1) ** 2 * self._basis.size,
-        )
+        """Refuse a k-space sum (of ``workload``'s cell and k-vectors) or a range-separated
+        remainder above the work limits (:mod:`~lodekit.expansion.limits`)."""
         backend = KSPACE_BACKENDS[plan.kspace_method]
         seconds = backend.cost(workload, plan.k_cutoff, plan.nufft_eps)
+        check_kspace_work(workload.volume, plan.k_cutoff, seconds, way_out)
+        if plan.real_space_cutoff > 0:
+            # the range-separated remainder: a real-space sum over (centre, neighbour) pairs
+            pairs = estimated_pairs(
+                system.positions, system.cell, system.pbc, plan.real_space_cutoff
+            )
+            check_pairs(
+                pairs * workload.n_centres / len(system),
+                f"the real-space remainder (cutoff {plan.real_space_cutoff:.3g} Å)",
+                f"a larger `accuracy` (now {plan.accuracy}), or fewer centres per structure",
+            )
+
+    def _kspace_way_out(self) -> str:
+        """What to change when a bulk structure's k-space sum is refused."""
         if self.accuracy is None:
-            way_out = (
+            return (
                 f"give `accuracy` (range separation) instead of `k_cutoff` "
                 f"{self.effective_k_cutoff:.4g}, a smaller `k_cutoff` or a larger `smearing` "
                 f"(now {self.smearing})"
             )
-        else:
-            way_out = (
-                f"a larger `accuracy` (now {self.accuracy}) or a larger `smearing` "
-                f"(now {self.smearing})"
-            )
-        check_kspace_work(system.volume, plan.k_cutoff, seconds, way_out)
-        if plan.real_space_cutoff > 0:
-            # the range-separated remainder: a real-space sum over (centre, neighbour) pairs
-            pairs = estimated_pairs(system.positions, system.cell, True, plan.real_space_cutoff)
-            check_pairs(
-                pairs * n_centres / len(system),
-                f"the real-space remainder (cutoff {plan.real_space_cutoff:.3g} Å)",
-                f"a larger `accuracy` (now {self.accuracy}), or fewer centres per structure",
-            )
+        return (
+            f"a larger `accuracy` (now {self.accuracy}) or a larger `smearing` "
+            f"(now {self.smearing})"
+        )
 
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         if system.is_molecule:
@@ -707,27 +710,23 @@ class LodeSphericalExpansion(CalculatorBase):
         tiers = slab_tiers(
             geometry, plan.k_cutoff, self._line_lengths(geometry, len(system), plan.accuracy)
         )
-        base = KspaceProblem(
-            positions=system.positions,
-            species_index=np.searchsorted(neighbor_types, system.numbers),
-            n_species=len(neighbor_types),
-            centres=centres,
-            cell=geometry.stretched_cell(geometry.thickness + PLANNING_STRETCH),
-            basis=self._basis,
-            max_angular=self.max_angular,
-            smearing=plan.split_smearing,
-            exponent=self.exponent,
-            k_cutoff=plan.k_cutoff,
-            tolerance=plan.nufft_eps,
+        base = self._kspace_problem(
+            system,
+            centres,
+            neighbor_types,
+            plan,
+            geometry.stretched_cell(geometry.thickness + PLANNING_STRETCH),
         )
         tiers, methods = self._merged_tiers(geometry, tiers, plan, base.workload)
         # refused before the Miller indices (the unbounded part) are built
-        self._check_slab_work(
-            system,
-            base.workload,
-            plan,
-            sum(tier.kvector_count(plan.k_cutoff) for tier in tiers),
+        # the cube whose half k-sphere holds as many k-vectors as the tiers
+        n_kvectors = sum(tier.kvector_count(plan.k_cutoff) for tier in tiers)
+        side = (n_kvectors * 12 * np.pi**2 / plan.k_cutoff**3) ** (1 / 3)
+        way_out = (
+            f"a larger `accuracy` (now {plan.accuracy}), a larger `smearing` (now "
+            f"{self.smearing}), or a thinner slab"
         )
+        self._check_work(system, replace(base.workload, cell=np.eye(3) * side), plan, way_out)
         parts = []
         for tier, method in zip(tiers, methods, strict=True):
             miller = tier.miller(geometry, plan.k_cutoff)
@@ -776,30 +775,6 @@ class LodeSphericalExpansion(CalculatorBase):
                 best = (total, j, merged)
         _, j, merged = best
         return [merged, *tiers[j + 1 :]], [plan.kspace_method] + [others] * (len(tiers) - j - 1)
-
-    def _check_slab_work(
-        self, system: System, workload: KspaceWorkload, plan, n_kvectors: float
-    ) -> None:
-        """The work limits of :meth:`_check_work`, for a slab's k-vectors over all tiers."""
-        # the volume whose half k-sphere holds as many k-vectors as the tiers
-        volume = n_kvectors * 12 * np.pi**2 / plan.k_cutoff**3
-        workload = replace(workload, cell=np.diag([volume ** (1 / 3)] * 3), n_kvectors=None)
-        n_centres = workload.n_centres
-        seconds = KSPACE_BACKENDS[plan.kspace_method].cost(workload, plan.k_cutoff, plan.nufft_eps)
-        way_out = (
-            f"a larger `accuracy` (now {plan.accuracy}), a larger `smearing` (now "
-            f"{self.smearing}), or a thinner slab"
-        )
-        check_kspace_work(volume, plan.k_cutoff, seconds, way_out)
-        if plan.real_space_cutoff > 0:
-            pairs = estimated_pairs(
-                system.positions, system.cell, system.pbc, plan.real_space_cutoff
-            )
-            check_pairs(
-                pairs * n_centres / len(system),
-                f"the real-space remainder (cutoff {plan.real_space_cutoff:.3g} Å)",
-                f"a larger `accuracy` (now {plan.accuracy}), or fewer centres per structure",
-            )
 
     def _slab_plan_dict(self, system: System, neighbor_types: np.ndarray) -> dict:
         plan, parts, line, _ = self._slab_setup(system, np.arange(len(system)), neighbor_types)

@@ -229,15 +229,17 @@ class Tier:
     lines: np.ndarray
     wavenumbers: np.ndarray
 
+    def _m_max(self, k_cutoff: float) -> np.ndarray:
+        """Largest |m| of each line: |2 pi m / length| < sqrt(k_cutoff^2 - g^2), floored."""
+        reach = np.sqrt(np.maximum(k_cutoff**2 - self.wavenumbers**2, 0.0))
+        return np.floor(reach * self.length / (2 * np.pi)).astype(int)
+
     def miller(self, geometry: SlabGeometry, k_cutoff: float) -> np.ndarray:
         """Miller indices (n_k, 3) of the stretched cell: every line (h, k) with each m such
         that |G + 2 pi m n / length| < k_cutoff, sorted lexicographically."""
         rows = []
-        for pair, g in zip(self.lines, self.wavenumbers, strict=True):
-            reach = np.sqrt(max(k_cutoff**2 - g**2, 0.0))
-            m = np.arange(
-                -int(reach * self.length / (2 * np.pi)), int(reach * self.length / (2 * np.pi)) + 1
-            )
+        for pair, m_max in zip(self.lines, self._m_max(k_cutoff), strict=True):
+            m = np.arange(-m_max, m_max + 1)
             rows.append(np.column_stack([np.full((len(m), 2), pair), m]))
         miller = np.concatenate(rows)
         miller = miller[np.lexsort((miller[:, 2], miller[:, 1], miller[:, 0]))]
@@ -246,8 +248,7 @@ class Tier:
 
     def kvector_count(self, k_cutoff: float) -> float:
         """About how many k-vectors :meth:`miller` holds."""
-        reach = np.sqrt(np.maximum(k_cutoff**2 - self.wavenumbers**2, 0.0))
-        return float(np.sum(2 * np.floor(reach * self.length / (2 * np.pi)) + 1))
+        return float(np.sum(2 * self._m_max(k_cutoff) + 1))
 
     def merged(self, other: Tier) -> Tier:
         """Both tiers' lines in the longer of the two cells."""
