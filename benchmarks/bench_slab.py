@@ -46,9 +46,12 @@ def _parse():
     return parser.parse_args()
 
 
-ARGS = _parse()
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
-    os.environ[_name] = str(ARGS.threads)
+# parsed only when run: bench_slab_floor.py imports the systems from here
+ARGS = _parse() if __name__ == "__main__" else None
+if ARGS is not None:
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = str(ARGS.threads)
+    os.environ["RAYON_NUM_THREADS"] = str(ARGS.threads)
 
 import ase.io  # noqa: E402
 import numpy as np  # noqa: E402
