@@ -7,6 +7,7 @@ import pytest
 
 import lodekit
 from lodekit.expansion.kspace import KSPACE_BACKENDS, KspaceProblem
+from lodekit.expansion.kspace import nufft as nufft_module
 from lodekit.systems import System
 from tests.conftest import bench_system, water64
 from tests.helpers import random_structure, three_species_box, triclinic_box
@@ -49,6 +50,33 @@ def test_nufft_sum_equals_direct_sum_within_its_tolerance(kind, exponent, eps):
     nufft = NUFFT.value(problem)
     # measured: the error relative to the largest coefficient stays near eps
     assert np.abs(nufft - direct).max() < 10 * eps * np.abs(direct).max()
+
+
+@pytest.mark.parametrize("upsampling", nufft_module.UPSAMPLING)
+def test_each_upsampling_factor_meets_the_tolerance(monkeypatch, upsampling):
+    # the cost model picks the factor; whichever it picks, values and the VJP stay within the
+    # tolerance of the direct sum
+    monkeypatch.setattr(nufft_module, "UPSAMPLING", (upsampling,))
+    atoms = STRUCTURES["three_species"](np.random.default_rng(5))
+    centres = np.arange(len(atoms))
+    problem = _problem(atoms, 1, centres, 1e-8)
+    direct = DIRECT.value(problem)
+    assert np.abs(NUFFT.value(problem) - direct).max() < 10 * 1e-8 * np.abs(direct).max()
+    upstream = np.random.default_rng(1).normal(size=direct.shape)
+    gradient, _ = DIRECT.vjp(problem, upstream, with_strain=False)
+    nufft_gradient, _ = NUFFT.vjp(problem, upstream, with_strain=False)
+    assert np.abs(nufft_gradient - gradient).max() < 1e-6 * np.abs(gradient).max()
+
+
+def test_upsampling_choice_follows_the_grid_per_point():
+    # FFT-bound (a large grid for few points) takes the small grid of 1.25; a small grid with
+    # many points at a tight tolerance keeps the narrow kernel of 2; below the tolerance that
+    # 1.25 can reach (a kernel wider than 16), 2 is the only choice
+    choose = nufft_module.choose_upsampling
+    assert choose((85, 85, 85), 1536, 10, 1e-7)[0] == 1.25
+    assert choose((43, 43, 43), 12288, 10, 1e-9)[0] == 2.0
+    assert choose((85, 85, 85), 1536, 10, 1e-13)[0] == 2.0
+    assert nufft_module.nufft_width(1e-13, 1.25) > 16
 
 
 @pytest.mark.parametrize("kind", sorted(STRUCTURES))

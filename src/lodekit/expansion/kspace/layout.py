@@ -189,6 +189,16 @@ class KspaceLayout:
         )
         return parts["kvec"], factor, d_factor
 
+    def factor_pieces(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """F = Y x R in two pieces, k last: signed Y_lm(k̂) (lm sorted by parity, n_k) and
+        ĝ_p I_nl (L+1, n_radial, n_k). The row of channel (lm, n) is
+        Y[lm] x R[l_sorted[lm], n]; the (n_k, lm, n) array F is never formed."""
+        kvec = hkl @ self.recip
+        knorm = np.sqrt(np.einsum("ij,ij->i", kvec, kvec))
+        radial = _radial_factor(knorm, self.basis, self.max_angular, self.smearing, self.exponent)
+        ylm = real_spherical_harmonics(kvec, self.max_angular)[:, self.parity] * self.sign
+        return np.ascontiguousarray(ylm.T), np.ascontiguousarray(radial.transpose(1, 2, 0))
+
     def factor(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(k vectors (n_k, 3), F (n_k, lm sorted by parity, n_radial))."""
         kvec = hkl @ self.recip

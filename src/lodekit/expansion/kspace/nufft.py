@@ -29,7 +29,16 @@ from .direct import DirectBackend
 from .direct_gradients import strain_from_weights
 from .problem import KspaceProblem, KspaceWorkload
 
-__all__ = ["MIN_EPS", "NufftBackend", "nufft_available", "nufft_sum", "nufft_vjp", "nufft_width"]
+__all__ = [
+    "MIN_EPS",
+    "UPSAMPLING",
+    "NufftBackend",
+    "choose_upsampling",
+    "nufft_available",
+    "nufft_sum",
+    "nufft_vjp",
+    "nufft_width",
+]
 
 #: Largest number of complex grid values held for the channel transforms at once (16 B each).
 _GRID_BUDGET = 1 << 25
@@ -40,11 +49,19 @@ _BATCH = 16
 #: Smallest tolerance finufft accepts in double precision.
 MIN_EPS = 1e-14
 
-# Rough costs on one core (seconds per unit) of finufft, measured on the development machine:
-# one point x w^3 of spreading or interpolation, w the kernel width; one (upsampled grid point
-# x log2 of the grid) of FFT.
+# Rough costs on one core (seconds per unit) of finufft 2.5, measured on the development
+# machine (one transform of a batch of 16): one point x w^3 of spreading or interpolation, w
+# the kernel width; one (upsampled grid point x log2 of the grid) of FFT.
 _COST_SPREAD = 1.0e-9
-_COST_FFT = 3.0e-10
+_COST_FFT = 1.1e-9
+
+#: finufft's upsampling factors (``upsampfac``) the cost model chooses between, both supported
+#: since finufft 2.2: 2 has the narrowest kernel, 1.25 a grid (2 / 1.25)^3 = 4.1x smaller.
+#: Large cells are FFT-bound, and there 1.25 is 3-4x faster at tolerances 1e-5 to 1e-9.
+UPSAMPLING = (2.0, 1.25)
+
+#: Widest spreading kernel finufft builds; an upsampling factor that would need more is not used.
+_MAX_WIDTH = 16
 
 
 def nufft_available() -> bool:
@@ -67,7 +84,12 @@ def _grid_points(positions: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, .
 def _setup(problem: KspaceProblem, hkl: np.ndarray):
     """What both transforms need: the grid, the layout of F_k, the points of all atoms and of
     the centres, and conj(rho_a(k)) on the half sphere, rho_a = sum_{j in a} exp(+i k·r_j)."""
-    grid = _HalfGrid(hkl, problem.tolerance, problem.n_threads)
+    n_modes = 2 * np.abs(hkl).max(axis=0) + 1
+    n_channels = int(np.prod(problem.coefficient_shape[1:]))
+    upsampling = choose_upsampling(
+        n_modes, max(problem.n_atoms, len(problem.centres)), n_channels, problem.tolerance
+    )[0]
+    grid = _HalfGrid(hkl, problem.tolerance, problem.n_threads, upsampling)
     layout = problem.layout()
     points = _grid_points(problem.positions, problem.cell)
     centre_points = tuple(p[problem.centres] for p in points)
@@ -91,18 +113,31 @@ def nufft_sum(problem: KspaceProblem) -> np.ndarray:
         return out
     grid, layout, _, centre_points, conj_rho = _setup(problem, hkl)
 
-    _, factor = layout.factor(hkl)  # (k, lm sorted by parity, n)
+    ylm, radial = layout.factor_pieces(hkl)  # (lm by parity, k), (l, n, k)
     phase = np.where(np.arange(n_lm) < layout.n_even, 1.0, -1j)
     n_channels = n_species * n_lm * n_rad
     result = np.empty((n_channels, n_centres))
     step = 2 * _BATCH
     for first in range(0, n_channels, step):
         channels = np.arange(first, min(first + step, n_channels))
-        v = _channel_values(factor, phase, conj_rho, channels)  # V_f(k), (channels, k)
+        # V_f(k), (channels, k)
+        v = _channel_rows(ylm, radial, layout.l_sorted, phase, conj_rho, channels)
         result[channels] = grid.real_parts(centre_points, v, isign=1)
     out[:, :, layout.parity] = result.reshape(n_species, n_lm, n_rad, n_centres).transpose(
         3, 0, 1, 2
     )
+    return out
+
+
+def _channel_rows(ylm, radial, l_of_lm, phase, conj_rho, channels) -> np.ndarray:
+    """V_f(k) = phi_f Y_f(k) R_f(k) conj(rho_a(k)) of the flat channels f = (a, lm, n), shape
+    (len(channels), n_k), from the pieces of :meth:`KspaceLayout.factor_pieces` (``ylm``
+    (lm, k), ``radial`` (l, n, k), lm sorted by parity, ``l_of_lm`` its l)."""
+    n_species, n_lm, n_rad = conj_rho.shape[0], ylm.shape[0], radial.shape[1]
+    a, f, n = np.unravel_index(channels, (n_species, n_lm, n_rad))
+    out = conj_rho[a] * phase[f][:, None]
+    out *= ylm[f]
+    out *= radial[l_of_lm[f], n]
     return out
 
 
@@ -117,7 +152,7 @@ def _channel_values(factor, phase, conj_rho, channels) -> np.ndarray:
 class _HalfGrid:
     """Grid bookkeeping of one cell and k-cutoff: flat indices of +k and -k, and transforms."""
 
-    def __init__(self, hkl: np.ndarray, eps: float, n_threads: int):
+    def __init__(self, hkl: np.ndarray, eps: float, n_threads: int, upsampling: float = 2.0):
         import finufft
 
         self.finufft = finufft
@@ -127,7 +162,9 @@ class _HalfGrid:
         self.plus = np.ravel_multi_index(tuple((hkl + n_max).T), self.shape)
         self.minus = np.ravel_multi_index(tuple((n_max - hkl).T), self.shape)
         self.eps = max(float(eps), MIN_EPS)
-        self.options = {"nthreads": n_threads} if n_threads else {}
+        self.options = {"upsampfac": float(upsampling)}
+        if n_threads:
+            self.options["nthreads"] = n_threads
 
     def real_parts(self, points, values: np.ndarray, isign: int) -> np.ndarray:
         """Re sum_{k in half} values[t, k] exp(isign i k·r) at the points, for every row t.
@@ -141,12 +178,15 @@ class _HalfGrid:
         out = np.empty((len(pairs), 2, len(points[0])))
         batch = max(1, min(len(pairs), _BATCH, _GRID_BUDGET // self.size))
         buffer = np.empty((batch, self.size), dtype=np.complex128)
+        buffer.fill(0.0)  # the modes off the k-sphere stay zero
         for start in range(0, len(pairs), batch):
             group = pairs[start : start + batch]
             grids = buffer[: len(group)]
-            grids.fill(0.0)
-            grids[:, self.plus] = group[:, 0] + 1j * group[:, 1]
-            grids[:, self.minus] = group[:, 0].conj() + 1j * group[:, 1].conj()
+            # +k: V1 + i V2; -k: conj(V1) + i conj(V2) = conj(V1 - i V2)
+            twisted = group[:, 1] * 1j
+            grids[:, self.plus] = group[:, 0] + twisted
+            np.subtract(group[:, 0], twisted, out=twisted)
+            grids[:, self.minus] = np.conjugate(twisted, out=twisted)
             transformed = self.finufft.nufft3d2(
                 *points,
                 grids.reshape(len(group), *self.shape),
@@ -245,9 +285,45 @@ def nufft_vjp(problem: KspaceProblem, upstream: np.ndarray) -> tuple[np.ndarray,
     return grad, strain
 
 
-def nufft_width(eps: float) -> int:
-    """Spreading kernel width (grid points per dimension) of finufft at tolerance eps."""
-    return int(np.ceil(-np.log10(eps))) + 1
+def nufft_width(eps: float, upsampling: float = 2.0) -> int:
+    """Spreading kernel width (grid points per dimension) of finufft at tolerance eps and
+    upsampling factor sigma: ln(0.35 / eps) / (pi sqrt(1 - 1/sigma)) + 1, rounded up (finufft
+    2.5's rule for 3-D; its earlier kernels are within a point of it)."""
+    return int(np.ceil(np.log(0.353 / eps) / (np.pi * np.sqrt(1.0 - 1.0 / upsampling)) + 1.0))
+
+
+def _fft_size(n: float) -> int:
+    """The smallest 2^a 3^b 5^c >= n (the FFT sizes finufft pads its grid to)."""
+    best = 1 << int(np.ceil(np.log2(max(n, 1.0))))
+    three = 1
+    while three < best:
+        five = three
+        while five < best:
+            two = five
+            while two < n:
+                two *= 2
+            best = min(best, two)
+            five *= 5
+        three *= 3
+    return best
+
+
+def choose_upsampling(n_modes, n_points: int, n_transforms: int, eps: float) -> tuple[float, float]:
+    """The cheaper of :data:`UPSAMPLING` for ``n_transforms`` transforms of a grid of
+    ``n_modes`` (3,) modes at ``n_points`` points, and its estimated seconds on one core:
+    transforms x (points x w^3 of spreading + one FFT of the upsampled grid)."""
+    costs = {}
+    for sigma in UPSAMPLING:
+        width = nufft_width(eps, sigma)
+        if width > _MAX_WIDTH:
+            if sigma != 2.0:
+                continue
+            width = _MAX_WIDTH  # finufft clips the kernel (eps below its reach at sigma 2)
+        grid = float(np.prod([_fft_size(max(sigma * m, 2 * width)) for m in n_modes]))
+        per_transform = _COST_SPREAD * n_points * width**3 + _COST_FFT * grid * np.log2(grid)
+        costs[sigma] = n_transforms * per_transform
+    sigma = min(costs, key=costs.get)
+    return sigma, costs[sigma]
 
 
 class NufftBackend(KspaceBackend):
@@ -269,15 +345,13 @@ class NufftBackend(KspaceBackend):
     def cost(self, workload: KspaceWorkload, k_cutoff: float, tolerance: float) -> float:
         cell = workload.cell
         n_max = np.floor(k_cutoff * np.linalg.norm(cell, axis=1) / (2.0 * np.pi))
-        # finufft's upsampled grid: twice the modes per dimension
-        grid = float(np.prod(2.0 * (2.0 * n_max + 1.0)))
-        width = nufft_width(tolerance) ** 3
-        fft = _COST_FFT * grid * np.log2(max(grid, 2.0))
         n_species, n_coefficients = workload.n_species, workload.n_coefficients
         transforms = -(-n_species * n_coefficients // 2)  # two real channels per transform
-        return transforms * (_COST_SPREAD * workload.n_centres * width + fft) + n_species * (
-            _COST_SPREAD * workload.n_atoms * width + fft
-        )
+        points = max(workload.n_centres, workload.n_atoms)
+        # the channel transforms, and one per pair of species for the structure factors
+        return choose_upsampling(
+            2 * n_max + 1, points, transforms + -(-n_species // 2), max(tolerance, MIN_EPS)
+        )[1]
 
     def value(self, problem: KspaceProblem) -> np.ndarray:
         return nufft_sum(problem)
