@@ -135,9 +135,12 @@ def _channel_rows(ylm, radial, l_of_lm, phase, conj_rho, channels) -> np.ndarray
     (lm, k), ``radial`` (l, n, k), lm sorted by parity, ``l_of_lm`` its l)."""
     n_species, n_lm, n_rad = conj_rho.shape[0], ylm.shape[0], radial.shape[1]
     a, f, n = np.unravel_index(channels, (n_species, n_lm, n_rad))
-    out = conj_rho[a] * phase[f][:, None]
-    out *= ylm[f]
-    out *= radial[l_of_lm[f], n]
+    weights = ylm[f]
+    weights *= radial[l_of_lm[f], n]
+    out = conj_rho[a]
+    out *= weights
+    odd = np.flatnonzero(phase[f] != 1.0)
+    out[odd] *= phase[f[odd], None]
     return out
 
 
@@ -165,6 +168,17 @@ class _HalfGrid:
         self.options = {"upsampfac": float(upsampling)}
         if n_threads:
             self.options["nthreads"] = n_threads
+        self._buffer = self._plus_rows = self._minus_rows = None
+
+    def _mode_buffer(self, batch: int):
+        """(buffer (batch, size) complex, flat indices of +k and -k in it, (batch, n_k) each):
+        made and zeroed once per grid, since only the k-sphere's modes are ever written (one
+        flat scatter is several times faster than a 2-D fancy assignment)."""
+        if self._buffer is None or len(self._buffer) < batch:
+            self._buffer = np.zeros((batch, self.size), dtype=np.complex128)
+            rows = self.size * np.arange(batch)[:, None]
+            self._plus_rows, self._minus_rows = rows + self.plus, rows + self.minus
+        return self._buffer, self._plus_rows, self._minus_rows
 
     def real_parts(self, points, values: np.ndarray, isign: int) -> np.ndarray:
         """Re sum_{k in half} values[t, k] exp(isign i k·r) at the points, for every row t.
@@ -177,16 +191,17 @@ class _HalfGrid:
         pairs = padded.reshape(-1, 2, padded.shape[1])
         out = np.empty((len(pairs), 2, len(points[0])))
         batch = max(1, min(len(pairs), _BATCH, _GRID_BUDGET // self.size))
-        buffer = np.empty((batch, self.size), dtype=np.complex128)
-        buffer.fill(0.0)  # the modes off the k-sphere stay zero
+        buffer, plus_rows, minus_rows = self._mode_buffer(batch)
+        flat = buffer.reshape(-1)
         for start in range(0, len(pairs), batch):
             group = pairs[start : start + batch]
-            grids = buffer[: len(group)]
+            n = len(group)
+            grids = buffer[:n]
             # +k: V1 + i V2; -k: conj(V1) + i conj(V2) = conj(V1 - i V2)
             twisted = group[:, 1] * 1j
-            grids[:, self.plus] = group[:, 0] + twisted
+            flat[plus_rows[:n].ravel()] = (group[:, 0] + twisted).ravel()
             np.subtract(group[:, 0], twisted, out=twisted)
-            grids[:, self.minus] = np.conjugate(twisted, out=twisted)
+            flat[minus_rows[:n].ravel()] = np.conjugate(twisted, out=twisted).ravel()
             transformed = self.finufft.nufft3d2(
                 *points,
                 grids.reshape(len(group), *self.shape),
