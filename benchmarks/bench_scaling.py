@@ -10,6 +10,10 @@ the accuracy contract instead. The growth exponent is the slope of log(time) aga
 log(atoms) over the lodekit runs. Hand-run, not a test::
 
     python benchmarks/bench_scaling.py [--repeats 1 2 3 4] [--anchor-max 12288] [--accuracy 1e-6]
+
+It also prints the growth exponent of peak memory and draws time per atom against atoms beside
+featomic and the mesh-rate floor of performance.md (``--figure``, default
+benchmarks/figures/scaling.png).
 """
 
 from __future__ import annotations
@@ -77,6 +81,11 @@ def main(argv=None):
     parser.add_argument("--accuracy", default="none", help="e.g. 1e-6; default: k_cutoff mode")
     parser.add_argument("--timeout", type=int, default=3600)
     parser.add_argument(
+        "--figure",
+        default=str(Path(__file__).resolve().parent / "figures" / "scaling.png"),
+        help="time per atom against atoms: lodekit, featomic and the mesh-rate floor",
+    )
+    parser.add_argument(
         "--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data")
     )
     args = parser.parse_args(argv)
@@ -90,7 +99,7 @@ def main(argv=None):
         "featomic (s) | featomic / lodekit |"
     )
     print("|---|---|---|---|---|---|---|")
-    sizes, times = [], []
+    sizes, times, memories, anchors = [], [], [], []
     for repeat in args.repeats:
         ours = _run("lodekit", path, repeat, args.accuracy, args.timeout)
         n_atoms = 1536 * repeat**3
@@ -104,6 +113,9 @@ def main(argv=None):
         if seconds is not None:
             sizes.append(n_atoms)
             times.append(seconds)
+            memories.append(ours["peak_gib"])
+        if featomic is not None:
+            anchors.append((n_atoms, featomic))
 
         def cell(value, digits=2):
             return "-" if value is None else f"{value:.{digits}f}"
@@ -116,7 +128,40 @@ def main(argv=None):
         )
     if len(sizes) >= 2:
         slope = np.polyfit(np.log(sizes), np.log(times), 1)[0]
+        memory_slope = np.polyfit(np.log(sizes), np.log(memories), 1)[0]
         print(f"\ngrowth exponent (lodekit, log time vs log atoms): {slope:.2f}")
+        print(f"growth exponent (lodekit, log peak memory vs log atoms): {memory_slope:.2f}")
+    if sizes and args.figure:
+        _figure(Path(args.figure), sizes, times, anchors, args.accuracy)
+
+
+#: The mesh-Ewald rate of ../shared/spec/performance.md: one long-range channel costs about
+#: 0.5 µs per atom (LAMMPS PPPM, one core); LODE H1 on water has 2 x 25 x 7 channels.
+FLOOR_PER_ATOM = 350 * 0.5e-6
+
+
+def _figure(path: Path, sizes, times, anchors, accuracy):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    sizes = np.asarray(sizes, dtype=float)
+    ax.loglog(sizes, 1e3 * np.asarray(times) / sizes, "o-", label="lodekit")
+    if anchors:
+        n, t = np.array(anchors, dtype=float).T
+        ax.loglog(n, 1e3 * t / n, "s-", label="featomic 0.6.7")
+    ax.axhline(1e3 * FLOOR_PER_ATOM, color="k", ls="--", label="mesh-rate floor (1 core)")
+    ax.set_xlabel("atoms")
+    ax.set_ylabel("time per atom (ms)")
+    contract = "k_cutoff 1.2 pi" if accuracy == "none" else f"accuracy {accuracy}"
+    ax.set_title(f"LODE H1, liquid water, {contract}")
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"figure: {path}")
 
 
 if __name__ == "__main__":
