@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: Largest number of complex grid values held for the channel transforms at once (16 B each).
-_GRID_BUDGET = 1 << 25
+_GRID_BUDGET = 1 << 24
 
 #: Channel pairs transformed per finufft call.
 _BATCH = 16
@@ -114,14 +114,18 @@ def nufft_sum(problem: KspaceProblem) -> np.ndarray:
     grid, layout, _, centre_points, conj_rho = _setup(problem, hkl)
 
     ylm, radial = layout.factor_pieces(hkl)  # (lm by parity, k), (l, n, k)
-    phase = np.where(np.arange(n_lm) < layout.n_even, 1.0, -1j)
+    # phi conj(rho_a) for phi = 1 (even l) and -i (odd l): rows (phi, species)
+    signed_rho = np.concatenate([conj_rho, -1j * conj_rho])
     n_channels = n_species * n_lm * n_rad
     result = np.empty((n_channels, n_centres))
     step = 2 * _BATCH
+    # V_f(k) of one step of channels, written in place: fresh arrays of this size would cost
+    # their page faults again at every step
+    rows = np.empty((step, len(hkl)), dtype=np.complex128)
+    weights = np.empty((step, len(hkl)))
     for first in range(0, n_channels, step):
         channels = np.arange(first, min(first + step, n_channels))
-        # V_f(k), (channels, k)
-        v = _channel_rows(ylm, radial, layout.l_sorted, phase, conj_rho, channels)
+        v = _channel_rows(ylm, radial, layout, signed_rho, channels, rows, weights)
         result[channels] = grid.real_parts(centre_points, v, isign=1)
     out[:, :, layout.parity] = result.reshape(n_species, n_lm, n_rad, n_centres).transpose(
         3, 0, 1, 2
@@ -129,18 +133,20 @@ def nufft_sum(problem: KspaceProblem) -> np.ndarray:
     return out
 
 
-def _channel_rows(ylm, radial, l_of_lm, phase, conj_rho, channels) -> np.ndarray:
+def _channel_rows(ylm, radial, layout, signed_rho, channels, rows, weights) -> np.ndarray:
     """V_f(k) = phi_f Y_f(k) R_f(k) conj(rho_a(k)) of the flat channels f = (a, lm, n), shape
-    (len(channels), n_k), from the pieces of :meth:`KspaceLayout.factor_pieces` (``ylm``
-    (lm, k), ``radial`` (l, n, k), lm sorted by parity, ``l_of_lm`` its l)."""
-    n_species, n_lm, n_rad = conj_rho.shape[0], ylm.shape[0], radial.shape[1]
+    (len(channels), n_k), written into the first rows of ``rows`` (complex) with ``weights``
+    (real, same shape) as scratch. From the pieces of :meth:`KspaceLayout.factor_pieces`
+    (``ylm`` (lm, k), ``radial`` (l, n, k), lm sorted by parity) and ``signed_rho``
+    (2 x species, k), phi conj(rho_a) for phi = 1 then -i."""
+    n_species, n_lm, n_rad = len(signed_rho) // 2, ylm.shape[0], radial.shape[1]
     a, f, n = np.unravel_index(channels, (n_species, n_lm, n_rad))
-    weights = ylm[f]
-    weights *= radial[l_of_lm[f], n]
-    out = conj_rho[a]
-    out *= weights
-    odd = np.flatnonzero(phase[f] != 1.0)
-    out[odd] *= phase[f[odd], None]
+    out, w = rows[: len(channels)], weights[: len(channels)]
+    np.take(ylm, f, axis=0, out=w, mode="clip")  # "raise" would buffer the output
+    w *= radial[layout.l_sorted[f], n]
+    np.take(signed_rho, np.where(f < layout.n_even, a, a + n_species), axis=0, out=out, mode="clip")
+    # complex x real as two real products (numpy would cast the weights to complex)
+    out.view(np.float64).reshape(*out.shape, 2)[...] *= w[:, :, None]
     return out
 
 
@@ -169,6 +175,14 @@ class _HalfGrid:
         if n_threads:
             self.options["nthreads"] = n_threads
         self._buffer = self._plus_rows = self._minus_rows = None
+        self._scratch = {}
+
+    def _scratch_array(self, name: str, shape: tuple) -> np.ndarray:
+        """A complex array kept between calls (see :func:`nufft_sum` on page faults)."""
+        held = self._scratch.get(name)
+        if held is None or held.size < int(np.prod(shape)):
+            held = self._scratch[name] = np.empty(int(np.prod(shape)), dtype=np.complex128)
+        return held[: int(np.prod(shape))].reshape(shape)
 
     def _mode_buffer(self, batch: int):
         """(buffer (batch, size) complex, flat indices of +k and -k in it, (batch, n_k) each):
@@ -198,17 +212,22 @@ class _HalfGrid:
             n = len(group)
             grids = buffer[:n]
             # +k: V1 + i V2; -k: conj(V1) + i conj(V2) = conj(V1 - i V2)
-            twisted = group[:, 1] * 1j
-            flat[plus_rows[:n].ravel()] = (group[:, 0] + twisted).ravel()
+            twisted = self._scratch_array("twisted", (n, pairs.shape[2]))
+            summed = self._scratch_array("summed", (n, pairs.shape[2]))
+            np.multiply(group[:, 1], 1j, out=twisted)
+            np.add(group[:, 0], twisted, out=summed)
+            flat[plus_rows[:n].ravel()] = summed.ravel()
             np.subtract(group[:, 0], twisted, out=twisted)
             flat[minus_rows[:n].ravel()] = np.conjugate(twisted, out=twisted).ravel()
-            transformed = self.finufft.nufft3d2(
+            transformed = self._scratch_array("transformed", (n, len(points[0])))
+            self.finufft.nufft3d2(
                 *points,
-                grids.reshape(len(group), *self.shape),
+                grids.reshape(n, *self.shape),
+                out=transformed,
                 eps=self.eps,
                 isign=isign,
                 **self.options,
-            ).reshape(len(group), -1)
+            )
             out[start : start + len(group), 0] = 0.5 * transformed.real
             out[start : start + len(group), 1] = 0.5 * transformed.imag
         return out.reshape(-1, out.shape[2])[:n_rows]
