@@ -162,9 +162,18 @@ def kspace_gradient(problem: KspaceProblem) -> np.ndarray:
     layout = problem.layout()
     frac = problem.fractional()
     n_even = layout.n_even * n_rad
-    pair = np.zeros((n_centres, n_atoms, 3, n_lm * n_rad))  # parity-sorted lm
+    # each atom's pair term goes straight to its own species' channel of the output, the
+    # layout callers keep (no (centres, atoms) intermediate, each the size of the output)
+    out = np.zeros((n_centres, n_atoms, 3, n_species, n_lm, n_rad))
+    lm_order = np.argsort(layout.parity)  # parity-sorted lm -> natural lm
+    # sum over the atoms of each species, for the centre's translation term
+    by_species = np.zeros((n_species, n_centres, 3, n_lm * n_rad))
+    centre_row = np.full(n_atoms, -1)
+    centre_row[centres] = np.arange(n_centres)
+    pair = np.empty((n_centres, 3, n_lm * n_rad))  # parity-sorted lm
 
     chunk = max(32, CHUNK_ELEMENTS // max(n_atoms * 3, n_lm * n_rad))
+    blocks = []
     for start in range(0, len(hkl), chunk):
         block = hkl[start : start + chunk]
         kvec, factor = layout.factor(block)
@@ -173,23 +182,22 @@ def kspace_gradient(problem: KspaceProblem) -> np.ndarray:
         fk_even = (kvec[:, :, None] * f_even[:, None, :]).reshape(len(block), -1)
         fk_odd = (kvec[:, :, None] * f_odd[:, None, :]).reshape(len(block), -1)
         phases = phase_factors(frac, block)
-        centre_phases = phases[centres]
-        for j in range(n_atoms):
+        blocks.append((fk_even, fk_odd, phases, phases[centres]))
+    for j in range(n_atoms):
+        pair[:] = 0.0
+        for fk_even, fk_odd, phases, centre_phases in blocks:
             z = centre_phases * phases[j].conj()  # exp(i k·(r_i - r_j)), (centres, k)
-            pair[:, j, :, :n_even] += (z.imag @ fk_even).reshape(n_centres, 3, -1)
-            pair[:, j, :, n_even:] -= (z.real @ fk_odd).reshape(n_centres, 3, -1)
-
-    natural = np.empty((n_centres, n_atoms, 3, n_lm, n_rad))
-    natural[:, :, :, layout.parity] = pair.reshape(n_centres, n_atoms, 3, n_lm, n_rad)
+            pair[:, :, :n_even] += (z.imag @ fk_even).reshape(n_centres, 3, -1)
+            pair[:, :, n_even:] -= (z.real @ fk_odd).reshape(n_centres, 3, -1)
+        if centre_row[j] >= 0:
+            pair[centre_row[j]] = 0.0  # a centre's own term is constant
+        a = species_index[j]
+        by_species[a] += pair
+        out[:, j, :, a] = pair.reshape(n_centres, 3, n_lm, n_rad)[:, :, lm_order]
     rows = np.arange(n_centres)
-    # a centre's own term is constant: drop it before the translation sum
-    natural[rows, centres] = 0.0
-    by_species = np.zeros((n_species, n_centres, n_atoms, 3, n_lm, n_rad))
     for a in range(n_species):
-        members = species_index == a
-        by_species[a][:, members] = natural[:, members]
-        by_species[a][rows, centres] -= natural[:, members].sum(axis=1)
-    return np.moveaxis(by_species, 0, 3)
+        out[rows, centres, :, a] -= by_species[a].reshape(n_centres, 3, n_lm, n_rad)[:, :, lm_order]
+    return out
 
 
 def kspace_strain_gradient(problem: KspaceProblem) -> np.ndarray:
