@@ -115,6 +115,27 @@ def median_time(function, repeats: int) -> float:
     return float(np.median(times))
 
 
+def force_rows(potential, atoms, sparse, dense, repeats: int, n_sparse: int = 500) -> None:
+    """Kernel force rows of the molecule (AdditiveKernelRidge, zeta = 2, ``n_sparse`` sparse
+    points among 20 jittered copies of its environments): from the dense Jacobian (chunked
+    tangent contraction) and from the sparse one (row by row)."""
+    from lodekit.models import AdditiveKernelRidge
+
+    x = potential.recipe.compute(atoms).values
+    rng = np.random.default_rng(0)
+    copies = np.vstack([x * (1 + 0.02 * rng.normal(size=x.shape)) for _ in range(20)])
+    groups = np.repeat(np.arange(20), len(x))
+    model = AdditiveKernelRidge(zeta=2, n_sparse=n_sparse).fit(copies, rng.normal(size=20), groups)
+    flat = dense.reshape(len(x), -1, x.shape[1])
+    old = median_time(lambda: model._derivative_rows(x, flat), max(1, repeats // 2))
+    new = median_time(lambda: model._sparse_derivative_rows(x, sparse), max(1, repeats // 2))
+    error = np.abs(model._derivative_rows(x, flat) - model._sparse_derivative_rows(x, sparse))
+    print(
+        f"kernel force rows, {n_sparse} sparse points: dense {1e3 * old:.1f} ms, sparse "
+        f"{1e3 * new:.1f} ms, ratio {old / new:.1f}x (max difference {error.max():.1e})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
@@ -168,6 +189,7 @@ def main() -> None:
     old, new = times["dense (before)"], times["sparse (feature_jacobian, sparse=True)"]
     print(f"dense / sparse: {old / new:.1f}x; max |sparse - dense| {difference:.1e} "
           f"(largest entry {np.abs(dense).max():.1e})")  # fmt: skip
+    force_rows(potential, atoms, sparse, dense, args.repeats)
     if limiter is not None:
         limiter.unregister()
 
