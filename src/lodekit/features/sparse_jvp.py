@@ -35,6 +35,7 @@ __all__ = [
     "equivariant_product_rows",
     "lode_nu1_rows",
     "merge_rows",
+    "place_columns",
     "power_spectrum_rows",
     "row_tangent",
 ]
@@ -128,7 +129,8 @@ def lode_nu1_rows(expansion: Expansion, tangent: RowTangent) -> tuple[np.ndarray
 
 
 #: Bytes of one chunk's product T (rows x 3 x (species n)^2): small enough to stay in cache
-#: while its columns are gathered, so that the output is the only array memory sees.
+#: while its columns are gathered (measured on the 48-atom molecule of
+#: benchmarks/bench_sparse_jacobian.py: 20 ms against 38 ms for all rows at once).
 _CHUNK_BYTES = 1 << 19
 
 
@@ -153,8 +155,7 @@ def _rows_product(tangent: RowTangent, other: list, columns, swapped=None) -> np
     other[c, b, m, k] (one batched matrix product over rows, ((3 a n) x m) @ (m x (b k))),
     gathered into the power spectrum's columns: f_l scale (T[index] (+ T[swapped])).
 
-    Rows are taken in chunks whose T stays in cache, so that gathering its columns costs no
-    memory traffic beyond the output's.
+    Rows are taken in chunks whose T stays in cache while its columns are gathered.
 
     Returns
     -------
