@@ -26,7 +26,22 @@ import os
 import platform
 import time
 
-import numpy as np
+
+def parser() -> argparse.ArgumentParser:
+    out = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    out.add_argument("--threads", type=int, default=1, help="threads (default 1)")
+    out.add_argument("--repeats", type=int, default=5, help="repeats per timing")
+    return out
+
+
+if __name__ == "__main__":
+    # before numpy loads: the OpenMP and BLAS pools read their sizes once, and idle threads
+    # of a larger pool spin on the cores the timed thread needs
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "RAYON_NUM_THREADS"):  # fmt: skip
+        os.environ[variable] = str(parser().parse_args().threads)
+
+import numpy as np  # noqa: E402
 
 CUTOFF, CUTOFF_WIDTH, SMEARING, MAX_RADIAL, MAX_ANGULAR = 5.0, 0.5, 0.3, 6, 4
 
@@ -137,17 +152,13 @@ def force_rows(potential, atoms, sparse, dense, repeats: int, n_sparse: int = 50
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats per timing")
-    args = parser.parse_args()
+    args = parser().parse_args()
     try:
         from threadpoolctl import threadpool_limits
 
         limiter = threadpool_limits(args.threads)
     except ImportError:  # pragma: no cover - depends on the environment
         limiter = None
-    os.environ["RAYON_NUM_THREADS"] = str(args.threads)
 
     from lodekit import LodePotential
     from lodekit.models import StructureRidge
