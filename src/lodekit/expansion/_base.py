@@ -216,7 +216,7 @@ def _assemble_gradients(gradients, jacobians, jobs, max_angular) -> dict:
             )
             types.append(system.numbers[atoms])
             values.append(jacobian.positions)
-        flat = np.concatenate(values)
+        flat = values[0] if len(values) == 1 else np.concatenate(values)
         out["positions"] = Gradient(
             samples=np.concatenate(samples).astype(np.int64).reshape(-1, 3),
             values=split_gradient_by_l(flat, max_angular),

@@ -197,10 +197,12 @@ class Expansion:
 
 
 def split_gradient_by_l(jacobian: np.ndarray, max_angular: int) -> list[np.ndarray]:
-    """(n, ..., n_species, (L+1)^2, n_radial) -> per l, (n, ..., n_species, 2l+1, n_radial)."""
-    return [
-        np.ascontiguousarray(jacobian[..., l * l : (l + 1) ** 2, :]) for l in range(max_angular + 1)
-    ]
+    """(n, ..., n_species, (L+1)^2, n_radial) -> per l, (n, ..., n_species, 2l+1, n_radial).
+
+    Views of ``jacobian``, not copies: a Jacobian's consumers (the feature products, the
+    dense placement, archives) read them once, and copying them cost as much as a fifth of
+    a SOAP Jacobian (48 atoms, 900 rows)."""
+    return [jacobian[..., l * l : (l + 1) ** 2, :] for l in range(max_angular + 1)]
 
 
 def split_by_l(coeffs: np.ndarray, max_angular: int) -> list[np.ndarray]:

@@ -31,6 +31,12 @@ from .equivariants import equivariant_product
 from .invariants import lode_nu1, power_spectrum
 from .jvp import equivariant_product_forward, lode_nu1_forward, power_spectrum_forward
 from .result import Features
+from .sparse_jvp import (
+    equivariant_product_rows,
+    lode_nu1_rows,
+    merge_rows,
+    power_spectrum_rows,
+)
 from .vjp import equivariant_product_backward, lode_nu1_backward, power_spectrum_backward
 
 __all__ = [
@@ -97,6 +103,28 @@ class FeatureKind:
         n_radial))."""
         raise NotImplementedError
 
+    def sparse_jvp(self, expansions, tangents, **options) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the position Jacobian of the columns (:mod:`lodekit.features.sparse_jvp`)
+        from every role's :class:`~lodekit.features.sparse_jvp.RowTangent`: keys (n_rows, 2)
+        (centre, atom) and values (n_rows, 3, n_columns).
+
+        This default goes through :meth:`jvp` with tangents dense over the atoms of the rows
+        (a kind without its own sparse pass still works); the built-in kinds override it.
+        """
+        n_atoms = 1 + max(int(t.keys[:, 1].max(initial=-1)) for t in tangents)
+        dense = []
+        for expansion, tangent in zip(expansions, tangents, strict=True):
+            per_l = []
+            for values in tangent.values:
+                out = np.zeros((len(expansion), n_atoms, *values.shape[1:]))
+                out[tangent.keys[:, 0], tangent.keys[:, 1]] = values
+                per_l.append(out.reshape(len(expansion), 3 * n_atoms, *values.shape[2:]))
+            dense.append(per_l)
+        columns = self.jvp(expansions, dense, **options)
+        columns = columns.reshape(len(columns), n_atoms, 3, -1)
+        keys = merge_rows([(t.keys, np.zeros((len(t), 1))) for t in tangents])[0]
+        return keys, columns[keys[:, 0], keys[:, 1]]
+
     def vjp(self, expansions, grad, **options) -> list[list[np.ndarray]]:
         """dE/dc of every role's expansion (per role a list per l, shapes of its values) from
         ``grad`` = dE/d(columns), (n_centres, n_columns)."""
@@ -131,6 +159,10 @@ class Nu1(FeatureKind):
         (expansion,), (tangent,) = expansions, tangents
         return lode_nu1_forward(expansion, tangent)
 
+    def sparse_jvp(self, expansions, tangents, **options):
+        (expansion,), (tangent,) = expansions, tangents
+        return lode_nu1_rows(expansion, tangent)
+
     def vjp(self, expansions, grad, **options):
         (expansion,) = expansions
         return [lode_nu1_backward(expansion, grad)]
@@ -149,6 +181,10 @@ class PowerSpectrum(FeatureKind):
     def jvp(self, expansions, tangents, **options) -> np.ndarray:
         (expansion,), (tangent,) = expansions, tangents
         return power_spectrum_forward(expansion, tangent)
+
+    def sparse_jvp(self, expansions, tangents, **options):
+        (expansion,), (tangent,) = expansions, tangents
+        return power_spectrum_rows(expansion, tangent)
 
     def vjp(self, expansions, grad, **options):
         (expansion,) = expansions
@@ -173,6 +209,10 @@ class RhoXV(FeatureKind):
     def jvp(self, expansions, tangents, **options) -> np.ndarray:
         (density, potential), (t_density, t_potential) = expansions, tangents
         return power_spectrum_forward(density, t_density, potential, t_potential)
+
+    def sparse_jvp(self, expansions, tangents, **options):
+        (density, potential), (t_density, t_potential) = expansions, tangents
+        return power_spectrum_rows(density, t_density, potential, t_potential)
 
     def vjp(self, expansions, grad, **options):
         density, potential = expansions
@@ -214,6 +254,12 @@ class Equivariant(FeatureKind):
             first, t_first, second, t_second, o3_lambda=o3_lambda, o3_sigma=o3_sigma
         )
         return out.reshape(out.shape[0], out.shape[1], -1)
+
+    def sparse_jvp(self, expansions, tangents, *, o3_lambda, o3_sigma=1):
+        (first, second), (t_first, t_second) = expansions, tangents
+        return equivariant_product_rows(
+            first, t_first, second, t_second, o3_lambda=o3_lambda, o3_sigma=o3_sigma
+        )
 
     def vjp(self, expansions, grad, *, o3_lambda, o3_sigma=1):
         first, second = expansions

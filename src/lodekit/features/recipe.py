@@ -432,6 +432,39 @@ class Recipe:
             out.append(tangent)
         return np.concatenate(out, axis=2)
 
+    def sparse_jvp(self, expanded: Expanded) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the position Jacobian of the columns: the chain rule on the expansions'
+        sparse Jacobians (:mod:`lodekit.features.sparse_jvp`), per block on the rows of the
+        expansions it uses, then side by side on the union of the rows.
+
+        ``expanded`` must come from :meth:`expand` with ``gradients`` including
+        ``"positions"``.
+
+        Returns
+        -------
+        keys : ndarray of int64, shape (n_rows, 2)
+            (centre row, atom) pairs with a possibly non-zero derivative, distinct.
+        values : ndarray, shape (n_rows, 3, n_columns)
+            d x[centre, column] / d r[atom, xyz] (column units per Å).
+        """
+        from .sparse_jvp import by_center_type_rows, place_columns, row_tangent
+
+        tangents = [
+            row_tangent(expansion, expanded.species, own)
+            for expansion, own in zip(expanded.expansions, expanded.neighbor_types, strict=True)
+        ]
+        center = expanded.expansions[0].samples[:, 2]
+        parts = []
+        for index, block in enumerate(self.blocks):
+            inputs = self._inputs(index, expanded)
+            keys, values = block.kind.sparse_jvp(
+                inputs, [tangents[i] for i in self._uses[index]], **block.options
+            )
+            if block.center_types is not None:
+                values = by_center_type_rows(values, center[keys[:, 0]], block.center_types)
+            parts.append((keys, values))
+        return place_columns(parts, [values.shape[2] for _, values in parts])
+
     def live_columns(self, species, center_species) -> np.ndarray:
         """Columns that can be non-zero for centres of ``center_species`` (bool, n_columns):
         the split blocks' copies of absent centre species are zero, and so are their

@@ -137,53 +137,68 @@ class LodePotential:
             out[:, :, column] = self._pullback(expanded, grad)[0]
         return out
 
-    def feature_jacobian(self, structure, *, strain: bool = False):
-        """d x_i / d r_j of every environment's feature columns, (n_env, n_atoms, 3, n_columns).
+    def feature_jacobian(self, structure, *, strain: bool = False, sparse: bool = False):
+        """d x_i / d r_j of every environment's feature columns.
 
         Per environment, unlike :meth:`feature_derivatives`: what kernel models need to be
         trained on forces (``AdditiveKernelRidge.fit(..., forces=, feature_jacobians=)``).
-        Built forward (the recipe's Jacobian-vector products) from the full Jacobians of the
-        expansions (``compute(..., gradients=["positions"])``), so memory grows as
-        environments x atoms x coefficients: meant for training structures of up to a few
-        hundred atoms.
+        Built by the chain rule on the expansions' sparse Jacobians
+        (``compute(..., gradients=["positions"])``, rows keyed by (centre, atom)): the
+        features of environment i depend only on the atoms its expansions see (for SOAP the
+        neighbours within the cutoff and i itself; for LODE every atom), so only those rows
+        are computed (:meth:`lodekit.features.Recipe.sparse_jvp`).
 
-        With ``strain`` (periodic structures: bulk or slab), also d x_i / d eps_ab, the
-        derivative with respect to a homogeneous strain of cell and positions: returns
-        (positions (n_env, n_atoms, 3, n_columns), strain (n_env, 3, 3, n_columns)) from one
-        forward pass over both.
+        Parameters
+        ----------
+        structure : ase.Atoms or System
+        strain : bool
+            Also d x_i / d eps_ab (periodic structures: bulk or slab), the derivative with
+            respect to a homogeneous strain of cell and positions.
+        sparse : bool
+            Return a :class:`~lodekit.models.SparseJacobian` (keys (n_rows, 2) (environment,
+            atom), values (n_rows, 3, n_columns), and ``strain`` (n_env, 3, 3, n_columns) or
+            None) instead of dense arrays: memory grows with the (environment, atom) pairs
+            that interact, not environments x atoms.
+
+        Returns
+        -------
+        ndarray (n_env, n_atoms, 3, n_columns), or with ``strain`` (positions, strain
+        (n_env, 3, 3, n_columns)); with ``sparse`` one :class:`~lodekit.models.SparseJacobian`.
         """
+        from ..models import SparseJacobian
+
         gradients = ["positions", "strain"] if strain else ["positions"]
         expanded = self._expand(structure, gradients=gradients)
-        if strain and expanded.systems[0].is_molecule:
+        system = expanded.systems[0]
+        if strain and system.is_molecule:
             raise InputError(
                 "`strain` derivatives need a periodic structure (bulk or slab); `structure` "
-                f"has pbc {list(expanded.systems[0].pbc)}"
+                f"has pbc {list(system.pbc)}"
             )
-        n_atoms = len(expanded.systems[0])
+        keys, values = self.recipe.sparse_jvp(expanded)
+        n_env = len(expanded.expansions[0])
+        by_strain = self._strain_jacobian(expanded) if strain else None
+        jacobian = SparseJacobian(keys, values, n_env, len(system), by_strain)
+        if sparse:
+            return jacobian
+        positions = jacobian.to_dense()
+        return (positions, by_strain) if strain else positions
+
+    def _strain_jacobian(self, expanded: Expanded) -> np.ndarray:
+        """d x_i / d eps_ab, (n_env, 3, 3, n_columns): the recipe's forward products on the
+        expansions' strain Jacobians (9 tangents per centre)."""
         tangents = []
         for expansion in expanded.expansions:
-            gradient = expansion.gradients["positions"]
+            by_strain = expansion.gradients["strain"]
             tangent = []
-            for l, values in enumerate(gradient.values):
-                # (rows, 3, species, m, n) -> (centres, atoms x 3, species, m, n)
-                dense = np.zeros((len(expansion), n_atoms, *values.shape[1:]))
-                dense[gradient.samples[:, 0], gradient.samples[:, 2]] = values
-                dense = dense.reshape(len(expansion), 3 * n_atoms, *values.shape[2:])
-                if strain:
-                    # (rows, 3, 3, species, m, n) -> (centres, 9, species, m, n), after the atoms
-                    by_strain = expansion.gradients["strain"]
-                    cell = np.zeros((len(expansion), 9, *values.shape[2:]))
-                    cell[by_strain.samples[:, 0]] = by_strain.values[l].reshape(
-                        len(by_strain.samples), 9, *values.shape[2:]
-                    )
-                    dense = np.concatenate([dense, cell], axis=1)
-                tangent.append(dense)
+            for values in by_strain.values:
+                # (rows, 3, 3, species, m, n) -> (centres, 9, species, m, n)
+                cell = np.zeros((len(expansion), 9, *values.shape[3:]))
+                cell[by_strain.samples[:, 0]] = values.reshape(len(values), 9, *values.shape[3:])
+                tangent.append(cell)
             tangents.append(tangent)
         out = self.recipe.jvp(expanded, tangents)
-        positions = out[:, : 3 * n_atoms].reshape(out.shape[0], n_atoms, 3, out.shape[2])
-        if not strain:
-            return positions
-        return positions, out[:, 3 * n_atoms :].reshape(out.shape[0], 3, 3, out.shape[2])
+        return out.reshape(out.shape[0], 3, 3, out.shape[2])
 
 
 def _volume_for_stress(system: System) -> float:

@@ -106,7 +106,7 @@ def plan_training(
     if with_forces:
         first = with_forces[0]
         start = time.perf_counter()
-        probe.feature_jacobian(frames[first])
+        probe.feature_jacobian(frames[first], sparse=True)
         jacobian_seconds = (time.perf_counter() - start) / max(int(n_atoms[first]), 1) ** 2
     n_env = int(n_atoms.sum())
     n_force = int(3 * n_atoms[with_forces].sum())
@@ -248,15 +248,16 @@ def train_potential(
             # far cheaper than feature_derivatives' backward pass per column (3 s against
             # 65 s for 40 NaCl cells and 332 columns)
             with_stress = use_stress and labels.stress[a] is not None
-            out = probe.feature_jacobian(frames[a], strain=with_stress)
+            # by (environment, atom) row: a kernel model contracts the rows one by one and
+            # never forms environments x atoms x 3 x features
+            out = probe.feature_jacobian(frames[a], strain=with_stress, sparse=True)
             if with_stress:
-                positions, strain = out
-                if labels.forces[a] is None:
-                    positions = positions[:, :0]
                 # the virial rows, per atom, after the atoms' rows (see _derivative_targets)
-                out = np.concatenate([positions, strain / len(frames[a])], axis=1)
+                out = out.with_strain_rows(
+                    1.0 / len(frames[a]), positions=labels.forces[a] is not None
+                )
             if model == "linear":
-                out = out.sum(axis=0)
+                out = out.summed()
             if bar is not None:
                 bar.update()
             return out

@@ -1,6 +1,7 @@
 """Models on features: arrays in, arrays out (a model never sees a structure)."""
 
 from .equivariant_kernel import EquivariantKernelRidge
+from .jacobians import SparseJacobian
 from .kernel_ridge import AdditiveKernelRidge
 from .kernels import polynomial_kernel
 from .linear import StructureRidge
@@ -15,6 +16,7 @@ __all__ = [
     "AdditiveKernelRidge",
     "EquivariantKernelRidge",
     "EquivariantRidge",
+    "SparseJacobian",
     "StructureRidge",
     "SymmetricTensorRegression",
     "cartesian_to_spherical",

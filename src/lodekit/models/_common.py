@@ -7,6 +7,7 @@ from scipy import sparse
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ..errors import InputError
+from .jacobians import SparseJacobian
 
 __all__ = [
     "StructureScoreMixin",
@@ -67,7 +68,9 @@ def force_entries(forces, derivatives):
         if f is None:
             continue
         d = derivatives(a) if callable(derivatives) else derivatives[a]
-        yield a, np.asarray(f, dtype=np.float64), np.asarray(d, dtype=np.float64)
+        if not isinstance(d, SparseJacobian):
+            d = np.asarray(d, dtype=np.float64)
+        yield a, np.asarray(f, dtype=np.float64), d
 
 
 def stack_force_rows(phi, y, baseline, cv_groups, owners, rows, targets):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 import numpy as np
+import scipy.sparse
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import (
     check_array,
@@ -29,6 +30,7 @@ from ._common import (
     weigh_structures,
 )
 from ._ridge import FORCE_RECORD, fit_structure_regression
+from .jacobians import SparseJacobian
 from .kernels import normalize_rows, polynomial_kernel
 
 __all__ = ["AdditiveKernelRidge"]
@@ -276,6 +278,71 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             out += weight * _contract_tangents(t, sparse[:, block], power)
         return out
 
+    def _sparse_derivative_rows(self, x: np.ndarray, jacobian: SparseJacobian) -> np.ndarray:
+        """:meth:`_derivative_rows` from a :class:`SparseJacobian`: (3 n_atoms, n_sparse).
+
+        Per row r = (environment i, atom j), with tangent t = dx_i/dr_j, the row adds
+        weight x power[i, m] x (d x̂_i · s_m) to atom j: U = t S^T per chunk of rows (one
+        matrix product), the normalisation's projection applied after it,
+        d x̂ · s_m = (t · s_m - (t · x̂_i)(x̂_i · s_m)) / |x_i|, then a sparse sum of the rows
+        into their atoms. No (environments x atoms) array is formed.
+        """
+        mean = getattr(self, "feature_mean_", np.zeros(x.shape[1]))
+        scale = getattr(self, "feature_scale_", np.ones(x.shape[1]))
+        shifted = (x - mean) / scale
+        prepared = self._prepared(x)
+        linear = self._linear()
+        sparse = self.sparse_points_
+        n_sparse = len(sparse)
+        inner = np.zeros((len(x), n_sparse))
+        for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
+            if index not in linear:
+                inner += weight * (prepared[:, block] @ sparse[:, block].T)
+        if self.zeta == 1:
+            power = np.ones_like(inner)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                power = np.where(inner != 0, self.zeta * inner ** (self.zeta - 1), 0.0)
+        # per block: the sparse points over the column scales (t / scale · s = t · s / scale),
+        # and for normalised blocks x̂_i / scale, x̂_i · s_m and 1 / |x_i|
+        terms = []
+        for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
+            points = sparse[:, block] / scale[block]
+            if index in linear or not self.normalize:
+                terms.append((block, weight, points, None))
+                continue
+            unit = prepared[:, block]
+            norm = np.linalg.norm(shifted[:, block], axis=1)
+            inverse = 1.0 / np.where(norm > 0, norm, 1.0)
+            terms.append(
+                (block, weight, points, (unit / scale[block], unit @ sparse[:, block].T, inverse))
+            )
+        keys, values = jacobian.keys, jacobian.values
+        out = np.zeros((jacobian.n_atoms, 3 * n_sparse))
+        chunk = max(1, _TANGENT_CHUNK_BYTES // (8 * 3 * max(n_sparse, 1)))
+        for start in range(0, len(keys), chunk):
+            env = keys[start : start + chunk, 0]
+            atom = keys[start : start + chunk, 1]
+            n = len(env)
+            summed = np.zeros((n, 3, n_sparse))
+            for index, (block, weight, points, normalised) in enumerate(terms):
+                t = values[start : start + chunk, :, block]
+                u = (t.reshape(3 * n, -1) @ points.T).reshape(n, 3, n_sparse)
+                if index in linear:
+                    summed += weight * u
+                    continue
+                if normalised is not None:
+                    unit, overlap, inverse = normalised
+                    along = np.matmul(t, unit[env][:, :, None])  # (n, 3, 1): t · x̂_i
+                    u -= along * overlap[env][:, None, :]
+                    u *= inverse[env][:, None, None]
+                summed += weight * (u * power[env][:, None, :])
+            by_atom = scipy.sparse.csr_matrix(
+                (np.ones(n), (atom, np.arange(n))), shape=(jacobian.n_atoms, n)
+            )
+            out += by_atom @ summed.reshape(n, 3 * n_sparse)
+        return out.reshape(3 * jacobian.n_atoms, n_sparse)
+
     def _force_rows(self, projector, n_structures, X, groups, forces, jacobians):
         """(owners, rows, targets): the unweighted force rows, in the Nyström features, of
         every structure with forces."""
@@ -283,16 +350,33 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         owners, rows, targets = [], [], []
         for a, f, d in force_entries(forces, jacobians):
             members = np.flatnonzero(groups == a)
-            expected = (len(members), len(f), 3, X.shape[1])
-            if f.ndim != 2 or f.shape[1:] != (3,) or d.shape != expected:
-                raise InputError(
-                    f"structure {a}: `forces` has shape {f.shape} and `feature_jacobians` "
-                    f"{d.shape}; expected (n_atoms, 3) and {expected} (environments, atoms, "
-                    "xyz, features)"
-                )
-            if not (np.all(np.isfinite(f)) and np.all(np.isfinite(d))):
+            if isinstance(d, SparseJacobian):
+                shape = (d.n_environments, d.n_atoms, d.n_features)
+                expected = (len(members), len(f), X.shape[1])
+                if f.ndim != 2 or f.shape[1:] != (3,) or shape != expected:
+                    raise InputError(
+                        f"structure {a}: `forces` has shape {f.shape} and `feature_jacobians` "
+                        f"(environments, atoms, features) {shape}; expected (n_atoms, 3) and "
+                        f"{expected}"
+                    )
+                values = d.values
+            else:
+                expected = (len(members), len(f), 3, X.shape[1])
+                if f.ndim != 2 or f.shape[1:] != (3,) or d.shape != expected:
+                    raise InputError(
+                        f"structure {a}: `forces` has shape {f.shape} and `feature_jacobians` "
+                        f"{d.shape}; expected (n_atoms, 3) and {expected} (environments, atoms, "
+                        "xyz, features)"
+                    )
+                values = d
+            if not (np.all(np.isfinite(f)) and np.all(np.isfinite(values))):
                 raise InputError(f"structure {a}: `forces` or `feature_jacobians` is not finite")
-            derivative = self._derivative_rows(X[members], d.reshape(len(members), -1, X.shape[1]))
+            if isinstance(d, SparseJacobian):
+                derivative = self._sparse_derivative_rows(X[members], d)
+            else:
+                derivative = self._derivative_rows(
+                    X[members], d.reshape(len(members), -1, X.shape[1])
+                )
             owners.append(a)
             rows.append(-(derivative @ projector))
             targets.append(f.ravel())
@@ -329,9 +413,12 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         forces : sequence of (ndarray (n_atoms_A, 3) or None), optional
             Reference forces (eV/Å) of every structure; None for a structure fitted on its
             energy only.
-        feature_jacobians : sequence of ndarray (n_env_A, n_atoms_A, 3, n_features), or callable
+        feature_jacobians : sequence of ndarray (n_env_A, n_atoms_A, 3, n_features) or of
+            SparseJacobian, or callable
             dx_i/dr_j of every environment of every structure with forces, environments in
-            the order of their rows in X (e.g. :meth:`lodekit.LodePotential.feature_jacobian`);
+            the order of their rows in X (e.g. :meth:`lodekit.LodePotential.feature_jacobian`,
+            ``sparse=True`` for a :class:`~lodekit.models.SparseJacobian`: its rows are
+            contracted one by one, no (environments x atoms) array is formed);
             a function of the structure index computes each when needed (streamed: one in
             memory at a time, its force rows kept as (3 n_atoms, n_sparse)).
         force_weight : float or sequence of float

@@ -26,6 +26,7 @@ from ._common import (
     weigh_structures,
 )
 from ._ridge import FORCE_RECORD, fit_structure_regression
+from .jacobians import SparseJacobian
 
 __all__ = ["StructureRidge"]
 
@@ -178,6 +179,8 @@ class StructureRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         check_force_inputs(self.reduce, forces, derivatives, len(y), 1.0, "feature_derivatives")
         owners, rows, targets = [], [], []
         for a, f, d in force_entries(forces, derivatives):
+            if isinstance(d, SparseJacobian):
+                d = d.summed()
             if d.ndim != 3 or d.shape[1:] != (3, phi.shape[1]) or f.shape != d.shape[:2]:
                 raise InputError(
                     f"structure {a}: `forces` has shape {f.shape} and `feature_derivatives` "
