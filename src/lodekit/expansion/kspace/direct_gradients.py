@@ -183,7 +183,12 @@ def kspace_gradient(problem: KspaceProblem) -> np.ndarray:
         fk_odd = (kvec[:, :, None] * f_odd[:, None, :]).reshape(len(block), -1)
         phases = phase_factors(frac, block)
         blocks.append((fk_even, fk_odd, phases, phases[centres]))
-    for j in range(n_atoms):
+    if np.array_equal(centres, np.arange(n_atoms)):
+        _symmetric_pairs(out, by_species, blocks, species_index, n_even, lm_order)
+        j_range = range(0)
+    else:
+        j_range = range(n_atoms)
+    for j in j_range:
         pair[:] = 0.0
         for fk_even, fk_odd, phases, centre_phases in blocks:
             z = centre_phases * phases[j].conj()  # exp(i k·(r_i - r_j)), (centres, k)
@@ -198,6 +203,30 @@ def kspace_gradient(problem: KspaceProblem) -> np.ndarray:
     for a in range(n_species):
         out[rows, centres, :, a] -= by_species[a].reshape(n_centres, 3, n_lm, n_rad)[:, :, lm_order]
     return out
+
+
+def _symmetric_pairs(out, by_species, blocks, species_index, n_even, lm_order) -> None:
+    """The pair terms of :func:`kspace_gradient` when every atom is a centre, from the pairs
+    i > j only: exp(i k·(r_j - r_i)) is the conjugate of exp(i k·(r_i - r_j)), so the term of
+    (j, i) is that of (i, j) with its even-l part (from the imaginary part) negated. Half the
+    products of the general loop."""
+    n_atoms, n_species = out.shape[1], out.shape[3]
+    n_lm, n_rad = out.shape[4], out.shape[5]
+    for j in range(n_atoms - 1):
+        below = np.arange(j + 1, n_atoms)
+        pair = np.zeros((len(below), 3, n_lm * n_rad))  # rows i > j, parity-sorted lm
+        for fk_even, fk_odd, phases, _ in blocks:
+            z = phases[j + 1 :] * phases[j].conj()  # exp(i k·(r_i - r_j))
+            pair[:, :, :n_even] += (z.imag @ fk_even).reshape(len(below), 3, -1)
+            pair[:, :, n_even:] -= (z.real @ fk_odd).reshape(len(below), 3, -1)
+        a = species_index[j]
+        by_species[a, j + 1 :] += pair
+        out[j + 1 :, j, :, a] = pair.reshape(len(below), 3, n_lm, n_rad)[:, :, lm_order]
+        pair[:, :, :n_even] *= -1.0  # now the terms of (j, i)
+        species_below = species_index[j + 1 :]
+        out[j, below, :, species_below] = pair.reshape(len(below), 3, n_lm, n_rad)[:, :, lm_order]
+        for b in range(n_species):
+            by_species[b, j] += pair[species_below == b].sum(axis=0)
 
 
 def kspace_strain_gradient(problem: KspaceProblem) -> np.ndarray:
