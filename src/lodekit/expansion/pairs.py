@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -111,12 +112,13 @@ def accumulate_rows(
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """:func:`accumulate_pairs` for many rows at once, as batched matrix products, split by l.
 
-    Pairs are sorted by row and cut into chunks of whole rows (about ``ROW_CHUNK_PAIRS``
-    pairs, so that a chunk's arrays stay in cache). In a chunk, the pairs of each row fill
-    the first slots of a zero-padded (row, slot) layout, and
-    out_l[row] = Y_l[row slots]^T @ F_l[row slots] is one batched matrix product per l
-    (exactly the needed products; the empty slots add exact zeros). Chunks write disjoint
-    rows, so they run in threads: numpy, BLAS and sphericart release the GIL.
+    Pairs are sorted by row (callers that pass them sorted save the sort) and cut into
+    chunks of whole rows (about ``ROW_CHUNK_PAIRS`` pairs, so that a chunk's arrays stay in
+    cache). In a chunk, the pairs of each row fill the first slots of a zero-padded
+    (row, slot) layout, and out_l[row] = Y_l[row slots]^T @ F_l[row slots] is one batched
+    matrix product per l (exactly the needed products; the empty slots add exact zeros).
+    Chunks write disjoint rows, so they run in threads: numpy, BLAS and sphericart release
+    the GIL.
 
     Parameters
     ----------
@@ -138,15 +140,18 @@ def accumulate_rows(
     n_lm = (max_angular + 1) ** 2
     n_l = max_angular + 1
     out = [np.zeros((n_rows, 2 * l + 1, n_radial)) for l in range(n_l)]
-    order = np.argsort(target, kind="stable")
-    target, vectors = target[order], vectors[order]
+    if len(target) > 1 and np.any(target[1:] < target[:-1]):
+        order = np.argsort(target, kind="stable")
+        target, vectors = target[order], vectors[order]
     starts = np.searchsorted(target, np.arange(n_rows + 1))
     counts = np.diff(starts)
     if len(target) == 0:
         return out, counts
     # chunk boundaries in rows: the row holding each multiple of the chunk size starts one
     n_threads = _useful_threads(n_threads, len(target))
-    wanted = max(1, min(ROW_CHUNK_PAIRS, -(-len(target) // (2 * n_threads))))
+    # two chunks per thread, for balance
+    wanted = ROW_CHUNK_PAIRS if n_threads == 1 else -(-len(target) // (2 * n_threads))
+    wanted = max(1, min(ROW_CHUNK_PAIRS, wanted))
     bounds = np.searchsorted(starts, np.arange(0, len(target), wanted), side="right") - 1
     bounds = np.append(np.unique(bounds), n_rows).tolist()
     slot = np.arange(len(target)) - starts[target]
@@ -218,7 +223,7 @@ def scratch(name: str, shape: tuple) -> np.ndarray:
     arithmetic done on them; the buffers (a few MiB at most per thread, as large as the
     largest chunk seen) live as long as their thread.
     """
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     buffer = getattr(_LOCAL, name, None)
     if buffer is None or buffer.size < size:
         buffer = np.empty(size)

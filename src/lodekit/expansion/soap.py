@@ -262,11 +262,16 @@ class SphericalExpansion(CalculatorBase):
             _i, _j, vectors, target = selected_pairs(
                 system, species_index, n_species, centres, self.cutoff
             )
-            # each pair lands in (centre row, neighbour species): one flat output row
-            return vectors, target + first_row[index] * n_species, species_index[centres]
+            # each pair lands in (centre row, neighbour species): one flat output row; sorted
+            # here, in the structure's thread, the batch is sorted as structures follow
+            order = np.argsort(target, kind="stable")
+            target = target[order] + first_row[index] * n_species
+            return vectors[order], target, species_index[centres]
 
         jobs = list(zip(range(len(systems)), systems, selection, strict=True))
-        work = sum(estimated_pairs(s.positions, s.cell, s.pbc, self.cutoff) for s in systems)
+        work = 0
+        if n_threads > 1 and len(jobs) > 1:
+            work = sum(estimated_pairs(s.positions, s.cell, s.pbc, self.cutoff) for s in systems)
         parts = parallel_map(pairs, jobs, n_threads, int(work))
         vectors = np.concatenate([part[0] for part in parts]).reshape(-1, 3)
         target = np.concatenate([part[1] for part in parts]).astype(np.int64)
