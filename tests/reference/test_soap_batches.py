@@ -80,12 +80,39 @@ def test_batch_with_selected_atoms_and_small_chunks(monkeypatch):
     reference = calculator.compute(structures, selected_atoms=picks, n_threads=1)
     monkeypatch.setattr(pairs_module, "ROW_CHUNK_PAIRS", 7)
     monkeypatch.setattr(pairs_module, "MIN_THREAD_PAIRS", 1)  # threads even for small work
+    monkeypatch.setattr(pairs_module, "MAX_PADDING", 1)  # halve chunks of uneven rows
     for n_threads in (1, 3):
         chunked = calculator.compute(structures, selected_atoms=picks, n_threads=n_threads)
         assert chunked.samples.tolist() == reference.samples.tolist()
         scale = max(np.abs(v).max() for v in reference.values)
         for a, b in zip(chunked.values, reference.values, strict=True):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-13 * scale)
+
+
+def test_uneven_rows_are_split_and_give_the_same_numbers(monkeypatch):
+    """Dimers far apart (one pair per row) beside a dense cell, in one chunk and in halves."""
+    rng = np.random.default_rng(8)
+    dimers = ase.Atoms(
+        "CO" * 20,
+        positions=[[12.0 * k, 0.0, 1.1 * (a % 2)] for k in range(20) for a in range(2)],
+    )
+    structures = [dimers, three_species_box(rng), dimers]
+    calculator = lodekit.SphericalExpansion(**HYPERS)
+    reference = calculator.compute(structures, n_threads=1)
+    halves = []
+    original = pairs_module.real_spherical_harmonics
+
+    def counting(vectors, max_angular):
+        halves.append(len(vectors))
+        return original(vectors, max_angular)
+
+    monkeypatch.setattr(pairs_module, "real_spherical_harmonics", counting)
+    monkeypatch.setattr(pairs_module, "MAX_PADDING", 1)
+    split = calculator.compute(structures, n_threads=1)
+    assert len(halves) > 1  # the one chunk was cut
+    scale = max(np.abs(v).max() for v in reference.values)
+    for a, b in zip(split.values, reference.values, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-13 * scale)
 
 
 @pytest.mark.parametrize("cutoff_function", ["step", "shifted_cosine"])

@@ -32,6 +32,10 @@ PAIR_CHUNK = 1024
 #: Pairs per chunk of :func:`accumulate_rows` (at most; fewer to give every thread two).
 ROW_CHUNK_PAIRS = 2048
 
+#: Largest (rows x widest row) / pairs of a chunk of :func:`accumulate_rows`; beyond it
+#: the chunk is halved (memory and work of the zero-padded layout stay a few times the pairs').
+MAX_PADDING = 4
+
 #: Average pairs per output row above which one matrix product per row is faster.
 DENSE_ROWS = 96
 
@@ -161,11 +165,18 @@ def accumulate_rows(
         if first == last:
             return
         m, n_chunk_rows = last - first, last_row - first_row
+        width = int(counts[first_row:last_row].max())
+        if n_chunk_rows > 1 and n_chunk_rows * width > MAX_PADDING * m + 64:
+            # rows of very different lengths (a dense cell beside a sparse one): halves,
+            # until the padded layout is at most MAX_PADDING times the pairs
+            middle = (first_row + last_row) // 2
+            work(first_row, middle)
+            work(middle, last_row)
+            return
         v = vectors[first:last]
         values = scratch("values", (m, n_l, n_radial))
         radial(np.sqrt(np.einsum("px,px->p", v, v)), values)
         ylm = real_spherical_harmonics(v, max_angular)
-        width = int(counts[first_row:last_row].max())
         place = (target[first:last] - first_row) * width + slot[first:last]
         # (row, slot, lm) and (row, slot, l, n): every product below is a BLAS-able matrix
         y_slots = scratch("y", (n_chunk_rows * width, n_lm))
