@@ -1,6 +1,8 @@
 """SOAP over a batch of structures: one compute equals the structures computed one by one,
 and featomic 0.6.7 on the same list (issue 30: the batch runs as one pair list)."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import ase
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from scipy.interpolate import CubicSpline
 
 import lodekit
 import lodekit.expansion.pairs as pairs_module
+from lodekit.basis.spherical_harmonics import real_spherical_harmonics
 from lodekit.basis.splines import TabulatedFunction
 from tests.helpers import (
     cubic_box,
@@ -146,3 +149,16 @@ def test_tabulated_function_is_scipys_cubic_spline():
     assert table(x).shape == (len(x), 3)
     with pytest.raises(lodekit.InputError, match="`x` has negative entries"):
         table(np.array([-0.1]))
+
+
+def test_spherical_harmonics_from_two_threads_at_once():
+    """Concurrent calls (the batch's chunks) give the serial numbers: sphericart's work buffers
+    are per OpenMP thread number, which two Python threads would share on one calculator."""
+    rng = np.random.default_rng(2)
+    inputs = [rng.normal(size=(3000, 3)) for _ in range(2)]
+    serial = [real_spherical_harmonics(x, 12) for x in inputs]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(50):
+            results = list(pool.map(lambda x: real_spherical_harmonics(x, 12), inputs))
+            for got, expected in zip(results, serial, strict=True):
+                np.testing.assert_array_equal(got, expected)
