@@ -151,9 +151,9 @@ def accumulate_rows(
     counts = np.diff(starts)
     if len(target) == 0:
         return out, counts
-    # chunk boundaries in rows: the row holding each multiple of the chunk size starts one
     n_threads = _useful_threads(n_threads, len(target))
-    # two chunks per thread, for balance
+    # chunks of whole rows, each starting at the row that holds a multiple of ``wanted``
+    # pairs; with threads, two chunks per thread at least, for balance
     wanted = ROW_CHUNK_PAIRS if n_threads == 1 else -(-len(target) // (2 * n_threads))
     wanted = max(1, min(ROW_CHUNK_PAIRS, wanted))
     bounds = np.searchsorted(starts, np.arange(0, len(target), wanted), side="right") - 1
