@@ -166,13 +166,6 @@ def accumulate_rows(
             return
         m, n_chunk_rows = last - first, last_row - first_row
         width = int(counts[first_row:last_row].max())
-        if n_chunk_rows > 1 and n_chunk_rows * width > MAX_PADDING * m + 64:
-            # rows of very different lengths (a dense cell beside a sparse one): halves,
-            # until the padded layout is at most MAX_PADDING times the pairs
-            middle = (first_row + last_row) // 2
-            work(first_row, middle)
-            work(middle, last_row)
-            return
         v = vectors[first:last]
         values = scratch("values", (m, n_l, n_radial))
         radial(np.sqrt(np.einsum("px,px->p", v, v)), values)
@@ -194,8 +187,30 @@ def accumulate_rows(
                 out=out[l][first_row:last_row],
             )
 
-    parallel_map(lambda job: work(*job), list(itertools.pairwise(bounds)), n_threads, len(target))
+    jobs = _even_chunks(itertools.pairwise(bounds), starts, counts)
+    parallel_map(lambda job: work(*job), jobs, n_threads, len(target))
     return out, counts
+
+
+def _even_chunks(chunks, starts: np.ndarray, counts: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges (first, last), each halved until its zero-padded layout (rows x widest row)
+    is at most ``MAX_PADDING`` times its pairs: rows of very different lengths (a dense cell
+    beside a sparse one) would otherwise pad every row to the longest."""
+    out, todo = [], list(chunks)[::-1]
+    while todo:
+        first_row, last_row = todo.pop()
+        n_pairs = int(starts[last_row] - starts[first_row])
+        n_rows = last_row - first_row
+        if n_pairs == 0:
+            continue
+        if n_rows > 1 and n_rows * int(counts[first_row:last_row].max()) > (
+            MAX_PADDING * n_pairs + 64
+        ):
+            middle = (first_row + last_row) // 2
+            todo += [(middle, last_row), (first_row, middle)]
+            continue
+        out.append((first_row, last_row))
+    return out
 
 
 _LOCAL = threading.local()
