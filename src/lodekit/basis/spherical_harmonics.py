@@ -7,6 +7,7 @@ Orthonormal on the unit sphere, m = -l..l, no Condon-Shortley phase in the real 
 from __future__ import annotations
 
 import ctypes
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,9 +17,19 @@ import sphericart
 __all__ = ["real_spherical_harmonics", "real_spherical_harmonics_with_gradients"]
 
 
-@lru_cache(maxsize=16)
+_LOCAL = threading.local()
+
+
 def _calculator(max_angular: int):
-    return sphericart.SphericalHarmonics(max_angular)
+    """One sphericart calculator per l_max and per thread: a calculator keeps work buffers
+    indexed by OpenMP thread number, which two Python threads calling it at once would both
+    take as thread 0 and overwrite."""
+    calculators = getattr(_LOCAL, "calculators", None)
+    if calculators is None:
+        calculators = _LOCAL.calculators = {}
+    if max_angular not in calculators:
+        calculators[max_angular] = sphericart.SphericalHarmonics(max_angular)
+    return calculators[max_angular]
 
 
 @lru_cache(maxsize=1)

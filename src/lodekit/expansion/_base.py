@@ -126,9 +126,10 @@ class CalculatorBase:
             Centres to compute. For one structure an index array is accepted; for several,
             one entry per structure (None for all atoms). Default: every atom.
         n_threads : int, optional
-            Structures computed concurrently (threads). Default: the ``OMP_NUM_THREADS``
-            environment variable if set, else the number of usable cores. Within one
-            structure, dense products use the BLAS threads of numpy.
+            Threads: structures computed concurrently (SOAP: chunks of the batch's
+            neighbour pairs). Default: the ``OMP_NUM_THREADS`` environment variable if set,
+            else the number of usable cores. Within one structure, dense products use the
+            BLAS threads of numpy.
 
         Returns
         -------
@@ -141,27 +142,19 @@ class CalculatorBase:
             self._check_system(system, i)
         gradients = _check_gradients(gradients)
         neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
-        n_threads = _thread_count(n_threads, len(systems))
+        n_threads = _thread_count(n_threads)
         self._prepare()
-
-        def run(pair):
-            values, mask, info = self._compute_system(pair[0], pair[1], neighbor_types)
-            jacobian = None
-            if gradients:
-                jacobian = self._jacobian_system(
-                    pair[0], pair[1], neighbor_types, "strain" in gradients
-                )
-            return values, mask, info, jacobian
-
+        values, has_neighbors, infos = self._compute_values(
+            systems, selection, neighbor_types, n_threads
+        )
         jobs = list(zip(systems, selection, strict=True))
-        if n_threads > 1:
-            # numpy, vesin and sphericart release the GIL: structures overlap well
-            with ThreadPoolExecutor(n_threads) as pool:
-                results = list(pool.map(run, jobs))
-        else:
-            results = [run(job) for job in jobs]
-        parts = [result[0] for result in results]
-        masks = [result[1] for result in results]
+        jacobians = []
+        if gradients:
+
+            def jacobian(job):
+                return self._jacobian_system(job[0], job[1], neighbor_types, "strain" in gradients)
+
+            jacobians = _map(jacobian, jobs, n_threads)
         samples = []
         for index, (system, centres) in enumerate(jobs):
             samples.append(
@@ -169,21 +162,53 @@ class CalculatorBase:
                     [np.full(len(centres), index), centres, system.numbers[centres]]
                 ).astype(np.int64)
             )
-        values = [np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))]
         return Expansion(
             values=values,
             samples=np.concatenate(samples).reshape(-1, 3),
             neighbor_types=neighbor_types,
             hypers=json.loads(self.to_json()),
-            has_neighbors=None if masks[0] is None else np.concatenate(masks),
-            info={"structures": [result[2] for result in results]},
-            gradients=_assemble_gradients(
-                gradients, [result[3] for result in results], jobs, self.max_angular
-            ),
+            has_neighbors=has_neighbors,
+            info={"structures": infos},
+            gradients=_assemble_gradients(gradients, jacobians, jobs, self.max_angular),
         )
+
+    def _compute_values(self, systems, selection, neighbor_types, n_threads):
+        """Coefficients of all selected centres of all structures.
+
+        Returns
+        -------
+        values : list of ndarray
+            Per l, (n_rows, n_species, 2l+1, n_radial), rows in order of structure then centre.
+        has_neighbors : ndarray of bool, shape (n_rows, n_species), or None
+        infos : list of dict
+            One per structure.
+        """
+        jobs = list(zip(systems, selection, strict=True))
+
+        def run(job):
+            return self._compute_system(job[0], job[1], neighbor_types)
+
+        results = _map(run, jobs, n_threads)
+        parts = [result[0] for result in results]
+        masks = [result[1] for result in results]
+        values = [np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))]
+        has_neighbors = None if masks[0] is None else np.concatenate(masks)
+        return values, has_neighbors, [result[2] for result in results]
+
+    def _compute_system(self, system, centres, neighbor_types):
+        raise NotImplementedError  # pragma: no cover - or _compute_values is overridden
 
     def _jacobian_system(self, system, centres, neighbor_types, with_strain) -> Jacobian:
         raise NotImplementedError  # pragma: no cover - every calculator defines it
+
+
+def _map(function, jobs: list, n_threads: int) -> list:
+    """``[function(job) for job in jobs]``, in ``n_threads`` threads when more than one."""
+    if n_threads > 1 and len(jobs) > 1:
+        # numpy, vesin and sphericart release the GIL: structures overlap well
+        with ThreadPoolExecutor(min(n_threads, len(jobs))) as pool:
+            return list(pool.map(function, jobs))
+    return [function(job) for job in jobs]
 
 
 def _check_gradients(gradients) -> tuple[str, ...]:
@@ -231,13 +256,14 @@ def _assemble_gradients(gradients, jacobians, jobs, max_angular) -> dict:
     return out
 
 
-def _thread_count(n_threads, n_jobs: int) -> int:
+def _thread_count(n_threads) -> int:
+    """The validated ``n_threads`` of :meth:`CalculatorBase.compute` (None: the default)."""
     if n_threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
         n_threads = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
     elif isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
         raise InputError(f"`n_threads` is {describe(n_threads)} but must be a positive integer")
-    return max(1, min(n_threads, n_jobs))
+    return max(1, n_threads)
 
 
 def _normalise_selection(selected_atoms, systems: list[System]) -> list[np.ndarray]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -12,10 +17,24 @@ from ..basis.spherical_harmonics import (
 )
 from ..neighbors import neighbor_pairs
 
-__all__ = ["accumulate_pairs", "pair_gradients", "selected_pairs"]
+__all__ = [
+    "accumulate_pairs",
+    "accumulate_rows",
+    "pair_gradients",
+    "parallel_map",
+    "scratch",
+    "selected_pairs",
+]
 
 #: Pairs handled at once: small enough that the (pairs, lm, n) work array stays in cache.
 PAIR_CHUNK = 1024
+
+#: Pairs per chunk of :func:`accumulate_rows` (at most; fewer to give every thread two).
+ROW_CHUNK_PAIRS = 2048
+
+#: Largest (rows x widest row) / pairs of a chunk of :func:`accumulate_rows`; beyond it
+#: the chunk is halved (memory and work of the zero-padded layout stay a few times the pairs').
+MAX_PADDING = 4
 
 #: Average pairs per output row above which one matrix product per row is faster.
 DENSE_ROWS = 96
@@ -84,6 +103,158 @@ def accumulate_pairs(
         rows, first = np.unique(target[sl], return_index=True)
         out[rows] += np.add.reduceat(contrib, first, axis=0)
     return out
+
+
+def accumulate_rows(
+    n_rows: int,
+    target: np.ndarray,
+    vectors: np.ndarray,
+    radial: Callable[[np.ndarray, np.ndarray], None],
+    max_angular: int,
+    n_radial: int,
+    n_threads: int = 1,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """:func:`accumulate_pairs` for many rows at once, as batched matrix products, split by l.
+
+    Pairs are sorted by row (callers that pass them sorted save the sort) and cut into
+    chunks of whole rows (about ``ROW_CHUNK_PAIRS`` pairs, so that a chunk's arrays stay in
+    cache). In a chunk, the pairs of each row fill the first slots of a zero-padded
+    (row, slot) layout, and out_l[row] = Y_l[row slots]^T @ F_l[row slots] is one batched
+    matrix product per l (exactly the needed products; the empty slots add exact zeros).
+    Chunks write disjoint rows, so they run in threads: numpy, BLAS and sphericart release
+    the GIL.
+
+    Parameters
+    ----------
+    n_rows, target, vectors, max_angular, n_radial
+        As for :func:`accumulate_pairs`.
+    radial : callable
+        ``radial(distances, out)`` writes F for distances (m,) (Å) into ``out``, a
+        C-contiguous array of shape (m, max_angular + 1, n_radial).
+    n_threads : int
+        Threads over chunks (1: all in the calling thread).
+
+    Returns
+    -------
+    values : list of ndarray
+        ``values[l]`` of shape (n_rows, 2l + 1, n_radial).
+    counts : ndarray of int, shape (n_rows,)
+        Pairs that landed in each row.
+    """
+    n_lm = (max_angular + 1) ** 2
+    n_l = max_angular + 1
+    out = [np.zeros((n_rows, 2 * l + 1, n_radial)) for l in range(n_l)]
+    if len(target) > 1 and np.any(target[1:] < target[:-1]):
+        order = np.argsort(target, kind="stable")
+        target, vectors = target[order], vectors[order]
+    starts = np.searchsorted(target, np.arange(n_rows + 1))
+    counts = np.diff(starts)
+    if len(target) == 0:
+        return out, counts
+    n_threads = _useful_threads(n_threads, len(target))
+    # chunks of whole rows, each starting at the row that holds a multiple of ``wanted``
+    # pairs; with threads, two chunks per thread at least, for balance
+    wanted = ROW_CHUNK_PAIRS if n_threads == 1 else -(-len(target) // (2 * n_threads))
+    wanted = max(1, min(ROW_CHUNK_PAIRS, wanted))
+    bounds = np.searchsorted(starts, np.arange(0, len(target), wanted), side="right") - 1
+    bounds = np.append(np.unique(bounds), n_rows).tolist()
+    slot = np.arange(len(target)) - starts[target]
+
+    def work(first_row: int, last_row: int) -> None:
+        first, last = starts[first_row], starts[last_row]
+        if first == last:
+            return
+        m, n_chunk_rows = last - first, last_row - first_row
+        width = int(counts[first_row:last_row].max())
+        v = vectors[first:last]
+        values = scratch("values", (m, n_l, n_radial))
+        radial(np.sqrt(np.einsum("px,px->p", v, v)), values)
+        ylm = real_spherical_harmonics(v, max_angular)
+        place = (target[first:last] - first_row) * width + slot[first:last]
+        # (row, slot, lm) and (row, slot, l, n): every product below is a BLAS-able matrix
+        y_slots = scratch("y", (n_chunk_rows * width, n_lm))
+        y_slots.fill(0.0)
+        y_slots[place] = ylm
+        f_slots = scratch("f", (n_chunk_rows * width, n_l, n_radial))
+        f_slots.fill(0.0)
+        f_slots[place] = values
+        y_slots = y_slots.reshape(n_chunk_rows, width, n_lm)
+        f_slots = f_slots.reshape(n_chunk_rows, width, n_l, n_radial)
+        for l in range(n_l):
+            np.matmul(
+                y_slots[:, :, l * l : (l + 1) ** 2].transpose(0, 2, 1),
+                f_slots[:, :, l, :],
+                out=out[l][first_row:last_row],
+            )
+
+    jobs = _even_chunks(itertools.pairwise(bounds), starts, counts)
+    parallel_map(lambda job: work(*job), jobs, n_threads, len(target))
+    return out, counts
+
+
+def _even_chunks(chunks, starts: np.ndarray, counts: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges (first, last), each halved until its zero-padded layout (rows x widest row)
+    is at most ``MAX_PADDING`` times its pairs: rows of very different lengths (a dense cell
+    beside a sparse one) would otherwise pad every row to the longest."""
+    out, todo = [], list(chunks)[::-1]
+    while todo:
+        first_row, last_row = todo.pop()
+        n_pairs = int(starts[last_row] - starts[first_row])
+        n_rows = last_row - first_row
+        if n_pairs == 0:
+            continue
+        if n_rows > 1 and n_rows * int(counts[first_row:last_row].max()) > (
+            MAX_PADDING * n_pairs + 64
+        ):
+            middle = (first_row + last_row) // 2
+            todo += [(middle, last_row), (first_row, middle)]
+            continue
+        out.append((first_row, last_row))
+    return out
+
+
+_LOCAL = threading.local()
+
+#: Pairs per thread below which a second thread costs more (start-up, the GIL taken back
+#: between numpy calls) than it gains.
+MIN_THREAD_PAIRS = 12_000
+
+_POOL: dict = {}
+
+
+def _useful_threads(n_threads: int, n_pairs: int) -> int:
+    return max(1, min(n_threads, n_pairs // MIN_THREAD_PAIRS))
+
+
+def parallel_map(function: Callable, jobs: list, n_threads: int, n_pairs: int) -> list:
+    """``[function(job) for job in jobs]``, in threads when ``n_pairs`` (the work, in pairs)
+    is enough to keep more than one busy.
+
+    The threads are kept between calls (one pool per process and thread count), so that
+    their :func:`scratch` buffers are reused.
+    """
+    n_threads = min(_useful_threads(n_threads, n_pairs), len(jobs))
+    if n_threads <= 1:
+        return [function(job) for job in jobs]
+    key = (os.getpid(), n_threads)  # a forked child gets its own threads
+    if key not in _POOL:
+        _POOL[key] = ThreadPoolExecutor(n_threads, thread_name_prefix="lodekit-pairs")
+    return list(_POOL[key].map(function, jobs))
+
+
+def scratch(name: str, shape: tuple) -> np.ndarray:
+    """A work array of ``shape``, the same memory on every call from one thread.
+
+    Fresh large arrays come from mmap and cost a page fault per 4 KiB, more than the
+    arithmetic done on them; the buffers (a few MiB at most per thread, as large as the
+    largest chunk seen) live as long as their thread.
+    """
+    size = math.prod(shape)
+    buffer = getattr(_LOCAL, name, None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size)
+        setattr(_LOCAL, name, buffer)
+    return buffer[:size].reshape(shape)
 
 
 def _accumulate_dense(out, target, vectors, distances, radial, max_angular, n_radial):

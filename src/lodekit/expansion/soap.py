@@ -12,8 +12,7 @@ from ..systems import System
 from ._base import CalculatorBase
 from .jacobian import Jacobian, cutoff_pair_jacobian
 from .limits import check_pairs, estimated_pairs
-from .pairs import accumulate_pairs, pair_gradients, selected_pairs
-from .result import split_by_l
+from .pairs import accumulate_rows, pair_gradients, parallel_map, scratch, selected_pairs
 
 __all__ = ["SphericalExpansion"]
 
@@ -249,32 +248,60 @@ class SphericalExpansion(CalculatorBase):
             positions.append(grad)
         return {"positions": positions, "strain": strain}
 
-    def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
+    def _compute_values(self, systems, selection, neighbor_types, n_threads):
+        """All structures as one batch: their pair lists concatenated (rows offset by the
+        centres of the structures before), one radial and one Y_lm evaluation per chunk of
+        pairs and batched matrix products into every row (:func:`.pairs.accumulate_rows`)."""
         n_species = len(neighbor_types)
-        n_lm = (self.max_angular + 1) ** 2
         n_rad = self._basis.size
-        species_index = np.searchsorted(neighbor_types, system.numbers)
+        first_row = np.cumsum([0] + [len(centres) for centres in selection])
 
-        # each pair lands in (centre row, neighbour species): one flat output row
-        _i, _j, vectors, target = selected_pairs(
-            system, species_index, n_species, centres, self.cutoff
+        def pairs(job):
+            index, system, centres = job
+            species_index = np.searchsorted(neighbor_types, system.numbers)
+            _i, _j, vectors, target = selected_pairs(
+                system, species_index, n_species, centres, self.cutoff
+            )
+            # each pair lands in (centre row, neighbour species): one flat output row; sorted
+            # here, in the structure's thread, the batch is sorted as structures follow
+            order = np.argsort(target, kind="stable")
+            target = target[order] + first_row[index] * n_species
+            return vectors[order], target, species_index[centres]
+
+        jobs = list(zip(range(len(systems)), systems, selection, strict=True))
+        work = 0
+        if n_threads > 1 and len(jobs) > 1:
+            work = sum(estimated_pairs(s.positions, s.cell, s.pbc, self.cutoff) for s in systems)
+        parts = parallel_map(pairs, jobs, n_threads, int(work))
+        vectors = np.concatenate([part[0] for part in parts]).reshape(-1, 3)
+        target = np.concatenate([part[1] for part in parts]).astype(np.int64)
+        own = np.concatenate([part[2] for part in parts]).astype(np.int64)
+
+        n_centres = int(first_row[-1])
+        values, counts = accumulate_rows(
+            n_centres * n_species,
+            target,
+            vectors,
+            self._cut_radial,
+            self.max_angular,
+            n_rad,
+            n_threads,
         )
-
-        def radial(distances):
-            values = self.radial_integral(distances)
-            values *= self._cutoff_factor(distances)[:, None, None]
-            return values
-
-        out = accumulate_pairs(
-            len(centres) * n_species, target, vectors, radial, self.max_angular, n_rad
-        )
-        out = out.reshape(len(centres), n_species, n_lm, n_rad)
-
-        own = species_index[centres]
-        out[np.arange(len(centres)), own, 0, :] += self.center_atom_weight * self._self_term
-        seen = np.zeros(len(centres) * n_species, dtype=bool)
-        seen[target] = True
-        seen = seen.reshape(len(centres), n_species)
+        values = [
+            block.reshape(n_centres, n_species, 2 * l + 1, n_rad) for l, block in enumerate(values)
+        ]
+        rows = np.arange(n_centres)
+        values[0][rows, own, 0, :] += self.center_atom_weight * self._self_term
+        seen = (counts > 0).reshape(n_centres, n_species)
         if self.center_atom_weight != 0.0:
-            seen[np.arange(len(centres)), own] = True
-        return split_by_l(out, self.max_angular), seen, {"cutoff": self.cutoff}
+            seen[rows, own] = True
+        return values, seen, [{"cutoff": self.cutoff} for _ in systems]
+
+    def _cut_radial(self, distances: np.ndarray, out: np.ndarray) -> None:
+        """Write f_c(d) J_nl(d) into ``out``, shape (n, max_angular + 1, n_radial)."""
+        if self._table is not None:
+            flat = out.reshape(len(distances), -1)
+            self._table.evaluate(distances, flat, scratch("spline", flat.shape))
+        else:
+            out[...] = self._exact_radial(distances)
+        out *= self._cutoff_factor(distances)[:, None, None]
