@@ -24,6 +24,7 @@ max_radial 6, max_angular 4, radius 5 Å, power spectrum) unless ``--recipe FILE
 Example::
 
     python benchmarks/bench_featurize.py --frames 48 --chunk-size 4 --workers 2
+    python benchmarks/bench_featurize.py --frames 10000 --chunk-size 64 --workers 2 --featomic 800
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--recipe", type=Path, help="JSON recipe (default: DEFAULT_RECIPE)")
+    parser.add_argument(
+        "--featomic",
+        type=int,
+        default=0,
+        help="also time featomic 0.6.7's LODE spherical expansion (the default recipe's "
+        "calculator, without the power spectrum: a lower bound on its cost) on this many "
+        "of the structures, with --workers rayon threads",
+    )
     args = parser.parse_args()
 
     from distributed import Client, LocalCluster
@@ -122,6 +131,37 @@ def main() -> None:
           "not included)")  # fmt: skip
     print(f"ratio serial / dask: {serial / distributed:.2f}")
     print(f"stores identical: {identical}")
+    if args.featomic:
+        seconds = featomic_time(structures[: args.featomic], recipe, args.workers)
+        rate = args.featomic / seconds
+        print(f"featomic LODE expansion only ({args.workers} threads, {args.featomic} "
+              f"structures): {seconds:8.2f} s  {rate:7.2f} structures/s; "
+              f"lodekit dask / featomic: {(args.frames / distributed) / rate:.2f}")  # fmt: skip
+
+
+def featomic_time(structures, recipe, threads: int) -> float:
+    """Seconds for featomic's LodeSphericalExpansion of the recipe's (single LODE) block on
+    ``structures``, one call (it parallelises over structures with rayon)."""
+    os.environ["RAYON_NUM_THREADS"] = str(threads)  # read when featomic's pool first starts
+    import featomic
+
+    (block,) = recipe["blocks"]
+    hypers = block["expansion"]
+    if hypers["calculator"] != "lode_spherical_expansion":
+        raise SystemExit("--featomic needs a recipe of one LODE block (the default recipe)")
+    calculator = featomic.LodeSphericalExpansion(
+        density={"type": "SmearedPowerLaw", "smearing": hypers["smearing"], "exponent": 1},
+        basis={
+            "type": "TensorProduct",
+            "max_angular": hypers["max_angular"],
+            "radial": {"type": "Gto", "max_radial": hypers["max_radial"],
+                       "radius": hypers["radius"]},
+        },
+    )  # fmt: skip
+    calculator.compute(structures[:1])  # warm-up
+    start = time.perf_counter()
+    calculator.compute(structures)
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":
