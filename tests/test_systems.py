@@ -195,3 +195,21 @@ def test_slab_neighbour_pairs_match_brute_force(rows):
                         expected.append((a, b, *np.round(d, 6)))
     assert len(got) > 50
     assert got == sorted(expected)  # the same pairs, vectors to 1e-6 Å (rotated: ~1e-15)
+
+
+@pytest.mark.parametrize("threshold", [0, 10_000])
+def test_overlap_check_finds_the_same_pair_by_tree_and_by_all_pairs(monkeypatch, threshold):
+    # below lodekit.systems._BRUTE_FORCE_OVERLAPS points every pair is compared, above it a
+    # k-d tree is searched: both must find an image overlap across a face of a triclinic cell
+    import lodekit.systems as systems_module
+
+    monkeypatch.setattr(systems_module, "_BRUTE_FORCE_OVERLAPS", threshold)
+    rng = np.random.default_rng(7)
+    cell = np.array([[14.0, 0, 0], [2.0, 13.0, 0], [1.0, 1.5, 12.0]])
+    frac = rng.uniform(0.1, 0.9, size=(300, 3))
+    frac[5] = [0.0, 0.3, 0.4]
+    frac[17] = [1.0 - 1e-9, 0.3, 0.4]  # atom 5's image across the a face
+    positions = frac @ cell
+    System(np.delete(positions, 17, axis=0), ["H"] * 299, cell=cell, pbc=True)  # no overlap
+    with pytest.raises(InputError, match="atom 5 lies on top of atom 17"):
+        System(positions, ["H"] * 300, cell=cell, pbc=True)
