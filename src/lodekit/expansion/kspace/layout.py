@@ -229,12 +229,19 @@ def contract_block(
     """
     n_k, n_lm, n_rad = factor.shape
     n_species = rho.shape[0]
-    a_re, b_im = rho.real.T[:, :, None, None], rho.imag.T[:, :, None, None]
-    f_even, f_odd = factor[:, None, :n_even], factor[:, None, n_even:]
-    g = np.empty((n_k, 2, n_species, n_lm, n_rad))
-    g[:, 0, :, :n_even] = a_re * f_even  # multiplies cos
-    g[:, 0, :, n_even:] = -b_im * f_odd
-    g[:, 1, :, :n_even] = b_im * f_even  # multiplies sin
-    g[:, 1, :, n_even:] = a_re * f_odd
-    # complex128 viewed as float64 interleaves (cos, sin) along k, matching g's axis 1
-    return np.ascontiguousarray(centre_phases).view(np.float64) @ g.reshape(2 * n_k, -1)
+    n_centres = centre_phases.shape[0]
+    # T = P_i conj(rho_a) first (centres x species x k, cheap), then one product per parity:
+    # even l take Re T, odd l Im T. Half the multiply-adds of contracting (cos, sin) of P
+    # against every coefficient of both parities.
+    t = (centre_phases[:, None, :] * rho.conj()[None, :, :]).reshape(n_centres * n_species, n_k)
+    out = np.empty((n_centres, n_species, n_lm, n_rad))
+    # contiguous operands: BLAS is not called on the strided real and imaginary views
+    f_even = np.ascontiguousarray(factor[:, :n_even].reshape(n_k, -1))
+    f_odd = np.ascontiguousarray(factor[:, n_even:].reshape(n_k, -1))
+    out[:, :, :n_even] = (np.ascontiguousarray(t.real) @ f_even).reshape(
+        n_centres, n_species, n_even, n_rad
+    )
+    out[:, :, n_even:] = (np.ascontiguousarray(t.imag) @ f_odd).reshape(
+        n_centres, n_species, n_lm - n_even, n_rad
+    )
+    return out.reshape(n_centres, -1)
