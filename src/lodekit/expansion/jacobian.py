@@ -53,11 +53,11 @@ def pair_jacobian(
         if out is None:
             out = np.empty((n_pairs, 3, len(l_of_lm), values.shape[-1]))
         ylm, d_ylm = real_spherical_harmonics_with_gradients(v, max_angular)
-        out[start : start + len(v)] = (
-            d_ylm[:, :, :, None] * values[:, None, l_of_lm, :]
-            + (v / d[:, None])[:, :, None, None]
-            * (ylm[:, :, None] * slopes[:, l_of_lm, :])[:, None]
-        )
+        # both terms written into the output rows: no (pairs, 3, lm, n) temporaries
+        target = out[start : start + len(v)]
+        np.multiply(d_ylm[:, :, :, None], values[:, None, l_of_lm, :], out=target)
+        radial = ylm[:, :, None] * slopes[:, l_of_lm, :]
+        target += (v / d[:, None])[:, :, None, None] * radial[:, None]
     if out is None:
         n_rad = radial_with_derivative(np.ones(1))[0].shape[-1]
         out = np.empty((0, 3, len(l_of_lm), n_rad))
