@@ -21,6 +21,7 @@ order of the forward function.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -150,12 +151,48 @@ def _pair_columns(types_a, types_b, n_a: int, n_b: int, distinct_pairs: bool, sw
     return np.concatenate(index), np.concatenate(scale)
 
 
+def _m_last(values: list) -> list:
+    """Per l, the tangent d[r, x, a, m, n] as the matrix ((r x a n), m): m contiguous, so
+    that the product over m reads it without a copy per l.
+
+    When the per-l arrays are the l slices of one (rows, 3, species, (L+1)^2, n) array (as
+    :func:`~lodekit.expansion.result.split_gradient_by_l` makes them), that array is
+    transposed once: the per-l transposed copies cost 8 ms on the 48-atom molecule of
+    benchmarks/bench_sparse_jacobian.py, the single one 1 ms.
+    """
+    first = values[0]
+    base = first.base
+    n_lm = len(values) ** 2
+    whole = (
+        isinstance(base, np.ndarray)
+        and base.ndim == 5
+        and base.shape == (*first.shape[:3], n_lm, first.shape[4])
+        and all(
+            v.strides == base.strides
+            and v.__array_interface__["data"][0]
+            == base.__array_interface__["data"][0] + l * l * base.strides[3]
+            for l, v in enumerate(values)
+        )
+    )
+    if whole:
+        flat = np.ascontiguousarray(base.transpose(0, 1, 2, 4, 3)).reshape(-1, n_lm)
+        return [flat[:, l * l : (l + 1) ** 2] for l in range(len(values))]
+    return [
+        np.ascontiguousarray(v.reshape(-1, v.shape[3], v.shape[4]).transpose(0, 2, 1)).reshape(
+            -1, v.shape[3]
+        )
+        for v in values
+    ]
+
+
 def _rows_product(tangent: RowTangent, other: list, columns, swapped=None) -> np.ndarray:
     """Per row r = (centre c, atom) and l, T[r, x, a, n, b, k] = sum_m d[r, x, a, m, n]
-    other[c, b, m, k] (one batched matrix product over rows, ((3 a n) x m) @ (m x (b k))),
-    gathered into the power spectrum's columns: f_l scale (T[index] (+ T[swapped])).
+    other[c, b, m, k], gathered into the power spectrum's columns: f_l scale (T[index]
+    (+ T[swapped])).
 
-    Rows are taken in chunks whose T stays in cache while its columns are gathered.
+    Rows are taken in chunks whose T stays in cache while its columns are gathered. Within
+    a chunk, the rows of one centre share ``other[c]``: one matrix product per run of equal
+    centres, ((rows 3 a n) x m) @ (m x (b k)), instead of one per row.
 
     Returns
     -------
@@ -172,19 +209,39 @@ def _rows_product(tangent: RowTangent, other: list, columns, swapped=None) -> np
         * o.transpose(0, 2, 1, 3).reshape(len(o), 2 * l + 1, s_b * n_b)
         for l, o in enumerate(other)
     ]
-    chunk = max(1, _CHUNK_BYTES // (8 * 3 * s_a * n_a * s_b * n_b))
+    left = _m_last(tangent.values)
+    per_row = 3 * s_a * n_a  # rows of the product per tangent row
+    chunk = max(1, min(n_rows, _CHUNK_BYTES // (8 * per_row * s_b * n_b)))
+    # buffers reused by every chunk and l: T, and its gathered columns
+    product = np.empty((chunk * per_row, s_b * n_b))
+    gathered = np.empty((3 * chunk, width))
+    extra = np.empty_like(gathered) if swapped is not None else None
+    flat_out = out.reshape(3 * n_rows, -1)
+    centres = tangent.keys[:, 0]
     for start in range(0, n_rows, chunk):
-        rows = slice(start, start + chunk)
-        centres = tangent.keys[rows, 0]
-        n = len(centres)
-        block = out[rows].reshape(3 * n, -1)
-        for l, d in enumerate(tangent.values):
-            lhs = d[rows].transpose(0, 1, 2, 4, 3).reshape(n, 3 * s_a * n_a, 2 * l + 1)
-            t = np.matmul(lhs, right[l][centres]).reshape(3 * n, -1)
-            gathered = t[:, index]
+        stop = min(start + chunk, n_rows)
+        n = stop - start
+        here = centres[start:stop]
+        runs = [0, *(np.flatnonzero(here[1:] != here[:-1]) + 1).tolist(), n]
+        t = product[: n * per_row]
+        t_rows = t.reshape(3 * n, -1)
+        g = gathered[: 3 * n]
+        block = flat_out[3 * start : 3 * stop]
+        for l, lhs in enumerate(left):
+            for begin, end in pairwise(runs):
+                np.matmul(
+                    lhs[(start + begin) * per_row : (start + end) * per_row],
+                    right[l][here[begin]],
+                    out=t[begin * per_row : end * per_row],
+                )
+            # take with an out array and mode "clip" (the indices are in range) gathers
+            # without the temporaries of fancy indexing
+            np.take(t_rows, index, axis=1, out=g, mode="clip")
             if swapped is not None:
-                gathered += t[:, swapped]
-            np.multiply(gathered, scale, out=block[:, l * width : (l + 1) * width])
+                e = extra[: 3 * n]
+                np.take(t_rows, swapped, axis=1, out=e, mode="clip")
+                g += e
+            np.multiply(g, scale, out=block[:, l * width : (l + 1) * width])
     return out
 
 
