@@ -144,3 +144,25 @@ def test_kspace_method_is_checked():
         lodekit.LodeSphericalExpansion(
             smearing=1.0, max_radial=2, max_angular=2, radius=3.0, kspace_method="fft"
         )
+
+
+def test_both_forms_of_the_kspace_product_agree(monkeypatch):
+    # contract_block switches from per-parity products to one wide product at
+    # _WIDE_PRODUCT_CENTRES centres: both forms against the direct definition
+    from lodekit.expansion.kspace import layout
+
+    rng = np.random.default_rng(2)
+    phases = np.exp(1j * rng.uniform(0, 2 * np.pi, size=(7, 40)))
+    rho = rng.normal(size=(3, 40)) + 1j * rng.normal(size=(3, 40))
+    factor = rng.normal(size=(40, 9, 4))  # lm sorted by parity: 4 even (l = 0, 2), 5 odd
+    t = phases[:, None, :] * rho.conj()[None]
+    expected = np.concatenate(
+        [
+            np.einsum("iak,kfn->iafn", t.real, factor[:, :4]),
+            np.einsum("iak,kfn->iafn", t.imag, factor[:, 4:]),
+        ],
+        axis=2,
+    ).reshape(7, -1)
+    for threshold in (1, 10_000):
+        monkeypatch.setattr(layout, "_WIDE_PRODUCT_CENTRES", threshold)
+        assert np.allclose(layout.contract_block(phases, rho, factor, 4), expected, atol=1e-12)

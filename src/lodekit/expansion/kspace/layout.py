@@ -208,6 +208,27 @@ class KspaceLayout:
         return kvec, ylm[:, :, None] * radial[:, self.l_sorted, :]
 
 
+#: From this many centres on, :func:`contract_block` uses one wide product against (cos, sin)
+#: of P (twice the multiply-adds, at twice the rate of the narrow per-parity products): one
+#: thread, 1536 centres x 1365 k-vectors, 73 ms against 79 ms; 192 x 867, 7.3 against 5.3 ms.
+_WIDE_PRODUCT_CENTRES = 768
+
+
+def _contract_wide(centre_phases, rho, factor, n_even) -> np.ndarray:
+    """:func:`contract_block` as one product of (cos, sin) of P against every coefficient."""
+    n_k, n_lm, n_rad = factor.shape
+    n_species = rho.shape[0]
+    a_re, b_im = rho.real.T[:, :, None, None], rho.imag.T[:, :, None, None]
+    f_even, f_odd = factor[:, None, :n_even], factor[:, None, n_even:]
+    g = np.empty((n_k, 2, n_species, n_lm, n_rad))
+    g[:, 0, :, :n_even] = a_re * f_even  # multiplies cos
+    g[:, 0, :, n_even:] = -b_im * f_odd
+    g[:, 1, :, :n_even] = b_im * f_even  # multiplies sin
+    g[:, 1, :, n_even:] = a_re * f_odd
+    # complex128 viewed as float64 interleaves (cos, sin) along k, matching g's axis 1
+    return np.ascontiguousarray(centre_phases).view(np.float64) @ g.reshape(2 * n_k, -1)
+
+
 def contract_block(
     centre_phases: np.ndarray, rho: np.ndarray, factor: np.ndarray, n_even: int
 ) -> np.ndarray:
@@ -230,18 +251,21 @@ def contract_block(
     n_k, n_lm, n_rad = factor.shape
     n_species = rho.shape[0]
     n_centres = centre_phases.shape[0]
-    # T = P_i conj(rho_a) first (centres x species x k, cheap), then one product per parity:
+    if n_centres >= _WIDE_PRODUCT_CENTRES:
+        return _contract_wide(centre_phases, rho, factor, n_even)
+    # Re and Im of T = P_i conj(rho_a), one species at a time, then one product per parity:
     # even l take Re T, odd l Im T. Half the multiply-adds of contracting (cos, sin) of P
-    # against every coefficient of both parities.
-    t = (centre_phases[:, None, :] * rho.conj()[None, :, :]).reshape(n_centres * n_species, n_k)
-    out = np.empty((n_centres, n_species, n_lm, n_rad))
-    # contiguous operands: BLAS is not called on the strided real and imaginary views
+    # against every coefficient of both parities, and no array larger than P itself.
+    cos, sin = centre_phases.real, centre_phases.imag
     f_even = np.ascontiguousarray(factor[:, :n_even].reshape(n_k, -1))
     f_odd = np.ascontiguousarray(factor[:, n_even:].reshape(n_k, -1))
-    out[:, :, :n_even] = (np.ascontiguousarray(t.real) @ f_even).reshape(
-        n_centres, n_species, n_even, n_rad
-    )
-    out[:, :, n_even:] = (np.ascontiguousarray(t.imag) @ f_odd).reshape(
-        n_centres, n_species, n_lm - n_even, n_rad
-    )
+    real, imag, scratch = (np.empty((n_centres, n_k)) for _ in range(3))
+    out = np.empty((n_centres, n_species, n_lm, n_rad))
+    for a in range(n_species):
+        np.multiply(cos, rho[a].real, out=real)
+        real += np.multiply(sin, rho[a].imag, out=scratch)
+        np.multiply(sin, rho[a].real, out=imag)
+        imag -= np.multiply(cos, rho[a].imag, out=scratch)
+        out[:, a, :n_even] = (real @ f_even).reshape(n_centres, n_even, n_rad)
+        out[:, a, n_even:] = (imag @ f_odd).reshape(n_centres, n_lm - n_even, n_rad)
     return out.reshape(n_centres, -1)
