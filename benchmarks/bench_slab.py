@@ -88,18 +88,21 @@ def systems(data: Path):
     small = _whole_molecules(ase.io.read(data / "bench_systems/water64.extxyz"))
     thick = small.repeat((1, 1, 5))
     out["thick"] = (thick, thick.cell[2, 2])
-    result = {}
-    for name, (atoms, height) in out.items():
-        atoms = atoms.copy()
-        atoms.positions[:, 2] -= atoms.positions[:, 2].min()
-        slab = atoms.copy()
-        slab.cell = [atoms.cell[0], atoms.cell[1], [0, 0, np.ptp(atoms.positions[:, 2]) + 20]]
-        slab.pbc = [True, True, False]
-        bulk = atoms.copy()
-        bulk.cell = [atoms.cell[0], atoms.cell[1], [0, 0, height]]
-        bulk.pbc = True
-        result[name] = (slab, bulk)
-    return result
+    return {name: pair(atoms, height) for name, (atoms, height) in out.items()}
+
+
+def pair(atoms, height):
+    """(slab, 3-D cell) of ``atoms``: heights from 0, the slab's third vector 20 Å above its
+    atoms (the sums ignore it), the 3-D cell ``height`` (Å) high."""
+    atoms = atoms.copy()
+    atoms.positions[:, 2] -= atoms.positions[:, 2].min()
+    slab = atoms.copy()
+    slab.cell = [atoms.cell[0], atoms.cell[1], [0, 0, np.ptp(atoms.positions[:, 2]) + 20]]
+    slab.pbc = [True, True, False]
+    bulk = atoms.copy()
+    bulk.cell = [atoms.cell[0], atoms.cell[1], [0, 0, height]]
+    bulk.pbc = True
+    return slab, bulk
 
 
 def median_time(function, repeats):

@@ -49,22 +49,9 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 import lodekit  # noqa: E402
 import lodekit.expansion.lode as lode_module  # noqa: E402
-from bench_slab import HYPERS, _whole_molecules, flat, median_time  # noqa: E402
+from bench_slab import HYPERS, _whole_molecules, flat, median_time, pair  # noqa: E402
 
 SHARES = {"shipped": 0.1, "1e4x looser": 1e3, "1e6x looser": 1e5}
-
-
-def pair(atoms, height):
-    """(slab, 3-D cell) of ``atoms``: heights from 0, the slab's third vector arbitrary."""
-    atoms = atoms.copy()
-    atoms.positions[:, 2] -= atoms.positions[:, 2].min()
-    slab = atoms.copy()
-    slab.cell = [atoms.cell[0], atoms.cell[1], [0, 0, np.ptp(atoms.positions[:, 2]) + 20]]
-    slab.pbc = [True, True, False]
-    bulk = atoms.copy()
-    bulk.cell = [atoms.cell[0], atoms.cell[1], [0, 0, height]]
-    bulk.pbc = True
-    return slab, bulk
 
 
 def systems(data: Path):

@@ -247,22 +247,9 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         jacobian : ndarray, shape (n_env, 3 n_atoms, n_features)
             dx_i/dr of the raw features.
         """
-        mean = getattr(self, "feature_mean_", np.zeros(x.shape[1]))
-        scale = getattr(self, "feature_scale_", np.ones(x.shape[1]))
-        shifted = (x - mean) / scale
+        scale, shifted, prepared, linear, power = self._kernel_slopes(x)
         tangent = jacobian / scale  # d shifted / dr
-        prepared = self._prepared(x)
-        linear = self._linear()
         sparse = self.sparse_points_
-        inner = np.zeros((len(x), len(sparse)))
-        for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
-            if index not in linear:
-                inner += weight * (prepared[:, block] @ sparse[:, block].T)
-        if self.zeta == 1:
-            power = np.ones_like(inner)
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                power = np.where(inner != 0, self.zeta * inner ** (self.zeta - 1), 0.0)
         out = np.zeros((jacobian.shape[1], len(sparse)))
         for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
             t = tangent[:, :, block]
@@ -278,6 +265,27 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
             out += weight * _contract_tangents(t, sparse[:, block], power)
         return out
 
+    def _kernel_slopes(self, x: np.ndarray):
+        """What both force-row paths need of the environments x (n_env, n_features):
+        (column scales, standardised x, prepared x, linear block indices, and
+        power[i, m] = zeta k_im^(zeta - 1) of the kernel blocks against the sparse points)."""
+        mean = getattr(self, "feature_mean_", np.zeros(x.shape[1]))
+        scale = getattr(self, "feature_scale_", np.ones(x.shape[1]))
+        shifted = (x - mean) / scale
+        prepared = self._prepared(x)
+        linear = self._linear()
+        sparse = self.sparse_points_
+        inner = np.zeros((len(x), len(sparse)))
+        for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
+            if index not in linear:
+                inner += weight * (prepared[:, block] @ sparse[:, block].T)
+        if self.zeta == 1:
+            power = np.ones_like(inner)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                power = np.where(inner != 0, self.zeta * inner ** (self.zeta - 1), 0.0)
+        return scale, shifted, prepared, linear, power
+
     def _sparse_derivative_rows(self, x: np.ndarray, jacobian: SparseJacobian) -> np.ndarray:
         """:meth:`_derivative_rows` from a :class:`SparseJacobian`: (3 n_atoms, n_sparse).
 
@@ -287,22 +295,9 @@ class AdditiveKernelRidge(StructureScoreMixin, RegressorMixin, BaseEstimator):
         d x̂ · s_m = (t · s_m - (t · x̂_i)(x̂_i · s_m)) / |x_i|, then a sparse sum of the rows
         into their atoms. No (environments x atoms) array is formed.
         """
-        mean = getattr(self, "feature_mean_", np.zeros(x.shape[1]))
-        scale = getattr(self, "feature_scale_", np.ones(x.shape[1]))
-        shifted = (x - mean) / scale
-        prepared = self._prepared(x)
-        linear = self._linear()
+        scale, shifted, prepared, linear, power = self._kernel_slopes(x)
         sparse = self.sparse_points_
         n_sparse = len(sparse)
-        inner = np.zeros((len(x), n_sparse))
-        for index, (block, weight) in enumerate(zip(self._blocks_, self._weights_, strict=True)):
-            if index not in linear:
-                inner += weight * (prepared[:, block] @ sparse[:, block].T)
-        if self.zeta == 1:
-            power = np.ones_like(inner)
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                power = np.where(inner != 0, self.zeta * inner ** (self.zeta - 1), 0.0)
         # per block: the sparse points over the column scales (t / scale · s = t · s / scale),
         # and for normalised blocks x̂_i / scale, x̂_i · s_m and 1 / |x_i|
         terms = []
