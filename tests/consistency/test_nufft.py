@@ -166,3 +166,18 @@ def test_both_forms_of_the_kspace_product_agree(monkeypatch):
     for threshold in (1, 10_000):
         monkeypatch.setattr(layout, "_WIDE_PRODUCT_CENTRES", threshold)
         assert np.allclose(layout.contract_block(phases, rho, factor, 4), expected, atol=1e-12)
+
+
+def test_both_ways_of_building_the_phases_agree_with_the_exponential(monkeypatch):
+    # phase_factors gathers from per-axis tables up to _GATHER_PHASES phases and loops over
+    # runs of constant (h, k) above: both against exp(2 pi i hkl·f) evaluated directly
+    from lodekit.expansion.kspace import layout
+
+    cell = np.array([[7.0, 0.0, 0.0], [1.5, 6.0, 0.0], [-1.0, 0.5, 8.0]])
+    hkl = layout.half_space_kvectors(cell, 2.5)
+    frac = np.random.default_rng(4).uniform(-0.2, 1.2, size=(11, 3))
+    expected = np.exp(2j * np.pi * frac @ hkl.T)
+    for threshold in (0, 1 << 30):
+        monkeypatch.setattr(layout, "_GATHER_PHASES", threshold)
+        got = layout.phase_factors(frac, hkl, out=np.full((11, len(hkl)), np.nan, dtype=complex))
+        assert np.abs(got - expected).max() < 1e-12

@@ -2,6 +2,8 @@
 (values, and finite differences of it for the vector-Jacobian products, strain included), and
 the registry itself: a backend added there is usable through ``kspace_method`` end to end."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -202,3 +204,33 @@ def test_a_registered_backend_is_usable_end_to_end(monkeypatch, accuracy):
     assert {"toy", "missing"} <= {path.kspace for path in code_paths()}
     with pytest.raises(lodekit.InputError, match="`kspace_method` is 'missing' but toylib"):
         lodekit.LodeSphericalExpansion(kspace_method="missing", **hypers)
+
+
+def test_direct_sum_of_frames_sharing_a_cell_matches_brute_force(monkeypatch):
+    """The direct backend keeps the k-space factor of a cell for the next structure of that
+    cell: frames with moved atoms, then more atoms than one k-chunk holds, then another
+    smearing, each against the brute-force sum."""
+    from lodekit.expansion.kspace import direct
+
+    monkeypatch.setattr(direct, "_KEPT", type(direct._KEPT)())
+    atoms = triclinic_box(np.random.default_rng(33))
+    rng = np.random.default_rng(34)
+    first = _problem(atoms, 1, [0, 3, len(atoms) - 1])
+    for _ in range(3):
+        positions = first.positions + rng.normal(scale=0.05, size=first.positions.shape)
+        problem = dataclasses.replace(first, positions=positions)
+        reference = _brute_force(problem)
+        assert (
+            np.abs(direct.kspace_sum(problem) - reference).max() < 1e-10 * np.abs(reference).max()
+        )
+        assert len(direct._KEPT) == 1
+    # the same cell with chunks of 32 k-vectors: the kept factor is used chunk by chunk
+    monkeypatch.setattr(direct, "CHUNK_ELEMENTS", 32 * 2 * 16 * HYPERS["max_radial"])
+    problem = first
+    reference = _brute_force(problem)
+    assert len(problem.kvectors()) > 64
+    assert np.abs(direct.kspace_sum(problem) - reference).max() < 1e-10 * np.abs(reference).max()
+    # another smearing on the same cell is another factor
+    other = dataclasses.replace(problem, smearing=0.6)
+    reference = _brute_force(other)
+    assert np.abs(direct.kspace_sum(other) - reference).max() < 1e-10 * np.abs(reference).max()

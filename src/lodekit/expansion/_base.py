@@ -5,15 +5,14 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..errors import InputError, describe
 from ..systems import System, as_systems
 from .jacobian import Jacobian
 from .result import GRADIENT_PARAMETERS, Expansion, Gradient, split_gradient_by_l
+from .threads import one_blas_thread, thread_pool
 
 __all__ = ["CalculatorBase"]
 
@@ -209,11 +208,8 @@ def _map(function, jobs: list, n_threads: int) -> list:
         # numpy, vesin and sphericart release the GIL: structures overlap well. One BLAS
         # thread each: BLAS's own threads on top oversubscribe the cores (water64x8 LODE H1
         # on 2 cores: 0.17 s against 0.10 s with one BLAS thread per structure, 0.14 s serial)
-        with (
-            threadpool_limits(1, user_api="blas"),
-            ThreadPoolExecutor(min(n_threads, len(jobs))) as pool,
-        ):
-            return list(pool.map(function, jobs))
+        with one_blas_thread():
+            return list(thread_pool("structures", min(n_threads, len(jobs))).map(function, jobs))
     return [function(job) for job in jobs]
 
 

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import math
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -16,13 +12,14 @@ from ..basis.spherical_harmonics import (
     real_spherical_harmonics_with_gradients,
 )
 from ..neighbors import neighbor_pairs
+from .threads import thread_pool
+from .workspace import scratch
 
 __all__ = [
     "accumulate_pairs",
     "accumulate_rows",
     "pair_gradients",
     "parallel_map",
-    "scratch",
     "selected_pairs",
 ]
 
@@ -167,15 +164,15 @@ def accumulate_rows(
         m, n_chunk_rows = last - first, last_row - first_row
         width = int(counts[first_row:last_row].max())
         v = vectors[first:last]
-        values = scratch("values", (m, n_l, n_radial))
+        values = scratch("pairs.values", (m, n_l, n_radial))
         radial(np.sqrt(np.einsum("px,px->p", v, v)), values)
         ylm = real_spherical_harmonics(v, max_angular)
         place = (target[first:last] - first_row) * width + slot[first:last]
         # (row, slot, lm) and (row, slot, l, n): every product below is a BLAS-able matrix
-        y_slots = scratch("y", (n_chunk_rows * width, n_lm))
+        y_slots = scratch("pairs.y", (n_chunk_rows * width, n_lm))
         y_slots.fill(0.0)
         y_slots[place] = ylm
-        f_slots = scratch("f", (n_chunk_rows * width, n_l, n_radial))
+        f_slots = scratch("pairs.f", (n_chunk_rows * width, n_l, n_radial))
         f_slots.fill(0.0)
         f_slots[place] = values
         y_slots = y_slots.reshape(n_chunk_rows, width, n_lm)
@@ -213,13 +210,9 @@ def _even_chunks(chunks, starts: np.ndarray, counts: np.ndarray) -> list[tuple[i
     return out
 
 
-_LOCAL = threading.local()
-
 #: Pairs per thread below which a second thread costs more (start-up, the GIL taken back
 #: between numpy calls) than it gains.
 MIN_THREAD_PAIRS = 12_000
-
-_POOL: dict = {}
 
 
 def _useful_threads(n_threads: int, n_pairs: int) -> int:
@@ -236,25 +229,7 @@ def parallel_map(function: Callable, jobs: list, n_threads: int, n_pairs: int) -
     n_threads = min(_useful_threads(n_threads, n_pairs), len(jobs))
     if n_threads <= 1:
         return [function(job) for job in jobs]
-    key = (os.getpid(), n_threads)  # a forked child gets its own threads
-    if key not in _POOL:
-        _POOL[key] = ThreadPoolExecutor(n_threads, thread_name_prefix="lodekit-pairs")
-    return list(_POOL[key].map(function, jobs))
-
-
-def scratch(name: str, shape: tuple) -> np.ndarray:
-    """A work array of ``shape``, the same memory on every call from one thread.
-
-    Fresh large arrays come from mmap and cost a page fault per 4 KiB, more than the
-    arithmetic done on them; the buffers (a few MiB at most per thread, as large as the
-    largest chunk seen) live as long as their thread.
-    """
-    size = math.prod(shape)
-    buffer = getattr(_LOCAL, name, None)
-    if buffer is None or buffer.size < size:
-        buffer = np.empty(size)
-        setattr(_LOCAL, name, buffer)
-    return buffer[:size].reshape(shape)
+    return list(thread_pool("pairs", n_threads).map(function, jobs))
 
 
 def _accumulate_dense(out, target, vectors, distances, radial, max_angular, n_radial):

@@ -12,7 +12,8 @@ from ..systems import System
 from ._base import CalculatorBase
 from .jacobian import Jacobian, cutoff_pair_jacobian
 from .limits import check_pairs, estimated_pairs
-from .pairs import accumulate_rows, pair_gradients, parallel_map, scratch, selected_pairs
+from .pairs import accumulate_rows, pair_gradients, parallel_map, selected_pairs
+from .workspace import scratch
 
 __all__ = ["SphericalExpansion"]
 
@@ -301,7 +302,7 @@ class SphericalExpansion(CalculatorBase):
         """Write f_c(d) J_nl(d) into ``out``, shape (n, max_angular + 1, n_radial)."""
         if self._table is not None:
             flat = out.reshape(len(distances), -1)
-            self._table.evaluate(distances, flat, scratch("spline", flat.shape))
+            self._table.evaluate(distances, flat, scratch("soap.spline", flat.shape))
         else:
             out[...] = self._exact_radial(distances)
         out *= self._cutoff_factor(distances)[:, None, None]

@@ -23,8 +23,12 @@ tabulated once per atom, and for fixed (h, k) the l-values of the sphere are one
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
+from ..workspace import scratch
 from .base import KspaceBackend
 from .direct_gradients import kspace_gradient, kspace_strain_gradient, kspace_vjp
 from .layout import CHUNK_ELEMENTS, contract_block, phase_factors
@@ -49,31 +53,82 @@ def kspace_sum(problem: KspaceProblem) -> np.ndarray:
     n_centres, n_species, n_lm, n_rad = problem.coefficient_shape
     n_atoms = problem.n_atoms
     centres = problem.centres
-    hkl = problem.kvectors()
+    layout, hkl, kept_factor = _factor_of_cell(problem)
     if n_centres == 0 or len(hkl) == 0:
         return np.zeros((n_centres, n_species, n_lm, n_rad))
-    layout = problem.layout()
     frac = problem.fractional()
     indicator = problem.indicator()
     all_centres = n_centres == n_atoms and np.array_equal(centres, np.arange(n_atoms))
 
     n_even = layout.n_even
     chunk = max(32, CHUNK_ELEMENTS // max(n_atoms, n_species * n_lm * n_rad))
-    out = np.zeros((n_centres, n_species * n_lm * n_rad))
+    n_columns = n_species * n_lm * n_rad
+    # every large array of the loop is a kept work array (see lodekit.expansion.workspace)
+    out = scratch("direct.sum", (n_centres, n_columns))
     for start in range(0, len(hkl), chunk):
         block = hkl[start : start + chunk]
-        _, factor = layout.factor(block)  # (k, lm sorted by parity, n)
-
-        phases = phase_factors(frac, block)  # (atoms, k)
+        n_k = len(block)
+        if kept_factor is not None:
+            factor = kept_factor[start : start + chunk]
+        else:
+            _, factor = layout.factor(block, out=scratch("direct.factor", (n_k, n_lm, n_rad)))
+        phases = phase_factors(frac, block, out=scratch("direct.phases", (n_atoms, n_k), complex))
         rho = indicator @ phases  # sum_j exp(i k·r_j) = A + i B, (species, k)
         centre_phases = phases if all_centres else phases[centres]
-        out += contract_block(centre_phases, rho, factor, n_even)
+        if start == 0:
+            contract_block(centre_phases, rho, factor, n_even, out=out)
+        else:
+            out += contract_block(
+                centre_phases, rho, factor, n_even, out=scratch("direct.block", out.shape)
+            )
 
-    parity = layout.parity
-    out = out.reshape(n_centres, n_species, n_lm, n_rad)
-    result = np.empty_like(out)
-    result[:, :, parity] = out
+    result = np.empty((n_centres, n_species, n_lm, n_rad))
+    result[:, :, layout.parity] = out.reshape(n_centres, n_species, n_lm, n_rad)
     return result
+
+
+#: Largest k-space factor (bytes) kept for the next structure of the same cell.
+_KEPT_FACTOR_BYTES = 1 << 23
+#: Cells whose factors are kept (the most recently used).
+_KEPT_CELLS = 4
+_KEPT: OrderedDict = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+
+
+def _factor_of_cell(problem: KspaceProblem):
+    """(layout, Miller indices, F or None): F (n_k, lm sorted by parity, n) is kept between
+    structures of one cell and hyperparameters (the frames of a constant-volume trajectory),
+    when it is small enough to be computed in one chunk; None tells the caller to build it
+    chunk by chunk."""
+    layout = problem.layout()
+    if problem.miller is not None:
+        return layout, problem.miller, None
+    # the basis object itself is part of the key: held here, its id cannot be reused
+    key = (
+        problem.cell.tobytes(),
+        problem.k_cutoff,
+        problem.smearing,
+        problem.exponent,
+        problem.max_angular,
+        problem.basis,
+    )
+    with _KEPT_LOCK:
+        kept = _KEPT.get(key)
+        if kept is not None:
+            _KEPT.move_to_end(key)
+            return layout, *kept
+    hkl = problem.kvectors()
+    n_columns = problem.n_lm * problem.n_radial
+    chunk = max(32, CHUNK_ELEMENTS // max(problem.n_atoms, problem.n_species * n_columns))
+    if len(hkl) > chunk or 8 * len(hkl) * n_columns > _KEPT_FACTOR_BYTES:
+        return layout, hkl, None
+    _, factor = layout.factor(hkl)
+    factor.flags.writeable = False
+    with _KEPT_LOCK:
+        _KEPT[key] = (hkl, factor)
+        while len(_KEPT) > _KEPT_CELLS:
+            _KEPT.popitem(last=False)
+    return layout, hkl, factor
 
 
 class DirectBackend(KspaceBackend):

@@ -16,6 +16,7 @@ from ...basis.spherical_harmonics import (
     real_spherical_harmonics_with_gradients,
 )
 from ...density import fourier_transform, fourier_transform_derivative
+from ..workspace import scratch
 
 __all__ = [
     "CHUNK_ELEMENTS",
@@ -108,23 +109,41 @@ def _radial_factor_with_derivative(
     return radial, d_radial
 
 
-def phase_factors(frac: np.ndarray, hkl: np.ndarray) -> np.ndarray:
-    """exp(2 pi i hkl·f_j) for every atom j and Miller triplet, shape (n_atoms, n_k)."""
+def phase_factors(frac: np.ndarray, hkl: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """exp(2 pi i hkl·f_j) for every atom j and Miller triplet, shape (n_atoms, n_k).
+
+    ``out``, a complex (n_atoms, n_k) array, receives the result if given.
+    """
     lo, hi = hkl.min(axis=0), hkl.max(axis=0)
     tables = [
         np.exp(2j * np.pi * np.outer(frac[:, d], np.arange(lo[d], hi[d] + 1))) for d in range(3)
     ]
-    out = np.empty((frac.shape[0], len(hkl)), dtype=np.complex128)
+    if out is None:
+        out = np.empty((frac.shape[0], len(hkl)), dtype=np.complex128)
+    t0, t1, t2 = tables
+    if out.size <= _GATHER_PHASES:
+        # one product per distinct (h, k), then two gathers along k: no Python loop over runs
+        width = hi[1] - lo[1] + 1
+        hk, where = np.unique((hkl[:, 0] - lo[0]) * width + hkl[:, 1] - lo[1], return_inverse=True)
+        h_index, k_index = np.divmod(hk, width)
+        np.take(t0[:, h_index] * t1[:, k_index], where, axis=1, out=out)
+        out *= np.take(t2, hkl[:, 2] - lo[2], axis=1)
+        return out
     # runs of constant (h, k): hkl is sorted so that each run has consecutive l
     new_run = np.flatnonzero(np.any(np.diff(hkl[:, :2], axis=0) != 0, axis=1)) + 1
     starts = np.concatenate([[0], new_run])
     stops = np.concatenate([new_run, [len(hkl)]])
-    t0, t1, t2 = tables
     for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
         h, k, l0 = hkl[start] - lo
         hk = t0[:, h] * t1[:, k]
         np.multiply(hk[:, None], t2[:, l0 : l0 + stop - start], out=out[:, start:stop])
     return out
+
+
+#: Up to this many (atom, k) phases, :func:`phase_factors` gathers from the per-axis tables;
+#: above it the gathers leave the cache and a loop over (h, k) runs is faster (one thread:
+#: 192 atoms x 871 k 1.1 against 1.8 ms, 512 x 2000 9.5 against 7.9 ms).
+_GATHER_PHASES = 1 << 19
 
 
 def species_indicator(species_index: np.ndarray, n_species: int) -> np.ndarray:
@@ -199,13 +218,16 @@ class KspaceLayout:
         ylm = real_spherical_harmonics(kvec, self.max_angular)[:, self.parity] * self.sign
         return np.ascontiguousarray(ylm.T), np.ascontiguousarray(radial.transpose(1, 2, 0))
 
-    def factor(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(k vectors (n_k, 3), F (n_k, lm sorted by parity, n_radial))."""
+    def factor(
+        self, hkl: np.ndarray, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(k vectors (n_k, 3), F (n_k, lm sorted by parity, n_radial)), F written into
+        ``out`` if given."""
         kvec = hkl @ self.recip
         knorm = np.sqrt(np.einsum("ij,ij->i", kvec, kvec))
         radial = _radial_factor(knorm, self.basis, self.max_angular, self.smearing, self.exponent)
         ylm = real_spherical_harmonics(kvec, self.max_angular)[:, self.parity] * self.sign
-        return kvec, ylm[:, :, None] * radial[:, self.l_sorted, :]
+        return kvec, np.multiply(ylm[:, :, None], radial[:, self.l_sorted, :], out=out)
 
 
 #: From this many centres on, :func:`contract_block` uses one wide product against (cos, sin)
@@ -214,23 +236,29 @@ class KspaceLayout:
 _WIDE_PRODUCT_CENTRES = 768
 
 
-def _contract_wide(centre_phases, rho, factor, n_even) -> np.ndarray:
+def _contract_wide(centre_phases, rho, factor, n_even, out) -> np.ndarray:
     """:func:`contract_block` as one product of (cos, sin) of P against every coefficient."""
     n_k, n_lm, n_rad = factor.shape
     n_species = rho.shape[0]
     a_re, b_im = rho.real.T[:, :, None, None], rho.imag.T[:, :, None, None]
     f_even, f_odd = factor[:, None, :n_even], factor[:, None, n_even:]
-    g = np.empty((n_k, 2, n_species, n_lm, n_rad))
+    g = scratch("contract.g", (n_k, 2, n_species, n_lm, n_rad))
     g[:, 0, :, :n_even] = a_re * f_even  # multiplies cos
     g[:, 0, :, n_even:] = -b_im * f_odd
     g[:, 1, :, :n_even] = b_im * f_even  # multiplies sin
     g[:, 1, :, n_even:] = a_re * f_odd
     # complex128 viewed as float64 interleaves (cos, sin) along k, matching g's axis 1
-    return np.ascontiguousarray(centre_phases).view(np.float64) @ g.reshape(2 * n_k, -1)
+    return np.matmul(
+        np.ascontiguousarray(centre_phases).view(np.float64), g.reshape(2 * n_k, -1), out=out
+    )
 
 
 def contract_block(
-    centre_phases: np.ndarray, rho: np.ndarray, factor: np.ndarray, n_even: int
+    centre_phases: np.ndarray,
+    rho: np.ndarray,
+    factor: np.ndarray,
+    n_even: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """One k-chunk of the sum: sum_k F_k {Re | Im}[P_i(k) conj(rho_a(k))].
 
@@ -243,29 +271,35 @@ def contract_block(
     factor : ndarray (n_k, lm sorted by parity, n)
     n_even : int
         Number of even-l lm entries (they come first).
+    out : ndarray (n_centres, n_species x lm x n), optional
+        Receives the result (overwritten, not added to).
 
     Returns
     -------
-    ndarray (n_centres, n_species x lm x n), lm sorted by parity.
+    ndarray (n_centres, n_species x lm x n), lm sorted by parity: ``out`` if given.
     """
     n_k, n_lm, n_rad = factor.shape
     n_species = rho.shape[0]
     n_centres = centre_phases.shape[0]
+    if out is None:
+        out = np.empty((n_centres, n_species * n_lm * n_rad))
     if n_centres >= _WIDE_PRODUCT_CENTRES:
-        return _contract_wide(centre_phases, rho, factor, n_even)
+        return _contract_wide(centre_phases, rho, factor, n_even, out)
     # Re and Im of T = P_i conj(rho_a), one species at a time, then one product per parity:
     # even l take Re T, odd l Im T. Half the multiply-adds of contracting (cos, sin) of P
     # against every coefficient of both parities, and no array larger than P itself.
     cos, sin = centre_phases.real, centre_phases.imag
-    f_even = np.ascontiguousarray(factor[:, :n_even].reshape(n_k, -1))
-    f_odd = np.ascontiguousarray(factor[:, n_even:].reshape(n_k, -1))
-    real, imag, scratch = (np.empty((n_centres, n_k)) for _ in range(3))
-    out = np.empty((n_centres, n_species, n_lm, n_rad))
+    f_even = scratch("contract.f_even", (n_k, n_even * n_rad))
+    f_even[:] = factor[:, :n_even].reshape(n_k, -1)
+    f_odd = scratch("contract.f_odd", (n_k, (n_lm - n_even) * n_rad))
+    f_odd[:] = factor[:, n_even:].reshape(n_k, -1)
+    real, imag, work = (scratch(f"contract.{name}", (n_centres, n_k)) for name in "riw")
+    blocks = out.reshape(n_centres, n_species, n_lm, n_rad)
     for a in range(n_species):
         np.multiply(cos, rho[a].real, out=real)
-        real += np.multiply(sin, rho[a].imag, out=scratch)
+        real += np.multiply(sin, rho[a].imag, out=work)
         np.multiply(sin, rho[a].real, out=imag)
-        imag -= np.multiply(cos, rho[a].imag, out=scratch)
-        out[:, a, :n_even] = (real @ f_even).reshape(n_centres, n_even, n_rad)
-        out[:, a, n_even:] = (imag @ f_odd).reshape(n_centres, n_lm - n_even, n_rad)
-    return out.reshape(n_centres, -1)
+        imag -= np.multiply(cos, rho[a].imag, out=work)
+        blocks[:, a, :n_even] = (real @ f_even).reshape(n_centres, n_even, n_rad)
+        blocks[:, a, n_even:] = (imag @ f_odd).reshape(n_centres, n_lm - n_even, n_rad)
+    return out
