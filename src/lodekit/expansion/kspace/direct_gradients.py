@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..workspace import scratch
 from .layout import CHUNK_ELEMENTS, KspaceLayout, contract_block, phase_factors
 from .problem import KspaceProblem
 
@@ -212,13 +213,32 @@ def _symmetric_pairs(out, by_species, blocks, species_index, n_even, lm_order) -
     products of the general loop."""
     n_atoms, n_species = out.shape[1], out.shape[3]
     n_lm, n_rad = out.shape[4], out.shape[5]
+    # cos and sin of k·r as contiguous arrays: Re and Im of exp(i k·(r_i - r_j)) are then
+    # made in kept work arrays, ready for BLAS, without a complex temporary per atom
+    parts = [
+        (fk_even, fk_odd, np.ascontiguousarray(phases.real), np.ascontiguousarray(phases.imag))
+        for fk_even, fk_odd, phases, _ in blocks
+    ]
     for j in range(n_atoms - 1):
         below = np.arange(j + 1, n_atoms)
-        pair = np.zeros((len(below), 3, n_lm * n_rad))  # rows i > j, parity-sorted lm
-        for fk_even, fk_odd, phases, _ in blocks:
-            z = phases[j + 1 :] * phases[j].conj()  # exp(i k·(r_i - r_j))
-            pair[:, :, :n_even] += (z.imag @ fk_even).reshape(len(below), 3, -1)
-            pair[:, :, n_even:] -= (z.real @ fk_odd).reshape(len(below), 3, -1)
+        pair = scratch("gradient.pair", (len(below), 3, n_lm * n_rad))  # rows i > j
+        pair.fill(0.0)
+        for fk_even, fk_odd, cos, sin in parts:
+            n_k = cos.shape[1]
+            real = scratch("gradient.real", (len(below), n_k))
+            imag = scratch("gradient.imag", (len(below), n_k))
+            work = scratch("gradient.work", (len(below), n_k))
+            # exp(i k·(r_i - r_j)) = (cos_i cos_j + sin_i sin_j) + i (sin_i cos_j - cos_i sin_j)
+            np.multiply(sin[j + 1 :], cos[j], out=imag)
+            imag -= np.multiply(cos[j + 1 :], sin[j], out=work)
+            product = scratch("gradient.even", (len(below), fk_even.shape[1]))
+            np.matmul(imag, fk_even, out=product)
+            pair[:, :, :n_even] += product.reshape(len(below), 3, -1)
+            np.multiply(cos[j + 1 :], cos[j], out=real)
+            real += np.multiply(sin[j + 1 :], sin[j], out=work)
+            product = scratch("gradient.odd", (len(below), fk_odd.shape[1]))
+            np.matmul(real, fk_odd, out=product)
+            pair[:, :, n_even:] -= product.reshape(len(below), 3, -1)
         a = species_index[j]
         by_species[a, j + 1 :] += pair
         out[j + 1 :, j, :, a] = pair.reshape(len(below), 3, n_lm, n_rad)[:, :, lm_order]
