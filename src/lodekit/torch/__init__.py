@@ -15,7 +15,13 @@ torch model on lodekit features gets its forces and stress from autograd.
 Limits: float64 only; first derivatives only (a second backward pass, e.g.
 ``create_graph=True`` to train on forces through the forces themselves, raises a
 ``RuntimeError``); tensors on a GPU are copied to the CPU for the numpy code and the results
-copied back (the k-space part does not yet run on the GPU).
+copied back (the k-space part does not yet run on the GPU); one structure per call, every
+atom a centre.
+
+Threads: the work is numpy's (its BLAS threads, and the calculators' own). On a machine with
+few cores, torch's OpenMP threads, which spin for a while after each torch operation, compete
+with them and can slow the small torch operations of a model on top to tens of milliseconds;
+``torch.set_num_threads(1)`` avoids that (benchmarks/bench_torch_layer.py).
 """
 
 from __future__ import annotations
