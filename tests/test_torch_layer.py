@@ -44,7 +44,7 @@ PATHS = {
 
 #: Paths too slow for a full Jacobian by finite differences (two evaluations per input
 #: entry, one backward pass per output entry)
-SLOW_PATHS = ("lode-range_separated", "lode-nufft")
+SLOW_PATHS = ("lode-range_separated", "lode-nufft", "lode-slab")
 
 CELL = np.array([[4.6, 0.0, 0.0], [0.9, 4.4, 0.0], [-0.5, 0.6, 4.8]])
 
@@ -72,8 +72,12 @@ def _tensors(atoms):
     return positions, cell
 
 
-@pytest.mark.parametrize("name", list(PATHS))
-def test_expansion_matches_compute_and_passes_gradcheck(name):
+def _gradcheck(name: str, fast: bool) -> bool:
+    """The expansion of path ``name`` equals ``compute``; gradcheck of positions and (if
+    periodic) cell: finite differences (step 1e-6) against the analytic backward pass. The
+    NUFFT's tolerance is 1e-13 of the largest coefficient, far below what they resolve.
+    ``fast``: finite differences along one random direction of the inputs against the
+    backward pass of one random weighting of the outputs, instead of every entry."""
     boundary = PATHS[name][0]
     atoms = _structure(boundary)
     calculator = _calculator(name)
@@ -90,12 +94,19 @@ def test_expansion_matches_compute_and_passes_gradcheck(name):
         return expansion(calculator, p, h, types, pbc)
 
     inputs = (positions, cell) if any(pbc) else (positions, cell.detach())
-    # gradcheck's finite differences (step 1e-6) against the analytic backward pass; the
-    # NUFFT's tolerance is 1e-13 of the largest coefficient, far below what they resolve
-    # the slow paths (about 50 ms an evaluation) in fast mode: finite differences along a
-    # random direction of the inputs against the backward pass of a random output weighting
-    fast = name in SLOW_PATHS
-    assert torch.autograd.gradcheck(function, inputs, atol=1e-6, rtol=1e-5, fast_mode=fast)
+    return torch.autograd.gradcheck(function, inputs, atol=1e-6, rtol=1e-5, fast_mode=fast)
+
+
+@pytest.mark.parametrize("name", list(PATHS))
+def test_expansion_matches_compute_and_passes_gradcheck(name):
+    # the slow paths (50-300 ms an evaluation) in fast mode here, in full below
+    assert _gradcheck(name, fast=name in SLOW_PATHS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW_PATHS)
+def test_slow_paths_pass_full_gradcheck(name):
+    assert _gradcheck(name, fast=False)
 
 
 def test_molecule_has_zero_cell_gradient():

@@ -33,33 +33,11 @@ from .. import _validation as check
 from ..errors import InputError, describe
 from ..expansion import LodeSphericalExpansion, SphericalExpansion
 from ..systems import System
+from ._tensors import as_numbers, as_numpy, checked_species, float64_tensor
 
 __all__ = ["ExpansionLayer", "cell_gradient", "expansion", "split_by_l"]
 
 CALCULATOR_TYPES = (SphericalExpansion, LodeSphericalExpansion)
-
-
-def _as_float64(name: str, value, shape: tuple) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise InputError(f"`{name}` is {describe(value)}; expected a torch.Tensor of shape {shape}")
-    if value.dtype != torch.float64:
-        raise InputError(
-            f"`{name}` has dtype {value.dtype}; expected torch.float64 (lodekit computes in "
-            "double precision: convert with .double())"
-        )
-    if tuple(value.shape) != shape:
-        raise InputError(f"`{name}` has shape {tuple(value.shape)}; expected {shape}")
-    return value
-
-
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
-
-
-def _as_numbers(types) -> np.ndarray:
-    if isinstance(types, torch.Tensor):
-        types = types.detach().cpu().numpy()
-    return types
 
 
 def cell_gradient(
@@ -101,8 +79,8 @@ class _Expansion(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, positions, cell, weights, calculator, numbers, pbc, species):
-        r = _numpy(positions).copy()
-        h = _numpy(cell).copy()
+        r = as_numpy(positions).copy()
+        h = as_numpy(cell).copy()
         system = System(r, numbers, h, pbc=pbc)
         result = calculator.compute(system)
         own = result.neighbor_types
@@ -133,7 +111,7 @@ class _Expansion(torch.autograd.Function):
         if not (want_positions or want_cell):
             return (None,) * 7
         calculator, system = ctx.calculator, ctx.system
-        upstream = _numpy(grad)[:, ctx.where]
+        upstream = as_numpy(grad)[:, ctx.where]
         upstream = [upstream[:, :, l * l : (l + 1) ** 2] for l in range(calculator.max_angular + 1)]
         result = calculator.vector_jacobian_product(system, upstream)
         gradient, strain = result["positions"][0], result["strain"][0]
@@ -195,29 +173,13 @@ def expansion(calculator, positions, cell, types, pbc=True, *, species=None, wei
         raise InputError(
             f"`positions` is {describe(positions)}; expected a torch.Tensor of shape (n_atoms, 3)"
         )
-    positions = _as_float64("positions", positions, (positions.shape[0], 3))
+    positions = float64_tensor("positions", positions, (positions.shape[0], 3))
     if cell is None:
         cell = torch.zeros((3, 3), dtype=torch.float64, device=positions.device)
-    cell = _as_float64("cell", cell, (3, 3))
+    cell = float64_tensor("cell", cell, (3, 3))
     if species is not None:
-        species = _checked_species(species)
-    return _Expansion.apply(positions, cell, weights, calculator, _as_numbers(types), pbc, species)
-
-
-def _checked_species(species) -> np.ndarray:
-    array = np.asarray(_as_numbers(species))
-    if (
-        array.ndim != 1
-        or len(array) == 0
-        or not np.issubdtype(array.dtype, np.integer)
-        or np.any(np.diff(array) <= 0)
-        or array.min() < 1
-    ):
-        raise InputError(
-            f"`species` is {describe(species)}; expected a non-empty, sorted list of distinct "
-            "atomic numbers"
-        )
-    return array.astype(np.int64)
+        species = checked_species(species)
+    return _Expansion.apply(positions, cell, weights, calculator, as_numbers(types), pbc, species)
 
 
 def split_by_l(coefficients: torch.Tensor, max_angular: int | None = None) -> list[torch.Tensor]:
@@ -252,7 +214,7 @@ class ExpansionLayer(torch.nn.Module):
                 "LodeSphericalExpansion"
             )
         self.calculator = calculator
-        self.species = None if species is None else _checked_species(species)
+        self.species = None if species is None else checked_species(species)
 
     def forward(self, positions, cell, types, pbc=True):
         """Coefficients (n_atoms, n_species, (max_angular+1)^2, n_radial); see :func:`expansion`."""

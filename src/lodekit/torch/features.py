@@ -17,7 +17,7 @@ from torch.autograd.function import once_differentiable
 from ..errors import InputError, describe
 from ..expansion import Expansion
 from ..features.kinds import FEATURE_KINDS
-from .expansion import _checked_species, _numpy
+from ._tensors import as_numpy, check_coefficients, checked_species
 
 __all__ = ["features", "nu1", "power_spectrum", "rho_x_v"]
 
@@ -42,7 +42,7 @@ class _Kind(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kind, options, species, *coefficients):
         expansions = [
-            _as_expansion(_numpy(c), s) for c, s in zip(coefficients, species, strict=True)
+            _as_expansion(as_numpy(c), s) for c, s in zip(coefficients, species, strict=True)
         ]
         columns = kind.columns(kind.forward(expansions, **options)).values
         ctx.kind, ctx.options, ctx.expansions = kind, options, expansions
@@ -55,29 +55,13 @@ class _Kind(torch.autograd.Function):
         out = [None, None, None]
         if not any(wanted):
             return (*out, *[None] * len(wanted))
-        parts = ctx.kind.vjp(ctx.expansions, _numpy(grad), **ctx.options)
+        parts = ctx.kind.vjp(ctx.expansions, as_numpy(grad), **ctx.options)
         for part, want in zip(parts, wanted, strict=True):
             if not want or part is None:
                 out.append(None)
                 continue
             out.append(torch.from_numpy(np.concatenate(part, axis=2)).to(grad.device))
         return tuple(out)
-
-
-def _check_coefficients(name: str, value) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor) or value.ndim != 4:
-        raise InputError(
-            f"`{name}` is {describe(value)}; expected a torch.Tensor of shape (n_centres, "
-            "n_species, (max_angular + 1)^2, n_radial) (the output of lodekit.torch.expansion)"
-        )
-    if value.dtype != torch.float64:
-        raise InputError(f"`{name}` has dtype {value.dtype}; expected torch.float64")
-    n_lm = value.shape[2]
-    if math.isqrt(n_lm) ** 2 != n_lm:
-        raise InputError(
-            f"`{name}` has {n_lm} (l, m) entries on axis 2; expected (max_angular + 1)^2"
-        )
-    return value
 
 
 def features(kind, *coefficients, species=None, **options) -> torch.Tensor:
@@ -117,14 +101,14 @@ def features(kind, *coefficients, species=None, **options) -> torch.Tensor:
             f"({', '.join(feature_kind.roles)}), got {len(coefficients)}"
         )
     for role, value in zip(feature_kind.roles, coefficients, strict=True):
-        _check_coefficients(role, value)
+        check_coefficients(role, value)
     options = feature_kind.check_options(options)
     channels = []
     for role, value in zip(feature_kind.roles, coefficients, strict=True):
         if species is None:
             channels.append(np.arange(1, value.shape[1] + 1, dtype=np.int64))
             continue
-        channel = _checked_species(species)
+        channel = checked_species(species)
         if len(channel) != value.shape[1]:
             raise InputError(
                 f"`species` has {len(channel)} entries but `{role}` has {value.shape[1]} "

@@ -7,8 +7,9 @@ import torch
 
 from ..errors import InputError
 from ..features.recipe import Recipe, as_species
-from .expansion import _as_numbers, expansion
-from .features import _check_coefficients, _Kind
+from ._tensors import as_numbers
+from .expansion import expansion
+from .features import features
 
 __all__ = ["FeatureLayer"]
 
@@ -73,15 +74,12 @@ class FeatureLayer(torch.nn.Module):
         -------
         torch.Tensor, float64, shape (n_atoms, n_columns)
         """
-        numbers = np.asarray(_as_numbers(types))
+        numbers = np.asarray(as_numbers(types))
         coefficients = self.expansions(positions, cell, numbers, pbc)
         blocks = []
         for block, uses in zip(self.recipe.blocks, self._uses, strict=True):
             inputs = [coefficients[i] for i in uses]
-            for role, value in zip(block.kind.roles, inputs, strict=True):
-                _check_coefficients(role, value)
-            channels = (self.species,) * len(inputs)
-            columns = _Kind.apply(block.kind, block.options, channels, *inputs)
+            columns = features(block.kind.name, *inputs, species=self.species, **block.options)
             if block.center_types is not None:
                 columns = _by_center_type(columns, numbers, block.center_types)
             blocks.append(columns)
