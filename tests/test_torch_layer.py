@@ -249,6 +249,15 @@ def test_double_backward_is_refused():
         gradient.sum().backward()
 
 
+def test_coefficients_changed_in_place_are_refused_in_backward():
+    values = torch.randn((2, 1, 4, 2), dtype=torch.float64, requires_grad=True)
+    coefficients = values * 1.0
+    out = power_spectrum(coefficients)
+    coefficients.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
 def test_bad_inputs_name_the_argument():
     atoms = _structure("periodic")
     calculator = _calculator("lode-direct")

@@ -45,7 +45,10 @@ class _Kind(torch.autograd.Function):
             _as_expansion(as_numpy(c), s) for c, s in zip(coefficients, species, strict=True)
         ]
         columns = kind.columns(kind.forward(expansions, **options)).values
-        ctx.kind, ctx.options, ctx.expansions = kind, options, expansions
+        # saved as tensors, not as the numpy views above: autograd then refuses a backward
+        # pass after the coefficients were changed in place
+        ctx.save_for_backward(*coefficients)
+        ctx.kind, ctx.options, ctx.species = kind, options, species
         return torch.from_numpy(np.ascontiguousarray(columns)).to(coefficients[0].device)
 
     @staticmethod
@@ -55,7 +58,11 @@ class _Kind(torch.autograd.Function):
         out = [None, None, None]
         if not any(wanted):
             return (*out, *[None] * len(wanted))
-        parts = ctx.kind.vjp(ctx.expansions, as_numpy(grad), **ctx.options)
+        expansions = [
+            _as_expansion(as_numpy(c), s)
+            for c, s in zip(ctx.saved_tensors, ctx.species, strict=True)
+        ]
+        parts = ctx.kind.vjp(expansions, as_numpy(grad), **ctx.options)
         for part, want in zip(parts, wanted, strict=True):
             if not want or part is None:
                 out.append(None)
