@@ -18,7 +18,8 @@ i.e. [cos | sin] (centres, 2 k) @ G (2 k, species x lm x n), done over chunks of
 that memory stays bounded whatever the cell size. exp(i k·r_j) is never evaluated with a
 transcendental call per (atom, k): with k = h b1 + k b2 + l b3 it is the product of per-axis
 powers exp(2 pi i h f_1) exp(2 pi i k f_2) exp(2 pi i l f_3) of the fractional coordinates f,
-tabulated once per atom, and for fixed (h, k) the l-values of the sphere are one contiguous run.
+tabulated once per atom. Cells whose k-vectors share norms are summed shell by shell
+(:mod:`~lodekit.expansion.kspace.shells`).
 """
 
 from __future__ import annotations
