@@ -3,7 +3,8 @@
 The k-space sum of :class:`~lodekit.expansion.kspace.problem.KspaceProblem` runs over
 0 < |k| < k_cutoff. The periodic coefficients add (math.md §4.1, §4.3):
 
-- the k = 0 term (4 pi / V) N_a ĝ_p(0) I_n0(0) / sqrt(4 pi) of the k-space field, finite for
+- the k = 0 term (4 pi / V) N_a ĝ_p(0) I_n0(0) / sqrt(4 pi) of the k-space field (N_a the
+  number of atoms of channel a, or with per-atom weights their sum), finite for
   p = 0 and p > 3 (for 1 <= p <= 3 it diverges and is dropped: a neutralising background);
 - for a range-separated plan, the short-ranged remainder g_p(smearing) - g_p(split): its sum
   over pairs within the real-space cutoff, its value at the centre itself (zero distance, in
@@ -117,9 +118,13 @@ class PeriodicCorrections:
             remainder.cutoff,
             problem.max_angular,
             problem.n_radial,
+            problem.weights,
         )
         rows = np.arange(problem.n_centres)
-        coeffs[rows, problem.species_index[problem.centres], 0, :] += remainder.centre_self
+        centre_self = remainder.centre_self
+        if problem.weights is not None:
+            centre_self = problem.weights[problem.centres, None] * centre_self
+        coeffs[rows, problem.species_index[problem.centres], 0, :] += centre_self
         if self.remainder_k_zero is not None:
             coeffs[:, :, 0, :] -= self.remainder_k_zero[None]
         return coeffs
@@ -148,6 +153,7 @@ class PeriodicCorrections:
             remainder.field.with_derivative,
             problem.max_angular,
             strain is not None,
+            problem.weights,
         )
         return Jacobian.merge([jacobian, pairs])
 
@@ -173,6 +179,7 @@ class PeriodicCorrections:
             remainder.cutoff,
             problem.max_angular,
             upstream,
+            problem.weights,
         )
         gradient += pair_gradient
         if strain is not None:

@@ -30,7 +30,12 @@ import numpy as np
 
 from ..workspace import scratch
 from .base import KspaceBackend
-from .direct_gradients import kspace_gradient, kspace_strain_gradient, kspace_vjp
+from .direct_gradients import (
+    kspace_gradient,
+    kspace_strain_gradient,
+    kspace_vjp,
+    weighted_pair_terms,
+)
 from .layout import CHUNK_ELEMENTS, contract_block, phase_factors
 from .problem import KspaceProblem, KspaceWorkload
 
@@ -152,4 +157,5 @@ class DirectBackend(KspaceBackend):
 
     def jacobian(self, problem: KspaceProblem, with_strain: bool):
         strain = kspace_strain_gradient(problem) if with_strain else None
-        return kspace_gradient(problem), strain
+        positions = weighted_pair_terms(kspace_gradient(problem), problem.centres, problem.weights)
+        return positions, strain

@@ -44,6 +44,7 @@ __all__ = [
     "kspace_strain_gradient",
     "kspace_vjp",
     "strain_from_weights",
+    "weighted_pair_terms",
 ]
 
 
@@ -108,7 +109,10 @@ def kspace_vjp(problem: KspaceProblem, upstream: np.ndarray, with_strain: bool =
         as_centre = np.imag(centre_phases * np.einsum("iak,ak->ik", h, rho.conj()))
         np.add.at(grad, centres, -(as_centre @ kvec))
         u = np.einsum("iak,ik->ak", h, centre_phases)  # U_a(k)
-        grad += np.imag(u[species_index] * phases.conj()) @ kvec
+        neighbour = np.imag(u[species_index] * phases.conj()) @ kvec
+        if problem.weights is not None:
+            neighbour *= problem.weights[:, None]  # rho_a carries w_j exp(i k·r_j)
+        grad += neighbour
         if with_strain:
             strain += _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted)
     return grad, strain
@@ -247,6 +251,22 @@ def _symmetric_pairs(out, by_species, blocks, species_index, n_even, lm_order) -
         out[j, below, :, species_below] = pair.reshape(len(below), 3, n_lm, n_rad)[:, :, lm_order]
         for b in range(n_species):
             by_species[b, j] += pair[species_below == b].sum(axis=0)
+
+
+def weighted_pair_terms(
+    positions: np.ndarray, centres: np.ndarray, weights: np.ndarray | None
+) -> np.ndarray:
+    """A dense Jacobian d c[i] / d r_j (n_centres, n_atoms, 3, ...) of unit-weight pair terms
+    turned into that of weighted ones, in place: the term of atom j != i scales by w_j, and the
+    centre's own row, minus the sum of the others (translation invariance), is rebuilt from
+    them. Unchanged when ``weights`` is None."""
+    if weights is None:
+        return positions
+    rows = np.arange(len(centres))
+    positions[rows, centres] = 0.0
+    positions *= weights.reshape(1, -1, *([1] * (positions.ndim - 2)))
+    positions[rows, centres] = -positions.sum(axis=1)
+    return positions
 
 
 def kspace_strain_gradient(problem: KspaceProblem) -> np.ndarray:

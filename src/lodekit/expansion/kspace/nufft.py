@@ -303,7 +303,10 @@ def nufft_vjp(problem: KspaceProblem, upstream: np.ndarray) -> tuple[np.ndarray,
     # as a neighbour: Re sum_k (-i k_x) U_a(k) conj(P_j(k)), rows (species, x)
     rows = (-1j * kvec.T[None, :, :] * u[:, None, :]).reshape(3 * n_species, -1)
     field = grid.real_parts(points, rows, isign=-1).reshape(n_species, 3, n_atoms)
-    grad += field[species_index, :, np.arange(n_atoms)]
+    neighbour = field[species_index, :, np.arange(n_atoms)]
+    if problem.weights is not None:
+        neighbour *= problem.weights[:, None]  # rho_a carries w_j exp(i k·r_j)
+    grad += neighbour
 
     # as a centre: sum_f G[i, f] Re sum_k i k_x V_f(k) P_i(k), channels in batches
     n_channels = n_species * n_lm * n_rad
