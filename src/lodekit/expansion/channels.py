@@ -37,12 +37,17 @@ class Channels:
         The number of channels the calculator's plan is costed for: the plan (k-space cutoff,
         split, backend) of a structure stays the same when its coefficients are split into
         per-atom channels for derivatives with respect to the weights.
+    derivative : bool
+        Channels of :meth:`atoms`, for d c / d w: an approximate k-space backend (the NUFFT)
+        is replaced by the exact direct sum, as for the dense position Jacobian (its cost
+        grows with the channels, and d c / d w is a dense Jacobian too).
     """
 
     index: np.ndarray
     count: int
     weights: np.ndarray | None
     planned: int
+    derivative: bool = False
 
     @classmethod
     def of(cls, system, neighbor_types: np.ndarray, species_channels: bool = True) -> Channels:
@@ -65,4 +70,4 @@ class Channels:
         index[chosen] = np.arange(len(chosen))
         weights = np.zeros(n_atoms)
         weights[chosen] = 1.0
-        return Channels(index, len(chosen), weights, self.planned)
+        return Channels(index, len(chosen), weights, self.planned, derivative=True)

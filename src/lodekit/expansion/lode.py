@@ -95,6 +95,15 @@ def _checked_kspace_method(value) -> str:
     return method
 
 
+def _backend(method: str, channels: Channels):
+    """The backend ``method``, or the exact direct sum in place of an approximate one for the
+    per-atom channels of d c / d w (:attr:`Channels.derivative`)."""
+    backend = KSPACE_BACKENDS[method]
+    if channels.derivative and backend.tolerance(FEATOMIC_NUFFT_EPS) > 0:
+        return KSPACE_BACKENDS["direct"]
+    return backend
+
+
 def _reduced(system: System) -> System:
     """``system`` itself, or the same periodic structure described by a reduced cell
     (:func:`~lodekit.expansion.lattice.reduced_cell`): every periodic sum is a property of the
@@ -491,7 +500,7 @@ class LodeSphericalExpansion(CalculatorBase):
         problem = self._kspace_problem(system, centres, channels, plan, system.cell)
         self._check_work(system, problem.workload, plan, self._kspace_way_out())
         corrections = self._periodic_corrections(system, problem, plan)
-        return plan, problem, KSPACE_BACKENDS[plan.kspace_method], corrections
+        return plan, problem, _backend(plan.kspace_method, channels), corrections
 
     def _check_work(
         self, system: System, workload: KspaceWorkload, plan: PeriodicPlan, way_out: str
@@ -781,7 +790,7 @@ class LodeSphericalExpansion(CalculatorBase):
         for tier, method in zip(tiers, methods, strict=True):
             miller = tier.miller(geometry, plan.k_cutoff)
             problem = replace(base, cell=geometry.stretched_cell(tier.length), miller=miller)
-            parts.append((problem, KSPACE_BACKENDS[method]))
+            parts.append((problem, _backend(method, channels)))
         line = NormalLine(
             geometry,
             base.species_index,
