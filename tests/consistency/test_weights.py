@@ -62,7 +62,9 @@ def _structure(path, seed=21):
         return molecule(rng, 7)
     if path.boundary == "slab":
         return slab(rng)
-    return cubic_box(rng) if path.calculator == "lode_spherical_expansion" else three_species_box(rng)
+    return (
+        cubic_box(rng) if path.calculator == "lode_spherical_expansion" else three_species_box(rng)
+    )
 
 
 def _flat(values):
