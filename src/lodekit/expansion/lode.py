@@ -31,6 +31,7 @@ from .kspace import (
 from .kspace.slab import NormalLine, SlabGeometry, line_constants, line_length, slab_tiers
 from .lattice import reduced_cell
 from .limits import check_dense_jacobian, check_kspace_work, check_pairs, estimated_pairs
+from .pairs import pair_contractions
 from .plan import (
     PeriodicPlan,
     choose_kspace_method,
@@ -664,10 +665,10 @@ class LodeSphericalExpansion(CalculatorBase):
         selected_atoms
             As for :meth:`compute`; must match the rows of ``upstream``.
         with_weights : bool, default False
-            Also return dE/dw, the gradient with respect to the per-atom weights. It costs
-            one evaluation of the coefficients per block of atoms (the coefficients are
-            linear in the weights; see ``compute(..., gradients=["weights"])``), so it is
-            computed only when asked for.
+            Also return dE/dw, the gradient with respect to the per-atom weights: the
+            adjoint of every term, about the cost of one more evaluation (slabs: one
+            evaluation per block of atoms, the coefficients being linear in the weights), so
+            it is computed only when asked for.
 
         Returns
         -------
@@ -702,6 +703,39 @@ class LodeSphericalExpansion(CalculatorBase):
         out = {"positions": positions, "strain": strain}
         if with_weights:
             out["weights"] = weights
+        return out
+
+    def _weight_vjp(self, system, centres, neighbor_types, upstream) -> np.ndarray:
+        """dE/dw (n_atoms,) of one structure: the adjoint of every term (the k-space sum by
+        its backend, the k = 0 and remainder terms, molecule pairs, the centre's own field),
+        at about the cost of one evaluation. Slabs take the general route of the base class
+        (one evaluation per block of atoms)."""
+        if system.is_slab:
+            return super()._weight_vjp(system, centres, neighbor_types, upstream)
+        channels = self._channels(system, neighbor_types)
+        if system.is_molecule:
+            out = np.zeros(len(system))
+            g = upstream.reshape(len(centres) * channels.count, *upstream.shape[2:])
+            for rows, _i, j, vectors, target in molecule_pair_blocks(
+                system.positions, channels.index, channels.count, centres
+            ):
+                block_g = g[rows[0] * channels.count : (rows[-1] + 1) * channels.count]
+                np.add.at(
+                    out,
+                    j,
+                    pair_contractions(
+                        block_g, target, vectors, self.molecule_field, self.max_angular
+                    ),
+                )
+            factor = self.center_atom_weight
+        else:
+            system = _reduced(system)
+            _, problem, backend, corrections = self._periodic_setup(system, centres, channels)
+            out = backend.weight_vjp(problem, upstream) + corrections.weight_vjp(upstream)
+            factor = -(1.0 - self.center_atom_weight)
+        rows = np.arange(len(centres))
+        own = upstream[rows, channels.index[centres], 0, :]
+        np.add.at(out, centres, factor * (own @ self._centre_field(self.smearing)))
         return out
 
     def _vjp_system(

@@ -18,6 +18,7 @@ from .workspace import scratch
 __all__ = [
     "accumulate_pairs",
     "accumulate_rows",
+    "pair_contractions",
     "pair_gradients",
     "parallel_map",
     "selected_pairs",
@@ -335,4 +336,38 @@ def pair_gradients(
         )
     if pair_weights is not None:
         out *= pair_weights[:, None]
+    return out
+
+
+def pair_contractions(
+    upstream: np.ndarray,
+    target: np.ndarray,
+    vectors: np.ndarray,
+    radial: Callable[[np.ndarray], np.ndarray],
+    max_angular: int,
+) -> np.ndarray:
+    """The transpose of :func:`accumulate_pairs` for each pair's own factor: for every pair p,
+    sum_{lm n} upstream[target[p], lm, n] Y_lm(v̂_p) F_nl(|v_p|), the derivative of
+    E = sum upstream · out with respect to ``pair_weights[p]``.
+
+    Parameters
+    ----------
+    upstream : ndarray, shape (n_rows, (max_angular + 1)^2, n_radial)
+    target, vectors, radial, max_angular
+        As for :func:`accumulate_pairs`.
+
+    Returns
+    -------
+    ndarray, shape (n_pairs,)
+    """
+    out = np.empty(len(target))
+    ls = np.arange(max_angular + 1)
+    l_of_lm = np.repeat(ls, 2 * ls + 1)
+    for start in range(0, len(target), PAIR_CHUNK):
+        sl = slice(start, start + PAIR_CHUNK)
+        v = vectors[sl]
+        values = radial(np.linalg.norm(v, axis=1))
+        ylm = real_spherical_harmonics(v, max_angular)
+        with_radial = np.einsum("pfn,pfn->pf", upstream[target[sl]], values[:, l_of_lm, :])
+        out[sl] = np.einsum("pf,pf->p", ylm, with_radial)
     return out

@@ -125,6 +125,7 @@ class Expansion:
         atom) for the atoms of the block's neighbour type and the centre, components (xyz,
         o3_mu); "strain" with samples (sample,), components (xyz_2, xyz_1, o3_mu) holding
         d c / d eps_{xyz_1 xyz_2} (featomic's order: the transpose of ``Gradient.values``).
+        A "weights" gradient has no featomic counterpart and is not carried over.
         Requires ``metatensor-core`` (``pip install lodekit[metatensor]``).
         """
         try:

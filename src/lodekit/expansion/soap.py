@@ -13,7 +13,13 @@ from ._base import CalculatorBase
 from .channels import Channels
 from .jacobian import Jacobian, cutoff_pair_jacobian
 from .limits import check_pairs, estimated_pairs
-from .pairs import accumulate_rows, pair_gradients, parallel_map, selected_pairs
+from .pairs import (
+    accumulate_rows,
+    pair_contractions,
+    pair_gradients,
+    parallel_map,
+    selected_pairs,
+)
 from .workspace import scratch
 
 __all__ = ["SphericalExpansion"]
@@ -275,6 +281,26 @@ class SphericalExpansion(CalculatorBase):
         out = {"positions": positions, "strain": strain}
         if with_weights:
             out["weights"] = weights
+        return out
+
+    def _weight_vjp(self, system, centres, neighbor_types, upstream) -> np.ndarray:
+        """dE/dw (n_atoms,) of one structure: every pair's term contracted with its row of
+        ``upstream`` (n_centres, n_species, lm, n), and the centre's own Gaussian."""
+        self._prepare()
+        channels = self._channels(system, neighbor_types)
+        n_species = channels.count
+        _, j, vectors, target = selected_pairs(
+            system, channels.index, n_species, centres, self.cutoff
+        )
+        g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])
+
+        def radial(d):
+            return self._radial_with_derivative(d)[0]
+
+        out = np.zeros(len(system))
+        np.add.at(out, j, pair_contractions(g, target, vectors, radial, self.max_angular))
+        own = upstream[np.arange(len(centres)), channels.index[centres], 0, :]
+        np.add.at(out, centres, self.center_atom_weight * (own @ self._self_term))
         return out
 
     def _compute_values(self, systems, selection, neighbor_types, n_threads):

@@ -34,6 +34,7 @@ from .direct_gradients import (
     kspace_gradient,
     kspace_strain_gradient,
     kspace_vjp,
+    kspace_weight_vjp,
     weighted_pair_terms,
 )
 from .layout import CHUNK_ELEMENTS, contract_block, phase_factors
@@ -154,6 +155,9 @@ class DirectBackend(KspaceBackend):
 
     def vjp(self, problem: KspaceProblem, upstream: np.ndarray, with_strain: bool):
         return kspace_vjp(problem, upstream, with_strain)
+
+    def weight_vjp(self, problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
+        return kspace_weight_vjp(problem, upstream)
 
     def jacobian(self, problem: KspaceProblem, with_strain: bool):
         strain = kspace_strain_gradient(problem) if with_strain else None

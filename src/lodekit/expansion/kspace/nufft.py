@@ -37,6 +37,7 @@ __all__ = [
     "nufft_available",
     "nufft_sum",
     "nufft_vjp",
+    "nufft_weight_vjp",
     "nufft_width",
 ]
 
@@ -322,6 +323,27 @@ def nufft_vjp(problem: KspaceProblem, upstream: np.ndarray) -> tuple[np.ndarray,
     return grad, strain
 
 
+def nufft_weight_vjp(problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
+    """dE/dw_j (n_atoms,) of E = sum upstream · c_kspace, by NUFFTs: Re sum_k U_a(k)
+    conj(P_j(k)) with U_a of :func:`nufft_vjp` (a the channel of j): type-1 transforms of the
+    upstream gradient, then one type-2 transform per pair of channels."""
+    n_atoms = problem.n_atoms
+    out = np.zeros(n_atoms)
+    hkl = problem.kvectors()
+    if len(problem.centres) == 0 or len(hkl) == 0:
+        return out
+    grid, layout, points, centre_points, _ = _setup(problem, hkl)
+    _, n_species, n_lm, n_rad = problem.coefficient_shape
+    _, factor = layout.factor(hkl)  # (k, lm by parity, n)
+    phase = np.where(np.arange(n_lm) < layout.n_even, 1.0, -1j)
+    g = upstream[:, :, layout.parity, :]
+    strengths = g.reshape(len(problem.centres), -1).T  # (channels, centres)
+    s = grid.sums(centre_points, strengths).reshape(n_species, n_lm, n_rad, -1)
+    u = np.einsum("kfn,afnk->ak", factor * phase[None, :, None], s)
+    field = grid.real_parts(points, u, isign=-1)  # (species, atoms)
+    return field[problem.species_index, np.arange(n_atoms)]
+
+
 def nufft_width(eps: float, upsampling: float = 2.0) -> int:
     """Spreading kernel width (grid points per dimension) of finufft at tolerance eps and
     upsampling factor sigma: ln(0.35 / eps) / (pi sqrt(1 - 1/sigma)) + 1, rounded up (finufft
@@ -397,6 +419,9 @@ class NufftBackend(KspaceBackend):
         # the strain comes with the position gradient at little extra cost
         gradient, strain = nufft_vjp(problem, upstream)
         return gradient, strain if with_strain else None
+
+    def weight_vjp(self, problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
+        return nufft_weight_vjp(problem, upstream)
 
     def jacobian(self, problem: KspaceProblem, with_strain: bool):
         # The dense Jacobian holds n_centres x n_atoms x 3 x coefficients numbers: at the sizes
