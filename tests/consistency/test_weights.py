@@ -361,6 +361,18 @@ def test_bad_weights_are_refused(weights, match):
         lodekit.System.from_ase(atoms, weights=weights)
 
 
+def test_dense_weight_jacobian_obeys_the_work_limits():
+    from lodekit.expansion.limits import work_limits
+
+    atoms = molecule(np.random.default_rng(1), 5)
+    calculator = lodekit.LodeSphericalExpansion(
+        smearing=0.6, max_radial=2, max_angular=1, radius=3.0
+    )
+    with work_limits(max_jacobian_bytes=1000):
+        with pytest.raises(lodekit.InputError, match="dense weight Jacobian of 5 centres"):
+            calculator.compute(atoms, gradients=["weights"])
+
+
 def test_bad_weight_hyperparameters_are_refused():
     atoms = molecule(np.random.default_rng(1), 5)
     hypers = dict(smearing=0.6, max_radial=1, max_angular=1, radius=3.0)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import InputError, describe
 from ..systems import System, as_systems
+from . import limits
 from .channels import ALL_ATOMS, Channels
 from .jacobian import Jacobian
 from .result import GRADIENT_PARAMETERS, Expansion, Gradient, split_gradient_by_l
@@ -273,7 +274,18 @@ class CalculatorBase:
         """(keys (n_rows, 2) of (centre row, atom), d c / d w (n_rows, n_species, lm, n)):
         every (centre, atom) whose derivative is not identically zero."""
         n_lm, n_rad = (self.max_angular + 1) ** 2, self._basis.size
-        dense = np.zeros((len(centres), len(system), len(neighbor_types), n_lm, n_rad))
+        shape = (len(centres), len(system), len(neighbor_types), n_lm, n_rad)
+        size = 8.0 * float(np.prod(shape, dtype=np.float64))
+        limit = limits.WORK_LIMITS.max_jacobian_bytes  # the module's: work_limits() rebinds it
+        if size > limit:
+            raise InputError(
+                f"`gradients`: the dense weight Jacobian of {shape[0]} centres x {shape[1]} "
+                f"atoms x {int(np.prod(shape[2:]))} coefficients needs {size / 2**30:.3g} GiB, "
+                f"above the limit max_jacobian_bytes={limit / 2**30:.3g}"
+                " GiB: use vector_jacobian_product(..., with_weights=True), select fewer atoms, "
+                "or raise the limit with lodekit.expansion.limits.work_limits"
+            )
+        dense = np.zeros(shape)
         for channels, atoms, block in self._unit_contributions(system, centres, neighbor_types):
             dense[:, atoms, channels.index[atoms]] = block
         flat = dense.reshape(len(centres) * len(system), -1)
