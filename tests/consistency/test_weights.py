@@ -383,3 +383,26 @@ def test_bad_weight_hyperparameters_are_refused():
     calculator = lodekit.LodeSphericalExpansion(weights="charges", **hypers)
     with pytest.raises(lodekit.InputError, match=r"`structures\[0\]`: `weights` is 'charges'"):
         calculator.compute(atoms)
+
+
+def test_default_backend_weight_vjp_equals_the_direct_adjoint():
+    """A backend without its own ``weight_vjp`` gets the per-atom channels of the base class:
+    the same numbers as the direct sum's adjoint."""
+    from dataclasses import replace
+
+    from lodekit.expansion.kspace import KSPACE_BACKENDS
+    from lodekit.expansion.kspace.base import KspaceBackend
+    from tests.helpers import kspace_problem
+
+    atoms = cubic_box(np.random.default_rng(4))
+    calculator = lodekit.LodeSphericalExpansion(
+        smearing=0.9, max_radial=2, max_angular=2, radius=3.0, k_cutoff=4.0
+    )
+    problem = replace(
+        kspace_problem(calculator, atoms, np.array([1, 4, 7])), weights=_weights(len(atoms))
+    )
+    direct = KSPACE_BACKENDS["direct"]
+    upstream = np.random.default_rng(9).normal(size=problem.coefficient_shape)
+    expected = direct.weight_vjp(problem, upstream)
+    by_channels = KspaceBackend.weight_vjp(direct, problem, upstream)
+    np.testing.assert_allclose(by_channels, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
