@@ -112,7 +112,10 @@ def test_unit_weights_reproduce_the_unweighted_numbers_exactly(path):
     np.testing.assert_array_equal(vjp_a["strain"], vjp_b["strain"])
 
 
-@pytest.mark.parametrize("path", _params("weights", PATH_NAMES))
+@pytest.mark.parametrize(
+    "path",
+    _params("weights", (*PATH_NAMES, "lode-p2-kspace-slab")),  # the p = 2 convention
+)
 def test_weight_jacobian_and_vjp_match_central_differences(path):
     """c is linear in w: the central difference is exact up to rounding, and it is taken on
     the weighted forward path, independently of the per-atom channels of d c / d w."""

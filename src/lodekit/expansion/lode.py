@@ -666,9 +666,8 @@ class LodeSphericalExpansion(CalculatorBase):
             As for :meth:`compute`; must match the rows of ``upstream``.
         with_weights : bool, default False
             Also return dE/dw, the gradient with respect to the per-atom weights: the
-            adjoint of every term, about the cost of one more evaluation (slabs: one
-            evaluation per block of atoms, the coefficients being linear in the weights), so
-            it is computed only when asked for.
+            adjoint of every term, about the cost of one more evaluation, so it is computed
+            only when asked for.
 
         Returns
         -------
@@ -707,13 +706,16 @@ class LodeSphericalExpansion(CalculatorBase):
 
     def _weight_vjp(self, system, centres, neighbor_types, upstream) -> np.ndarray:
         """dE/dw (n_atoms,) of one structure: the adjoint of every term (the k-space sum by
-        its backend, the k = 0 and remainder terms, molecule pairs, the centre's own field),
-        at about the cost of one evaluation. Slabs take the general route of the base class
-        (one evaluation per block of atoms)."""
-        if system.is_slab:
-            return super()._weight_vjp(system, centres, neighbor_types, upstream)
+        its backend, a slab's normal line, the k = 0 and remainder terms, molecule pairs, the
+        centre's own field), at about the cost of one evaluation."""
         channels = self._channels(system, neighbor_types)
-        if system.is_molecule:
+        if system.is_slab:
+            _, parts, line, corrections = self._slab_setup(system, centres, channels)
+            out = line.weight_vjp(upstream) + corrections.weight_vjp(upstream)
+            for problem, backend in parts:
+                out += backend.weight_vjp(problem, upstream)
+            factor = -(1.0 - self.center_atom_weight)
+        elif system.is_molecule:
             out = np.zeros(len(system))
             g = upstream.reshape(len(centres) * channels.count, *upstream.shape[2:])
             for rows, _i, j, vectors, target in molecule_pair_blocks(

@@ -517,6 +517,44 @@ class NormalLine:
             grad += neighbour if self.weights is None else neighbour * self.weights
         return grad
 
+    def weight_vjp(self, upstream: np.ndarray) -> np.ndarray:
+        """dE/dw_j (n_atoms,) of E = sum upstream · value().
+
+        The line is linear in the weights: d(Z_ia - N_a)/dw_j = exp(i q z_ij) - 1 =
+        alpha_i + beta_j + alpha_i beta_j (alpha_i = exp(i q z_i) - 1, beta_j =
+        exp(-i q z_j) - 1, each small at small q, as in :meth:`radial_part`), so with
+        A, B = sum_{l n} G~ {s_re | s_im} W per centre, channel and node,
+
+            dE/dw_j = sum_q [S0 + Re beta_j (sum_i A + S0) + Im beta_j (sum_i B + S1)]
+                      + sum_i G~ · K,
+
+        S0 = sum_i (A Re alpha_i + B Im alpha_i), S1 = sum_i (B Re alpha_i - A Im alpha_i),
+        all at the channel of j."""
+        z = self.geometry.heights
+        g = self._projected(upstream)  # (centres, species, l, n), 4 / A and Y_lm(n) in
+        n_centres, n_species = g.shape[:2]
+        s_re, s_im = _l_signs(self.max_angular)
+        flat_g = g.reshape(n_centres * n_species, -1)
+        index = self.species_index
+        out = np.zeros(len(z))
+        for part in self._chunks():
+            q = self.q[part]
+            w = self.weighted[part]
+            a = flat_g @ (s_re[None, :, None] * w).reshape(len(q), -1).T
+            b = flat_g @ (s_im[None, :, None] * w).reshape(len(q), -1).T
+            a = a.reshape(n_centres, n_species, len(q))
+            b = b.reshape(n_centres, n_species, len(q))
+            x_c, x_j = np.outer(z[self.centres], q), np.outer(z, q)
+            re_alpha, im_alpha = -2.0 * np.sin(0.5 * x_c) ** 2, np.sin(x_c)  # (centres, q)
+            re_beta, im_beta = -2.0 * np.sin(0.5 * x_j) ** 2, -np.sin(x_j)  # (atoms, q)
+            s0 = np.einsum("iaq,iq->aq", a, re_alpha) + np.einsum("iaq,iq->aq", b, im_alpha)
+            s1 = np.einsum("iaq,iq->aq", b, re_alpha) - np.einsum("iaq,iq->aq", a, im_alpha)
+            total = s0[index] + re_beta * (a.sum(axis=0) + s0)[index]
+            total += im_beta * (b.sum(axis=0) + s1)[index]
+            out += total.sum(axis=1)
+        out += np.einsum("ialn,ln->a", g, self.constants)[index]
+        return out
+
     def vjp(self, upstream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """dE/dr (n_atoms, 3) and dE/d eps (3, 3) of E = sum upstream · value().
 
