@@ -31,7 +31,13 @@ import numpy as np
 
 from ..workspace import scratch
 from .base import KspaceBackend
-from .direct_gradients import kspace_gradient, kspace_strain_gradient, kspace_vjp
+from .direct_gradients import (
+    kspace_gradient,
+    kspace_strain_gradient,
+    kspace_vjp,
+    kspace_weight_vjp,
+    weighted_pair_terms,
+)
 from .layout import CHUNK_ELEMENTS, contract_block, phase_factors
 from .problem import KspaceProblem, KspaceWorkload
 from .shells import ShellTables, shell_sum, shell_tables
@@ -164,6 +170,10 @@ class DirectBackend(KspaceBackend):
     def vjp(self, problem: KspaceProblem, upstream: np.ndarray, with_strain: bool):
         return kspace_vjp(problem, upstream, with_strain)
 
+    def weight_vjp(self, problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
+        return kspace_weight_vjp(problem, upstream)
+
     def jacobian(self, problem: KspaceProblem, with_strain: bool):
         strain = kspace_strain_gradient(problem) if with_strain else None
-        return kspace_gradient(problem), strain
+        positions = weighted_pair_terms(kspace_gradient(problem), problem.centres, problem.weights)
+        return positions, strain
