@@ -40,7 +40,7 @@ from .direct_gradients import (
 )
 from .layout import CHUNK_ELEMENTS, contract_block, phase_factors
 from .problem import KspaceProblem, KspaceWorkload
-from .shells import ShellTables, shell_sum, shell_tables
+from .shells import ShellTables, shell_sum, shell_tables, shell_vjp
 
 __all__ = ["DirectBackend", "kspace_sum"]
 
@@ -135,7 +135,7 @@ def _tables_of_cell(problem: KspaceProblem):
     n_columns = problem.n_lm * problem.n_radial
     tables = shell_tables(layout, hkl) if len(hkl) else None
     if tables is not None:
-        hkl, size = tables.hkl, tables.ylm.nbytes + tables.radial.nbytes
+        hkl, size = tables.hkl, tables.nbytes
     else:
         chunk = max(32, CHUNK_ELEMENTS // max(problem.n_atoms, problem.n_species * n_columns))
         if len(hkl) > chunk or 8 * len(hkl) * n_columns > _KEPT_FACTOR_BYTES:
@@ -168,6 +168,12 @@ class DirectBackend(KspaceBackend):
         return kspace_sum(problem)
 
     def vjp(self, problem: KspaceProblem, upstream: np.ndarray, with_strain: bool):
+        layout, _, tables = _tables_of_cell(problem)
+        if isinstance(tables, ShellTables) and len(problem.centres):
+            n_rows = problem.n_centres * problem.n_species
+            n_columns = problem.n_lm * problem.n_radial
+            chunk = max(32, CHUNK_ELEMENTS // max(problem.n_atoms, n_rows, n_columns))
+            return shell_vjp(problem, layout, tables, upstream, with_strain, chunk)
         return kspace_vjp(problem, upstream, with_strain)
 
     def weight_vjp(self, problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:

@@ -40,10 +40,12 @@ from .layout import CHUNK_ELEMENTS, KspaceLayout, contract_block, phase_factors
 from .problem import KspaceProblem
 
 __all__ = [
+    "add_position_terms",
     "kspace_gradient",
     "kspace_strain_gradient",
     "kspace_vjp",
     "kspace_weight_vjp",
+    "strain_from_projections",
     "strain_from_weights",
     "weighted_pair_terms",
 ]
@@ -77,7 +79,7 @@ def kspace_vjp(problem: KspaceProblem, upstream: np.ndarray, with_strain: bool =
     """
     n_atoms = problem.n_atoms
     n_species = problem.n_species
-    centres, species_index = problem.centres, problem.species_index
+    centres = problem.centres
     grad = np.zeros((n_atoms, 3))
     strain = np.zeros((3, 3)) if with_strain else None
     hkl = problem.kvectors()
@@ -106,17 +108,26 @@ def kspace_vjp(problem: KspaceProblem, upstream: np.ndarray, with_strain: bool =
         h = h.reshape(n_centres, n_species, len(block))
         phases = phase_factors(frac, block)  # P_j(k), (atoms, k)
         rho = indicator @ phases  # (species, k)
-        centre_phases = phases[centres]
-        as_centre = np.imag(centre_phases * np.einsum("iak,ak->ik", h, rho.conj()))
-        np.add.at(grad, centres, -(as_centre @ kvec))
-        u = np.einsum("iak,ik->ak", h, centre_phases)  # U_a(k)
-        neighbour = np.imag(u[species_index] * phases.conj()) @ kvec
-        if problem.weights is not None:
-            neighbour *= problem.weights[:, None]  # rho_a carries w_j exp(i k·r_j)
-        grad += neighbour
+        centre_phases = add_position_terms(grad, problem, h, phases, rho, kvec)
         if with_strain:
             strain += _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted)
     return grad, strain
+
+
+def add_position_terms(grad, problem: KspaceProblem, h, phases, rho, kvec) -> np.ndarray:
+    """Add one k-chunk's dE/dr (module docstring) to ``grad`` (n_atoms, 3), from H (centres,
+    species, k), the phases P_j (atoms, k), rho_a (species, k) and the k-vectors (k, 3).
+    Returns the centres' phases (centres, k)."""
+    centres = problem.centres
+    centre_phases = phases[centres]
+    as_centre = np.imag(centre_phases * np.einsum("iak,ak->ik", h, rho.conj()))
+    np.add.at(grad, centres, -(as_centre @ kvec))
+    u = np.einsum("iak,ik->ak", h, centre_phases)  # U_a(k)
+    neighbour = np.imag(u[problem.species_index] * phases.conj()) @ kvec
+    if problem.weights is not None:
+        neighbour *= problem.weights[:, None]  # rho_a carries w_j exp(i k·r_j)
+    grad += neighbour
+    return centre_phases
 
 
 def kspace_weight_vjp(problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
@@ -178,12 +189,16 @@ def strain_from_weights(parts: dict, z: np.ndarray) -> np.ndarray:
     factor pieces ``parts`` of :meth:`KspaceLayout.factor_parts` of the same k-vectors."""
     a_lm = np.einsum("kfn,kfn->kf", parts["radial"], z)
     b_lm = np.einsum("kfn,kfn->kf", parts["d_radial"], z)
-    ylm = parts["ylm"]
-    along = (
-        np.einsum("kbf,kf->kb", parts["d_ylm"], a_lm)
-        + parts["unit"] * np.einsum("kf,kf->k", ylm, b_lm)[:, None]
-    )
-    return -np.eye(3) * np.sum(ylm * a_lm) - parts["kvec"].T @ along
+    return strain_from_projections(parts["kvec"], parts["ylm"], parts["d_ylm"], a_lm, b_lm)
+
+
+def strain_from_projections(kvec, ylm, d_ylm, a_lm, b_lm) -> np.ndarray:
+    """dE/d eps (3, 3) from A = sum_n radial Z and B = sum_n d_radial Z (k, lm sorted by
+    parity) of :func:`strain_from_weights`, with the k-vectors (k, 3), signed Y_lm (k, lm) and
+    its gradient (k, 3, lm)."""
+    unit = kvec / np.sqrt(np.einsum("kb,kb->k", kvec, kvec))[:, None]
+    along = np.einsum("kbf,kf->kb", d_ylm, a_lm) + unit * np.einsum("kf,kf->k", ylm, b_lm)[:, None]
+    return -np.eye(3) * np.sum(ylm * a_lm) - kvec.T @ along
 
 
 def kspace_gradient(problem: KspaceProblem) -> np.ndarray:

@@ -21,11 +21,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...basis.spherical_harmonics import real_spherical_harmonics
+from ...basis.spherical_harmonics import real_spherical_harmonics_with_gradients
 from ..workspace import scratch
-from .layout import KspaceLayout, _radial_factor, axis_tables, phase_factors, shell_starts
+from .direct_gradients import add_position_terms, strain_from_projections
+from .layout import (
+    KspaceLayout,
+    _radial_factor_with_derivative,
+    axis_tables,
+    phase_factors,
+    shell_starts,
+)
+from .problem import KspaceProblem
 
-__all__ = ["MIN_SHELL_SIZE", "ShellTables", "shell_sum", "shell_tables"]
+__all__ = ["MIN_SHELL_SIZE", "ShellTables", "shell_sum", "shell_tables", "shell_vjp"]
 
 #: Mean number of k-vectors per shell from which the shell-by-shell sum is used: below it
 #: the per-shell products are too thin to run at BLAS speed. Measured on one thread, LODE H1
@@ -49,12 +57,22 @@ class ShellTables:
         Signed Y_lm(k̂) (parity signs and 8 pi / V included, as in :class:`KspaceLayout`).
     radial : ndarray (n_shells, L + 1, n_radial)
         ĝ_p(k_s) I_nl(k_s) of every shell.
+    d_ylm : ndarray (n_k, 3, lm sorted by parity)
+        Gradient of the signed Y_lm with respect to k (for strain derivatives).
+    d_radial : ndarray (n_shells, L + 1, n_radial)
+        d(ĝ_p I_nl)/dk of every shell.
     """
 
     hkl: np.ndarray
     starts: np.ndarray
     ylm: np.ndarray
     radial: np.ndarray
+    d_ylm: np.ndarray
+    d_radial: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.ylm, self.radial, self.d_ylm, self.d_radial))
 
     @property
     def n_shells(self) -> int:
@@ -72,14 +90,38 @@ def shell_tables(layout: KspaceLayout, hkl: np.ndarray) -> ShellTables | None:
         return None
     hkl, kvec, knorm = hkl[order], kvec[order], knorm[order]
     unique = knorm[starts]
-    radial = _radial_factor(
+    radial, d_radial = _radial_factor_with_derivative(
         unique, layout.basis, layout.max_angular, layout.smearing, layout.exponent
     )
-    ylm = real_spherical_harmonics(kvec, layout.max_angular)[:, layout.parity] * layout.sign
+    ylm, d_ylm = real_spherical_harmonics_with_gradients(kvec, layout.max_angular)
+    ylm = ylm[:, layout.parity] * layout.sign
+    d_ylm = d_ylm[:, :, layout.parity] * layout.sign
     bounds = np.append(starts, len(hkl))
-    for array in (hkl, bounds, ylm, radial):
+    for array in (hkl, bounds, ylm, radial, d_ylm, d_radial):
         array.flags.writeable = False
-    return ShellTables(hkl, bounds, ylm, radial)
+    return ShellTables(hkl, bounds, ylm, radial, d_ylm, d_radial)
+
+
+def _shell_chunks(tables: ShellTables, chunk: int):
+    """(first shell, last shell, first k, last k) of passes of whole shells, about ``chunk``
+    k-vectors each (a larger single shell is one pass)."""
+    bounds = tables.starts
+    first = 0
+    while first < tables.n_shells:
+        last = int(np.searchsorted(bounds, bounds[first] + chunk, side="right")) - 1
+        last = max(last, first + 1)
+        yield first, last, int(bounds[first]), int(bounds[last])
+        first = last
+
+
+def _l_blocks(layout: KspaceLayout) -> list[tuple[int, int, int]]:
+    """(l, first, last) of the lm entries of every l, lm sorted by parity (each l is one
+    contiguous run there)."""
+    l_sorted = layout.l_sorted
+    breaks = np.flatnonzero(np.diff(l_sorted)) + 1
+    starts = np.concatenate([[0], breaks]).tolist()
+    stops = np.append(breaks, len(l_sorted)).tolist()
+    return [(int(l_sorted[a]), a, b) for a, b in zip(starts, stops, strict=True)]
 
 
 def shell_sum(
@@ -119,16 +161,9 @@ def shell_sum(
     # contiguous block, the output of one product over the shells
     acc = scratch("shells.acc", (n_lm, n_species, n_centres, n_rad))
     acc.fill(0.0)
-    l_sorted = layout.l_sorted
-    l_blocks = np.flatnonzero(np.diff(l_sorted)) + 1
-    l_blocks = list(zip(np.concatenate([[0], l_blocks]), np.append(l_blocks, n_lm), strict=True))
     bounds = tables.starts
     axes = axis_tables(frac, tables.hkl)
-    first = 0
-    while first < tables.n_shells:
-        last = int(np.searchsorted(bounds, bounds[first] + chunk, side="right")) - 1
-        last = max(last, first + 1)
-        k0, k1 = int(bounds[first]), int(bounds[last])
+    for first, last, k0, k1 in _shell_chunks(tables, chunk):
         n_k = k1 - k0
         phases = phase_factors(
             frac,
@@ -157,14 +192,116 @@ def shell_sum(
             np.matmul(g[lo:hi].T, trig[:, lo:hi].T, out=q[s - first])
         q = q.reshape(last - first, n_lm, n_species * n_centres)
         radial = tables.radial[first:last]
-        for a, b in l_blocks:
-            l = int(l_sorted[a])
+        for l, a, b in _l_blocks(layout):
             # sum over shells: (lm block x species x centres, shells) @ (shells, n)
             block = q[:, a:b].reshape(last - first, -1)
             product = scratch("shells.product", (block.shape[1], n_rad))
             np.matmul(block.T, radial[:, l, :], out=product)
             acc[a:b] += product.reshape(b - a, n_species, n_centres, n_rad)
-        first = last
     result = np.empty((n_centres, n_species, n_lm, n_rad))
     result[:, :, layout.parity] = acc.transpose(2, 1, 0, 3)
     return result
+
+
+def shell_vjp(
+    problem: KspaceProblem,
+    layout: KspaceLayout,
+    tables: ShellTables,
+    upstream: np.ndarray,
+    with_strain: bool,
+    chunk: int,
+):
+    """:func:`~lodekit.expansion.kspace.direct_gradients.kspace_vjp` shell by shell.
+
+    The k-space sum's adjoint needs, per k, H_ia(k) = sum_f G_ia[f] F_k[f] and (for the
+    strain) A_lm(k) = sum_n R_ln Z_k[lm, n], B_lm(k) = sum_n R'_ln Z_k[lm, n]. With
+    W^s_ia[lm] = sum_n G_ia[lm, n] R_ln(k_s) (and V^s with R'), H = sum_lm Y_lm W^s (even l
+    real, odd l imaginary) and A, B are one product per shell of (cos, sin) of the centre
+    phases against W^s, V^s: the radial index is summed once per shell, not once per k.
+
+    Returns
+    -------
+    (ndarray (n_atoms, 3), ndarray (3, 3) or None)
+        dE/dr and, with ``with_strain``, dE/d eps.
+    """
+    n_centres, n_species, n_lm, n_rad = problem.coefficient_shape
+    n_atoms = problem.n_atoms
+    n_even = layout.n_even
+    frac, indicator = problem.fractional(), problem.indicator()
+    grad = np.zeros((n_atoms, 3))
+    strain = np.zeros((3, 3)) if with_strain else None
+    g = np.ascontiguousarray(upstream[:, :, layout.parity, :])  # (centres, species, lm, n)
+    rows = n_centres * n_species
+    blocks = _l_blocks(layout)
+    # G per l as (centres x species x (2l + 1), n): the left side of the radial products
+    g_by_l = [(l, a, b, g[:, :, a:b, :].reshape(-1, n_rad)) for l, a, b in blocks]
+    radial_tables = [tables.radial] + ([tables.d_radial] if with_strain else [])
+    axes = axis_tables(frac, tables.hkl)
+    bounds = tables.starts
+    for first, last, k0, k1 in _shell_chunks(tables, chunk):
+        n_shells, n_k = last - first, k1 - k0
+        # W (and V): (shells, centres x species, lm)
+        projected = []
+        for which, table in enumerate(radial_tables):
+            w = scratch(f"shells.w{which}", (n_shells, rows, n_lm))
+            for l, a, b, g_l in g_by_l:
+                part = (g_l @ table[first:last, l, :].T).reshape(rows, b - a, n_shells)
+                w[:, :, a:b] = part.transpose(2, 0, 1)
+            projected.append(w)
+        hkl = tables.hkl[k0:k1]
+        phases = phase_factors(
+            frac, hkl, out=scratch("shells.phases", (n_atoms, n_k), complex), tables=axes
+        )
+        rho = indicator @ phases
+        ylm = tables.ylm[k0:k1]
+        h = np.empty((rows, n_k), dtype=complex)
+        w = projected[0]
+        for s in range(first, last):
+            lo, hi = int(bounds[s]) - k0, int(bounds[s + 1]) - k0
+            h.real[:, lo:hi] = w[s - first, :, :n_even] @ ylm[lo:hi, :n_even].T
+            h.imag[:, lo:hi] = -(w[s - first, :, n_even:] @ ylm[lo:hi, n_even:].T)
+        kvec = hkl @ layout.recip
+        centre_phases = add_position_terms(
+            grad, problem, h.reshape(n_centres, n_species, n_k), phases, rho, kvec
+        )
+        if with_strain:
+            strain += _strain_of_chunk(
+                projected, centre_phases, rho, tables, layout, first, last, k0, k1, kvec
+            )
+    return grad, strain
+
+
+def _strain_of_chunk(projected, centre_phases, rho, tables, layout, first, last, k0, k1, kvec):
+    """dE/d eps of one pass of shells: A and B of :func:`shell_vjp`, then
+    :func:`~lodekit.expansion.kspace.direct_gradients.strain_from_projections`."""
+    n_centres = centre_phases.shape[0]
+    n_species = rho.shape[0]
+    n_lm = tables.ylm.shape[1]
+    n_even = layout.n_even
+    bounds = tables.starts
+    trig = np.ascontiguousarray(centre_phases).view(np.float64)  # (cos, sin) interleaved
+    # per shell, (cos, sin) rows of sum_i {cos, sin}_ik [W^s | V^s]_ia[lm]
+    stacked = np.concatenate([w.reshape(len(w), n_centres, -1) for w in projected], axis=2)
+    width = n_species * n_lm
+    n_k = k1 - k0
+    both = np.empty((n_k, 2, stacked.shape[2]))
+    for s in range(first, last):
+        lo, hi = int(bounds[s]) - k0, int(bounds[s + 1]) - k0
+        product = trig[:, 2 * lo : 2 * hi].T @ stacked[s - first]  # (2 m_s, 2 x width)
+        both[lo:hi] = product.reshape(hi - lo, 2, -1)
+    a_re = rho.real.T[:, :, None]  # (k, species, 1)
+    b_im = rho.imag.T[:, :, None]
+    out = []
+    for which in range(len(projected)):
+        cos_part = both[:, 0, which * width : (which + 1) * width].reshape(n_k, n_species, n_lm)
+        sin_part = both[:, 1, which * width : (which + 1) * width].reshape(n_k, n_species, n_lm)
+        value = np.empty((n_k, n_lm))
+        # Re[P conj(rho)] = cos A + sin B for even l, Im = sin A - cos B for odd l
+        value[:, :n_even] = np.sum(
+            cos_part[:, :, :n_even] * a_re + sin_part[:, :, :n_even] * b_im, axis=1
+        )
+        value[:, n_even:] = np.sum(
+            sin_part[:, :, n_even:] * a_re - cos_part[:, :, n_even:] * b_im, axis=1
+        )
+        out.append(value)
+    return strain_from_projections(kvec, tables.ylm[k0:k1], tables.d_ylm[k0:k1], out[0], out[1])
