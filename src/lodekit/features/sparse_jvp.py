@@ -146,7 +146,7 @@ def _pair_columns(types_a, types_b, n_a: int, n_b: int, distinct_pairs: bool, sw
             index.append(((j * n_b + k) * s_a + i) * n_a + n)
         else:
             index.append(((i * n_a + n) * s_b + j) * n_b + k)
-        root = np.sqrt(2.0) if distinct_pairs and types_a[i] != types_b[j] else 1.0
+        root = np.sqrt(2.0) if distinct_pairs and i != j else 1.0
         scale.append(np.full(n.size, root))
     return np.concatenate(index), np.concatenate(scale)
 
