@@ -1,0 +1,252 @@
+"""LODE with several exponents in one pass (``exponent=[...]``) against separate calls with one
+exponent each, and its p = 1, 3 channels against featomic 0.6.7."""
+
+import json
+
+import numpy as np
+import pytest
+
+import lodekit
+from lodekit.errors import InputError
+from lodekit.expansion.kspace import KSPACE_BACKENDS
+from lodekit.features import lode_nu1, power_spectrum
+from lodekit.persistence import load_expansion, save_expansion
+from tests.helpers import (
+    cubic_box,
+    featomic_lode,
+    molecule,
+    random_structure,
+    slab,
+    triclinic_box,
+)
+
+EXPONENTS = [1, 0, 3, 6]  # not sorted: channels follow the given order
+HYPERS = dict(smearing=1.0, max_radial=3, max_angular=3, radius=4.0, center_atom_weight=0.3)
+
+
+def separate(structure, exponents, gradients=None, **hypers):
+    """Per-l arrays of single-exponent calls, channels concatenated exponent-major, and the
+    single-exponent expansions themselves."""
+    parts = [
+        lodekit.LodeSphericalExpansion(exponent=p, **hypers).compute(
+            structure, gradients=gradients, n_threads=1
+        )
+        for p in exponents
+    ]
+    values = [
+        np.concatenate([part.values[l] for part in parts], axis=1)
+        for l in range(hypers["max_angular"] + 1)
+    ]
+    return values, parts
+
+
+def assert_close(ours, reference, tolerance=1e-14):
+    scale = max(np.abs(r).max() for r in reference)
+    for mine, theirs in zip(ours, reference, strict=True):
+        assert mine.shape == theirs.shape
+        assert np.abs(mine - theirs).max(initial=0.0) <= tolerance * scale
+
+
+def range_separated_box():
+    rng = np.random.default_rng(11)
+    cell = np.diag([8.0, 8.5, 9.0])
+    return random_structure(rng, cell, ["O"] * 10 + ["H"] * 20, min_distance=1.0)
+
+
+RANGE_SEPARATED = dict(smearing=0.3, max_radial=2, max_angular=2, radius=3.0, accuracy=1e-6)
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["direct", pytest.param("nufft", marks=pytest.mark.slow)]
+    if KSPACE_BACKENDS["nufft"].available()
+    else ["direct"],
+)
+def test_periodic_equals_single_exponent_calls(method):
+    atoms = triclinic_box(np.random.default_rng(2))
+    hypers = dict(HYPERS, k_cutoff=4.0, kspace_method=method)
+    calculator = lodekit.LodeSphericalExpansion(exponent=EXPONENTS, **hypers)
+    expansion = calculator.compute(atoms, n_threads=1)
+    reference, parts = separate(atoms, EXPONENTS, **hypers)
+    assert_close(expansion.values, reference)
+    n_species = len(parts[0].neighbor_types)
+    np.testing.assert_array_equal(expansion.neighbor_types, np.tile(parts[0].neighbor_types, 4))
+    np.testing.assert_array_equal(expansion.exponents, np.repeat(EXPONENTS, n_species))
+    info = expansion.info["structures"][0]
+    assert info["shared"] and info["kspace_method"] == method
+
+
+def test_range_separated_equals_single_exponent_calls():
+    atoms = range_separated_box()
+    calculator = lodekit.LodeSphericalExpansion(exponent=[1, 6], **RANGE_SEPARATED)
+    plan = calculator.plan(atoms)[0]
+    assert plan["method"] == "range_separated" and plan["shared"]
+    # the remainder's cutoff depends on p: one pair list up to the largest
+    cutoffs = [entry["real_space_cutoff"] for entry in plan["per_exponent"]]
+    assert len(set(cutoffs)) > 1 and plan["real_space_cutoff"] == max(cutoffs)
+    expansion = calculator.compute(atoms, n_threads=1)
+    reference, _ = separate(atoms, [1, 6], **RANGE_SEPARATED)
+    assert_close(expansion.values, reference)
+
+
+def test_molecule_equals_single_exponent_calls():
+    atoms = molecule(np.random.default_rng(4), n_atoms=6)
+    hypers = dict(HYPERS, max_radial=2, max_angular=2)
+    expansion = lodekit.LodeSphericalExpansion(exponent=[1, 6], **hypers).compute(atoms)
+    reference, _ = separate(atoms, [1, 6], **hypers)
+    assert_close(expansion.values, reference)
+    assert expansion.info["structures"][0]["method"] == "molecule"
+
+
+@pytest.mark.slow
+def test_slab_equals_single_exponent_calls():
+    atoms = slab(np.random.default_rng(5))
+    hypers = dict(HYPERS, max_radial=2, max_angular=2, accuracy=1e-6)
+    calculator = lodekit.LodeSphericalExpansion(exponent=[1, 3], **hypers)
+    expansion = calculator.compute(atoms, n_threads=1)
+    reference, _ = separate(atoms, [1, 3], **hypers)
+    assert_close(expansion.values, reference)
+    # slabs are computed exponent by exponent (their G = 0 line depends on p)
+    assert not expansion.info["structures"][0]["shared"]
+    upstream = [np.random.default_rng(6).normal(size=v.shape) for v in expansion.values]
+    assert_vjp_is_sum(calculator, atoms, upstream, [1, 3], hypers)
+
+
+def assert_gradients_concatenate(expansion, parts):
+    for name, axis in (("positions", 2), ("strain", 3)):
+        ours = expansion.gradients[name]
+        for part in parts:
+            np.testing.assert_array_equal(ours.samples, part.gradients[name].samples)
+        reference = [
+            np.concatenate([part.gradients[name].values[l] for part in parts], axis=axis)
+            for l in range(len(ours.values))
+        ]
+        assert_close(ours.values, reference)
+
+
+def assert_vjp_is_sum(calculator, atoms, upstream, exponents, hypers):
+    ours = calculator.vector_jacobian_product(atoms, upstream)
+    n_species = upstream[0].shape[1] // len(exponents)
+    gradient, strain = 0.0, 0.0
+    for e, p in enumerate(exponents):
+        single = lodekit.LodeSphericalExpansion(exponent=p, **hypers)
+        block = [u[:, e * n_species : (e + 1) * n_species] for u in upstream]
+        result = single.vector_jacobian_product(atoms, block)
+        gradient = gradient + result["positions"][0]
+        strain = strain + result["strain"]
+    assert_close([ours["positions"][0], ours["strain"]], [gradient, strain])
+
+
+def test_periodic_gradients_and_vjp():
+    atoms = cubic_box(np.random.default_rng(8))
+    hypers = dict(HYPERS, max_radial=2, max_angular=2, k_cutoff=3.5)
+    calculator = lodekit.LodeSphericalExpansion(exponent=[1, 0, 6], **hypers)
+    expansion = calculator.compute(atoms, gradients=["positions", "strain"], n_threads=1)
+    _, parts = separate(atoms, [1, 0, 6], gradients=["positions", "strain"], **hypers)
+    assert_gradients_concatenate(expansion, parts)
+    upstream = [np.random.default_rng(9).normal(size=v.shape) for v in expansion.values]
+    assert_vjp_is_sum(calculator, atoms, upstream, [1, 0, 6], hypers)
+
+
+def test_molecule_gradients_and_vjp():
+    atoms = molecule(np.random.default_rng(10), n_atoms=5)
+    hypers = dict(HYPERS, max_radial=2, max_angular=2)
+    calculator = lodekit.LodeSphericalExpansion(exponent=[3, 1], **hypers)
+    expansion = calculator.compute(atoms, gradients=["positions", "strain"])
+    _, parts = separate(atoms, [3, 1], gradients=["positions", "strain"], **hypers)
+    assert_gradients_concatenate(expansion, parts)
+    upstream = [np.random.default_rng(12).normal(size=v.shape) for v in expansion.values]
+    assert_vjp_is_sum(calculator, atoms, upstream, [3, 1], hypers)
+
+
+@pytest.mark.slow
+def test_range_separated_gradients_and_vjp():
+    atoms = range_separated_box()
+    calculator = lodekit.LodeSphericalExpansion(exponent=[1, 6], **RANGE_SEPARATED)
+    expansion = calculator.compute(atoms, gradients=["positions", "strain"], n_threads=1)
+    _, parts = separate(atoms, [1, 6], gradients=["positions", "strain"], **RANGE_SEPARATED)
+    assert_gradients_concatenate(expansion, parts)
+    upstream = [np.random.default_rng(13).normal(size=v.shape) for v in expansion.values]
+    assert_vjp_is_sum(calculator, atoms, upstream, [1, 6], RANGE_SEPARATED)
+
+
+def test_channels_match_featomic():
+    pytest.importorskip("featomic")
+    atoms = cubic_box(np.random.default_rng(7))
+    hypers = dict(smearing=0.9, max_radial=3, max_angular=3, radius=4.5, k_cutoff=4.5)
+    calculator = lodekit.LodeSphericalExpansion(exponent=[1, 3], **hypers)
+    ours = calculator.compute(atoms).to_tensormap()
+    assert ours.keys.names == ["o3_lambda", "o3_sigma", "center_type", "neighbor_type", "exponent"]
+    for p in (1, 3):
+        reference = featomic_lode(atoms, exponent=p, weight=1.0, **hypers)
+        scale = max(np.abs(block.values).max() for block in reference.blocks())
+        for key, block in reference.items():
+            mine = ours.block(
+                o3_lambda=int(key["o3_lambda"]),
+                center_type=int(key["center_type"]),
+                neighbor_type=int(key["neighbor_type"]),
+                exponent=p,
+            )
+            assert block.samples == mine.samples
+            assert np.abs(block.values - mine.values).max() < 1e-10 * scale
+
+
+def test_hypers_round_trip_and_single_exponent_unchanged():
+    calculator = lodekit.LodeSphericalExpansion(exponent=[6, 1], **HYPERS)
+    text = calculator.to_json()
+    assert json.loads(text)["exponent"] == [6, 1]
+    again = lodekit.LodeSphericalExpansion.from_json(text)
+    assert again == calculator and again.exponent == [6, 1]
+    single = lodekit.LodeSphericalExpansion(exponent=3, **HYPERS)
+    assert single.exponent == 3 and json.loads(single.to_json())["exponent"] == 3
+
+    atoms = cubic_box(np.random.default_rng(1))
+    hypers = dict(HYPERS, max_radial=2, max_angular=2, k_cutoff=3.5)
+    one = lodekit.LodeSphericalExpansion(exponent=3, **hypers).compute(atoms)
+    assert one.exponents is None and len(one.neighbor_types) == 2
+    listed = lodekit.LodeSphericalExpansion(exponent=[3], **hypers).compute(atoms)
+    np.testing.assert_array_equal(listed.exponents, [3, 3])
+    assert_close(listed.values, one.values)
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ([], "non-empty"),
+        ([1, 3, 1], "repeated"),
+        ([1, 7], "entry 7"),
+        ([1, -1], "entry -1"),
+        ([1, True], "entry True"),
+        ([1, 2.0], "entry 2.0"),
+        (7, "between 0 and 6"),
+        ("1", "integer"),
+    ],
+)
+def test_invalid_exponents(value, words):
+    with pytest.raises(InputError, match="`exponent`") as error:
+        lodekit.LodeSphericalExpansion(exponent=value, **HYPERS)
+    assert words in str(error.value)
+
+
+def test_features_archive_and_tensormap(tmp_path):
+    atoms = cubic_box(np.random.default_rng(3))
+    hypers = dict(HYPERS, max_radial=2, max_angular=2, k_cutoff=3.5)
+    expansion = lodekit.LodeSphericalExpansion(exponent=[1, 3], **hypers).compute(atoms)
+    n_channels = len(expansion.neighbor_types)
+
+    nu1 = lode_nu1(expansion)
+    assert nu1.values.shape == (len(atoms), n_channels * 3)
+    # the symmetric power spectrum keeps each unordered pair of (exponent, species) channels
+    spectrum = power_spectrum(expansion)
+    assert spectrum.values.shape[1] == 3 * (n_channels * (n_channels + 1) // 2) * 9
+    full = power_spectrum(expansion, expansion)
+    assert full.values.shape[1] == 3 * n_channels**2 * 9
+
+    path = save_expansion(tmp_path / "several.npz", expansion)
+    loaded = load_expansion(path)
+    np.testing.assert_array_equal(loaded.exponents, expansion.exponents)
+    assert loaded.hypers["exponent"] == [1, 3]
+    assert_close(loaded.values, expansion.values, tolerance=0.0)
+
+    tensormap = expansion.to_tensormap()
+    assert len(tensormap.keys) == 2 * n_channels * 3
