@@ -9,7 +9,7 @@ import pytest
 import lodekit
 from lodekit.errors import InputError
 from lodekit.expansion.kspace import KSPACE_BACKENDS
-from lodekit.features import lode_nu1, power_spectrum
+from lodekit.features import Recipe, lode_nu1, power_spectrum
 from lodekit.persistence import load_expansion, save_expansion
 from tests.helpers import (
     cubic_box,
@@ -17,6 +17,7 @@ from tests.helpers import (
     molecule,
     random_structure,
     slab,
+    three_species_box,
     triclinic_box,
 )
 
@@ -250,3 +251,80 @@ def test_features_archive_and_tensormap(tmp_path):
 
     tensormap = expansion.to_tensormap()
     assert len(tensormap.keys) == 2 * n_channels * 3
+
+
+RECIPE_LODE = {
+    "calculator": "lode_spherical_expansion",
+    "smearing": 1.0,
+    "max_radial": 2,
+    "max_angular": 2,
+    "radius": 3.0,
+    "exponent": [1, 3],
+}
+RECIPE_SOAP = {
+    "calculator": "spherical_expansion",
+    "cutoff": 3.0,
+    "smearing": 0.4,
+    "max_radial": 2,
+    "max_angular": 2,
+}
+
+
+def test_recipe_widens_channels_per_exponent():
+    """A recipe's species list widens every exponent's channels: the water rows of one call
+    with all species present are the reference."""
+    rng = np.random.default_rng(0)
+    water, mixed = triclinic_box(rng), three_species_box(rng)
+    species = [1, 6, 7, 8]
+    recipe = Recipe.from_dict({"blocks": [{"kind": "power_spectrum", "expansion": RECIPE_LODE}]})
+    together = power_spectrum(recipe.calculators[0].compute([water, mixed]))
+    alone = recipe.compute([water], species)
+    rows = together.samples[:, 0] == 0
+    np.testing.assert_allclose(alone.values, together.values[rows], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(alone.properties, together.properties)
+    assert recipe.widths(species) == [together.n_features]
+
+
+def test_recipe_gradients_with_several_exponents():
+    """<vjp(g), t> = <g, jvp(t)>, and the sparse position Jacobian of the columns against
+    central finite differences, with zero (absent species) channels."""
+    rng = np.random.default_rng(6)
+    atoms = triclinic_box(rng)
+    species = [1, 6, 8]
+    recipe = Recipe.from_dict(
+        {
+            "blocks": [
+                {"kind": "power_spectrum", "expansion": RECIPE_LODE},
+                {"kind": "rho_x_v", "density": RECIPE_SOAP, "potential": RECIPE_LODE},
+                {"kind": "nu1", "expansion": RECIPE_LODE, "center_types": [1, 8]},
+            ]
+        }
+    )
+    expanded = recipe.expand(atoms, species, gradients=["positions"])
+    tangents = [
+        [rng.normal(size=(len(e), 1, len(types), *v.shape[2:])) for v in e.values]
+        for e, types in zip(expanded.expansions, expanded.neighbor_types, strict=True)
+    ]
+    jvp = recipe.jvp(expanded, tangents)[:, 0]
+    values = recipe.forward(expanded).values
+    grad = rng.normal(size=values.shape)
+    upstream = recipe.vjp(expanded, grad)
+    left = sum(
+        np.sum(u * t[:, 0])
+        for up, te in zip(upstream, tangents, strict=True)
+        for u, t in zip(up, te, strict=True)
+    )
+    assert left == pytest.approx(np.sum(grad * jvp), rel=1e-11)
+
+    keys, jacobian = recipe.sparse_jvp(expanded)
+    h, atom = 1e-5, 3
+    shifted = []
+    for sign in (1, -1):
+        moved = atoms.copy()
+        moved.positions[atom, 0] += sign * h
+        shifted.append(recipe.compute([moved], species).values)
+    difference = (shifted[0] - shifted[1]) / (2 * h)
+    analytic = np.zeros_like(difference)
+    rows = keys[:, 1] == atom
+    analytic[keys[rows, 0]] = jacobian[rows, 0]
+    assert np.abs(analytic - difference).max() < 1e-6 * np.abs(difference).max()
