@@ -626,7 +626,8 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             As for :meth:`compute`.
         upstream : list of ndarray, or Expansion
             ``upstream[l]`` has the shape of ``compute(structures, selected_atoms).values[l]``,
-            (n_centres, n_species, 2l + 1, n_radial): dE/dc in units of E per coefficient.
+            (n_centres, n_species, 2l + 1, n_radial) (n_exponents x n_species channels with
+            several exponents): dE/dc in units of E per coefficient.
         selected_atoms
             As for :meth:`compute`; must match the rows of ``upstream``.
 
