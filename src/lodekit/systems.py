@@ -141,6 +141,10 @@ class System:
     pbc : bool or sequence of 3 bool
         Periodicity: all axes (bulk), none (molecule) or exactly two (a slab, periodic along
         those two cell vectors; the third cell vector is then ignored and may be zero).
+    weights : array_like, shape (n_atoms,), optional
+        A finite float per atom that scales the atom's density in every expansion (e.g. a
+        charge in e, for the potential of a charge distribution); docs/conventions.md. None
+        (the default) means every weight is 1, computed without any weighting at all.
 
     Attributes
     ----------
@@ -153,6 +157,8 @@ class System:
     pbc : tuple of 3 bool
     periodic : bool
         True for bulk only (all three axes periodic); slabs have :attr:`is_slab`.
+    weights : ndarray, shape (n_atoms,), or None
+        Float64 copy of the per-atom weights; None when all are 1.
     """
 
     positions: np.ndarray
@@ -160,8 +166,9 @@ class System:
     cell: np.ndarray
     periodic: bool
     pbc: tuple
+    weights: np.ndarray | None
 
-    def __init__(self, positions, types, cell=None, pbc=False):
+    def __init__(self, positions, types, cell=None, pbc=False, weights=None):
         try:
             pos = np.array(positions, dtype=np.float64)
         except (TypeError, ValueError):
@@ -196,13 +203,17 @@ class System:
             pos = frac @ basis
         else:
             matrix = np.zeros((3, 3)) if cell is None else matrix
-        for array in (pos, numbers, matrix):
-            array.setflags(write=False)
+        if weights is not None:
+            weights = _as_weights(weights, pos.shape[0])
+        for array in (pos, numbers, matrix, weights):
+            if array is not None:
+                array.setflags(write=False)
         object.__setattr__(self, "positions", pos)
         object.__setattr__(self, "numbers", numbers)
         object.__setattr__(self, "cell", matrix)
         object.__setattr__(self, "periodic", periodic)
         object.__setattr__(self, "pbc", flags)
+        object.__setattr__(self, "weights", weights)
         self._check_overlaps()
 
     @property
@@ -242,13 +253,26 @@ class System:
         return lattice, cross / area, area
 
     @classmethod
-    def from_ase(cls, atoms) -> System:
-        """Validated copy of an :class:`ase.Atoms` (the caller's object is not touched)."""
+    def from_ase(cls, atoms, weights=None) -> System:
+        """Validated copy of an :class:`ase.Atoms` (the caller's object is not touched).
+
+        Parameters
+        ----------
+        atoms : ase.Atoms
+        weights : None, str or array_like of shape (n_atoms,)
+            Per-atom weights (see :class:`System`): an array, or the name of one of the
+            atoms' per-atom arrays (``atoms.arrays``, e.g. ``"initial_charges"``, which ASE
+            stores only once set: an unset ``"initial_charges"`` reads as zeros, as
+            ``atoms.get_initial_charges()`` does). None: all weights 1.
+        """
+        if isinstance(weights, str):
+            weights = _ase_array(atoms, weights)
         return cls(
             positions=atoms.get_positions(),
             types=atoms.get_atomic_numbers(),
             cell=atoms.cell.array,
             pbc=atoms.pbc,
+            weights=weights,
         )
 
     def __len__(self) -> int:
@@ -300,6 +324,49 @@ class System:
             )
 
 
+def _as_weights(weights, n_atoms: int) -> np.ndarray:
+    """The validated float64 copy of ``weights`` (n_atoms,)."""
+    try:
+        values = np.array(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"`weights` is {describe(weights)}; expected one float per atom ({n_atoms} atoms)"
+        ) from None
+    if values.shape != (n_atoms,):
+        raise InputError(
+            f"`weights` is {describe(weights)} of shape {values.shape}; expected shape "
+            f"({n_atoms},): one float per atom"
+        )
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"`weights[{i}]` is {values[i]}: weights must be finite ({int(bad.sum())} "
+            "NaN or infinite value(s))"
+        )
+    return values
+
+
+def _ase_array(atoms, name: str) -> np.ndarray:
+    """The per-atom array ``name`` of an ase.Atoms, as weights."""
+    if name == "initial_charges":
+        return atoms.get_initial_charges()
+    if name not in atoms.arrays:
+        present = sorted(k for k in atoms.arrays if k not in ("positions", "numbers"))
+        raise InputError(
+            f"`weights` is {name!r} but these atoms have no per-atom array of that name; "
+            f"arrays present: {present or 'none'} (and 'initial_charges', read as zeros "
+            "when unset)"
+        )
+    values = np.asarray(atoms.arrays[name])
+    if values.ndim != 1:
+        raise InputError(
+            f"`weights` is {name!r}, an array of shape {values.shape}; a weight array must "
+            "hold one number per atom (shape (n_atoms,))"
+        )
+    return values
+
+
 def stress_volume(cell, pbc) -> float | None:
     """The volume (Å^3) that turns dE/d eps into a stress, ASE's convention: |det(cell)|, for
     bulk and for slabs alike (a slab's non-periodic vector only sets that volume); None when
@@ -333,10 +400,12 @@ def _wrapping_basis(cell: np.ndarray, pbc) -> np.ndarray:
     return basis
 
 
-def as_systems(structures, name: str = "structures") -> list[System]:
+def as_systems(structures, name: str = "structures", weights=None) -> list[System]:
     """Normalise one structure or a sequence of them to a list of :class:`System`.
 
-    Accepts :class:`System`, :class:`ase.Atoms`, or a sequence of either.
+    Accepts :class:`System`, :class:`ase.Atoms`, or a sequence of either. ``weights`` (None
+    or the name of a per-atom array) is read from ase.Atoms (:meth:`System.from_ase`); a
+    :class:`System` keeps its own weights.
     """
     if isinstance(structures, System) or _is_ase(structures):
         structures = [structures]
@@ -353,7 +422,7 @@ def as_systems(structures, name: str = "structures") -> list[System]:
             out.append(item)
         elif _is_ase(item):
             try:
-                out.append(System.from_ase(item))
+                out.append(System.from_ase(item, weights=weights))
             except InputError as err:
                 raise InputError(f"`{name}[{i}]`: {err}") from None
         else:

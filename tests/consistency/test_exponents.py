@@ -350,3 +350,52 @@ def test_torch_expansion_widens_every_exponent():
     (gradient,) = torch.autograd.grad((out * weights).sum(), positions)
     (expected,) = torch.autograd.grad((reference * weights).sum(), positions)
     assert torch.allclose(gradient, expected, rtol=0, atol=1e-13 * expected.abs().max())
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "molecule"])
+@pytest.mark.parametrize("species_channels", [True, False])
+def test_weighted_densities(boundary, species_channels):
+    """Per-atom weights (and one channel for all atoms) with several exponents: values, the
+    weight Jacobian and the VJP (positions, strain, weights) against single exponents."""
+    rng = np.random.default_rng(15)
+    if boundary == "periodic":
+        atoms = cubic_box(rng)
+        hypers = dict(HYPERS, max_radial=2, max_angular=2, k_cutoff=3.5)
+    else:
+        atoms = molecule(rng, n_atoms=5)
+        hypers = dict(HYPERS, max_radial=1, max_angular=1)
+    atoms.set_initial_charges(rng.normal(size=len(atoms)))
+    hypers = dict(hypers, weights="initial_charges", species_channels=species_channels)
+    exponents = [1, 6]
+    calculator = lodekit.LodeSphericalExpansion(exponent=exponents, **hypers)
+    expansion = calculator.compute(atoms, gradients=["weights"], n_threads=1)
+    reference, parts = separate(atoms, exponents, gradients=["weights"], **hypers)
+    assert_close(expansion.values, reference)
+    ours, theirs = expansion.gradients["weights"], [p.gradients["weights"] for p in parts]
+    for l in range(len(ours.values)):
+        wide = np.zeros_like(ours.values[l])
+        for e, gradient in enumerate(theirs):
+            rows = np.searchsorted(
+                ours.samples[:, 0] * len(atoms) + ours.samples[:, 2],
+                gradient.samples[:, 0] * len(atoms) + gradient.samples[:, 2],
+            )
+            n = gradient.values[l].shape[1]
+            wide[rows, e * n : (e + 1) * n] = gradient.values[l]
+        assert_close([ours.values[l]], [wide])
+
+    upstream = [rng.normal(size=v.shape) for v in expansion.values]
+    result = calculator.vector_jacobian_product(atoms, upstream, with_weights=True)
+    n = upstream[0].shape[1] // len(exponents)
+    total = {"positions": 0.0, "strain": 0.0, "weights": 0.0}
+    for e, p in enumerate(exponents):
+        single = lodekit.LodeSphericalExpansion(exponent=p, **hypers)
+        part = single.vector_jacobian_product(
+            atoms, [u[:, e * n : (e + 1) * n] for u in upstream], with_weights=True
+        )
+        total["positions"] = total["positions"] + part["positions"][0]
+        total["strain"] = total["strain"] + part["strain"]
+        total["weights"] = total["weights"] + part["weights"][0]
+    assert_close(
+        [result["positions"][0], result["strain"], result["weights"][0]],
+        [total["positions"], total["strain"], total["weights"]],
+    )

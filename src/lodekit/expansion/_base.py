@@ -10,11 +10,21 @@ import numpy as np
 
 from ..errors import InputError, describe
 from ..systems import System, as_systems
+from . import limits
+from .channels import ALL_ATOMS, Channels
 from .jacobian import Jacobian
 from .result import GRADIENT_PARAMETERS, Expansion, Gradient, split_gradient_by_l
 from .threads import one_blas_thread, thread_pool
 
 __all__ = ["CalculatorBase"]
+
+#: Largest (centres x atoms x coefficients) block of unit-weight contributions formed at once
+#: for derivatives with respect to the weights (float64 numbers).
+WEIGHT_BLOCK = 1 << 23
+
+#: Hyperparameters left out of :meth:`CalculatorBase.get_hypers` at their default value, so
+#: that recipes, stores and model files written before they existed keep their digests.
+OPTIONAL_HYPERS = {"weights": None, "species_channels": True}
 
 
 class CalculatorBase:
@@ -30,8 +40,42 @@ class CalculatorBase:
     name = "calculator"
 
     def get_hypers(self) -> dict:
-        """Hyperparameters as a JSON-serialisable dict (featomic 0.6 names)."""
-        return {key: getattr(self, key) for key in self._hyper_names}
+        """Hyperparameters as a JSON-serialisable dict (featomic 0.6 names); ``weights`` and
+        ``species_channels`` only when not at their defaults (None, True)."""
+        return {
+            key: getattr(self, key)
+            for key in self._hyper_names
+            if key not in OPTIONAL_HYPERS or getattr(self, key) != OPTIONAL_HYPERS[key]
+        }
+
+    def _set_weight_hypers(self, weights, species_channels) -> None:
+        """Validate and store ``weights`` (None or an ase array name) and
+        ``species_channels`` (bool)."""
+        if weights is not None and (not isinstance(weights, str) or not weights):
+            raise InputError(
+                f"`weights` is {describe(weights)}; expected None or the name of a per-atom "
+                "array of ase.Atoms inputs (e.g. 'initial_charges')"
+            )
+        if not isinstance(species_channels, (bool, np.bool_)):
+            raise InputError(
+                f"`species_channels` is {describe(species_channels)}; expected True (one "
+                "channel per species) or False (one channel for all atoms)"
+            )
+        self.weights = weights
+        self.species_channels = bool(species_channels)
+
+    def _systems(self, structures) -> list[System]:
+        """``structures`` as Systems, ase.Atoms inputs weighted by the ``weights`` array."""
+        return as_systems(structures, weights=self.weights)
+
+    def _neighbor_types(self, systems: list[System]) -> np.ndarray:
+        """Labels of the neighbour channels: the species present, or [:data:`ALL_ATOMS`]."""
+        if not self.species_channels:
+            return np.array([ALL_ATOMS], dtype=np.int64)
+        return np.unique(np.concatenate([s.numbers for s in systems]))
+
+    def _channels(self, system: System, neighbor_types: np.ndarray) -> Channels:
+        return Channels.of(system, neighbor_types, self.species_channels)
 
     def to_json(self) -> str:
         return json.dumps({"calculator": self.name, **self.get_hypers()})
@@ -93,11 +137,11 @@ class CalculatorBase:
     def _gradient_inputs(self, structures, upstream, selected_atoms):
         """Validated inputs of ``vector_jacobian_product``: (systems, per-structure centres,
         neighbour types, upstream as (n_rows, n_species, (L+1)^2, n_radial))."""
-        systems = as_systems(structures)
+        systems = self._systems(structures)
         selection = _normalise_selection(selected_atoms, systems)
         for i, system in enumerate(systems):
             self._check_system(system, i)
-        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        neighbor_types = self._neighbor_types(systems)
         n_rows = sum(len(c) for c in selection)
         values = getattr(upstream, "values", upstream)
         if not isinstance(values, (list, tuple)) or len(values) != self.max_angular + 1:
@@ -142,25 +186,31 @@ class CalculatorBase:
         Expansion
             Rows in order of system, then of the given atom indices.
         """
-        systems = as_systems(structures)
+        systems = self._systems(structures)
         selection = _normalise_selection(selected_atoms, systems)
         for i, system in enumerate(systems):
             self._check_system(system, i)
         gradients = _check_gradients(gradients)
-        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        neighbor_types = self._neighbor_types(systems)
         n_threads = _thread_count(n_threads)
         self._prepare()
         values, has_neighbors, infos = self._compute_values(
             systems, selection, neighbor_types, n_threads
         )
         jobs = list(zip(systems, selection, strict=True))
-        jacobians = []
-        if gradients:
+        jacobians, weight_jacobians = [], []
+        if "positions" in gradients or "strain" in gradients:
 
             def jacobian(job):
                 return self._jacobian_system(job[0], job[1], neighbor_types, "strain" in gradients)
 
             jacobians = _map(jacobian, jobs, n_threads)
+        if "weights" in gradients:
+
+            def weight_jacobian(job):
+                return self._weight_jacobian(job[0], job[1], neighbor_types)
+
+            weight_jacobians = _map(weight_jacobian, jobs, n_threads)
         samples = []
         for index, (system, centres) in enumerate(jobs):
             samples.append(
@@ -176,7 +226,9 @@ class CalculatorBase:
             hypers=json.loads(self.to_json()),
             has_neighbors=has_neighbors,
             info={"structures": infos},
-            gradients=_assemble_gradients(gradients, jacobians, jobs, self.max_angular),
+            gradients=_assemble_gradients(
+                gradients, jacobians, weight_jacobians, jobs, self.max_angular
+            ),
             exponents=exponents,
         )
 
@@ -209,6 +261,54 @@ class CalculatorBase:
     def _jacobian_system(self, system, centres, neighbor_types, with_strain) -> Jacobian:
         raise NotImplementedError  # pragma: no cover - every calculator defines it
 
+    def _channel_values(self, system, centres, channels: Channels) -> np.ndarray:
+        """Coefficients of one structure in the given channels, (n_centres, channels.count,
+        (L+1)^2, n_radial)."""
+        raise NotImplementedError  # pragma: no cover - every calculator defines it
+
+    def _unit_contributions(self, system, centres, neighbor_types):
+        """Blocks (atoms, c) of unit-weight contributions: c[i, k] (n_centres, len(atoms),
+        (L+1)^2, n_radial) is d c[i, channel of atoms[k]] / d w_{atoms[k]}, with the channels of
+        the structure's own plan (:meth:`Channels.atoms`). The coefficients are linear in the
+        weights, so this is exact; its cost is that of one evaluation per block of atoms."""
+        channels = self._channels(system, neighbor_types)
+        n_coefficients = (self.max_angular + 1) ** 2 * self._basis.size
+        step = max(1, WEIGHT_BLOCK // max(1, len(centres) * n_coefficients))
+        for start in range(0, len(system), step):
+            atoms = np.arange(start, min(start + step, len(system)))
+            yield channels, atoms, self._channel_values(system, centres, channels.atoms(atoms))
+
+    def _weight_jacobian(self, system, centres, neighbor_types) -> tuple[np.ndarray, np.ndarray]:
+        """(keys (n_rows, 2) of (centre row, atom), d c / d w (n_rows, n_species, lm, n)):
+        every (centre, atom) whose derivative is not identically zero."""
+        n_lm, n_rad = (self.max_angular + 1) ** 2, self._basis.size
+        shape = (len(centres), len(system), len(neighbor_types), n_lm, n_rad)
+        size = 8.0 * float(np.prod(shape, dtype=np.float64))
+        limit = limits.WORK_LIMITS.max_jacobian_bytes  # the module's: work_limits() rebinds it
+        if size > limit:
+            raise InputError(
+                f"`gradients`: the dense weight Jacobian of {shape[0]} centres x {shape[1]} "
+                f"atoms x {int(np.prod(shape[2:]))} coefficients needs {size / 2**30:.3g} GiB, "
+                f"above the limit max_jacobian_bytes={limit / 2**30:.3g}"
+                " GiB: use vector_jacobian_product(..., with_weights=True), select fewer atoms, "
+                "or raise the limit with lodekit.expansion.limits.work_limits"
+            )
+        dense = np.zeros(shape)
+        for channels, atoms, block in self._unit_contributions(system, centres, neighbor_types):
+            dense[:, atoms, channels.index[atoms]] = block
+        flat = dense.reshape(len(centres) * len(system), -1)
+        keep = np.flatnonzero(np.any(flat != 0.0, axis=1))
+        keys = np.column_stack([keep // len(system), keep % len(system)]).astype(np.int64)
+        return keys, dense.reshape(len(centres) * len(system), *dense.shape[2:])[keep]
+
+    def _weight_vjp(self, system, centres, neighbor_types, upstream) -> np.ndarray:
+        """dE/dw (n_atoms,) of E = sum upstream · c, ``upstream`` (n_centres, n_species, lm, n)."""
+        out = np.zeros(len(system))
+        for channels, atoms, block in self._unit_contributions(system, centres, neighbor_types):
+            g = upstream[:, channels.index[atoms]]  # (centres, atoms, lm, n)
+            out[atoms] = np.einsum("ijfn,ijfn->j", g, block)
+        return out
+
 
 def _map(function, jobs: list, n_threads: int) -> list:
     """``[function(job) for job in jobs]``, in ``n_threads`` threads when more than one."""
@@ -236,12 +336,28 @@ def _check_gradients(gradients) -> tuple[str, ...]:
     return tuple(g for g in GRADIENT_PARAMETERS if g in gradients)
 
 
-def _assemble_gradients(gradients, jacobians, jobs, max_angular) -> dict:
+def _assemble_gradients(gradients, jacobians, weight_jacobians, jobs, max_angular) -> dict:
     """Per-structure Jacobians -> one :class:`Gradient` per parameter, rows of all structures."""
     if not gradients:
         return {}
     out = {}
     offsets = np.cumsum([0] + [len(centres) for _, centres in jobs])
+    if "weights" in gradients:
+        samples, types, values = [], [], []
+        for index, ((system, _), (keys, block)) in enumerate(
+            zip(jobs, weight_jacobians, strict=True)
+        ):
+            rows, atoms = keys[:, 0], keys[:, 1]
+            samples.append(
+                np.column_stack([rows + offsets[index], np.full(len(rows), index), atoms])
+            )
+            types.append(system.numbers[atoms])
+            values.append(block)
+        out["weights"] = Gradient(
+            samples=np.concatenate(samples).astype(np.int64).reshape(-1, 3),
+            values=split_gradient_by_l(np.concatenate(values), max_angular),
+            atom_types=np.concatenate(types).astype(np.int64),
+        )
     if "positions" in gradients:
         samples, types, values = [], [], []
         for index, ((system, _), jacobian) in enumerate(zip(jobs, jacobians, strict=True)):

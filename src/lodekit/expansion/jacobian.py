@@ -200,11 +200,15 @@ def cutoff_pair_jacobian(
     radial_with_derivative,
     max_angular: int,
     with_strain: bool,
+    weights: np.ndarray | None = None,
 ) -> Jacobian:
     """The Jacobian of a sum of pair terms Y_lm F_nl over the pairs within ``cutoff``
-    (periodic images included), as :func:`~lodekit.expansion.pairs.selected_pairs` finds them."""
+    (periodic images included), as :func:`~lodekit.expansion.pairs.selected_pairs` finds them;
+    each pair's term times the neighbour's weight (``weights`` (n_atoms,), None: 1)."""
     i, j, vectors, target = selected_pairs(system, species_index, n_species, centres, cutoff)
     per_pair = pair_jacobian(vectors, radial_with_derivative, max_angular)
+    if weights is not None:
+        per_pair *= weights[j][:, None, None, None]
     return Jacobian.from_pairs(
         len(centres),
         n_species,

@@ -16,8 +16,9 @@ from ..density import (
     fourier_transform_difference,
 )
 from ..errors import InputError
-from ..systems import System, as_systems
+from ..systems import System
 from ._base import CalculatorBase
+from .channels import Channels
 from .jacobian import Jacobian, pair_jacobian
 from .kspace import (
     KSPACE_BACKENDS,
@@ -30,6 +31,7 @@ from .kspace import (
 from .kspace.slab import NormalLine, SlabGeometry, line_constants, line_length, slab_tiers
 from .lattice import reduced_cell
 from .limits import check_dense_jacobian, check_kspace_work, check_pairs, estimated_pairs
+from .pairs import pair_contractions
 from .plan import (
     PeriodicPlan,
     choose_kspace_method,
@@ -95,6 +97,15 @@ def _checked_kspace_method(value) -> str:
     return method
 
 
+def _backend(method: str, channels: Channels):
+    """The backend ``method``, or the exact direct sum in place of an approximate one for the
+    per-atom channels of d c / d w (:attr:`Channels.derivative`)."""
+    backend = KSPACE_BACKENDS[method]
+    if channels.derivative and backend.tolerance(FEATOMIC_NUFFT_EPS) > 0:
+        return KSPACE_BACKENDS["direct"]
+    return backend
+
+
 def _reduced(system: System) -> System:
     """``system`` itself, or the same periodic structure described by a reduced cell
     (:func:`~lodekit.expansion.lattice.reduced_cell`): every periodic sum is a property of the
@@ -102,7 +113,7 @@ def _reduced(system: System) -> System:
     cell = reduced_cell(system.cell)
     if cell is system.cell:
         return system
-    return System(system.positions, system.numbers, cell, pbc=True)
+    return System(system.positions, system.numbers, cell, pbc=True, weights=system.weights)
 
 
 class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
@@ -149,6 +160,16 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
     radial_basis : str, default "gto"
         Key of :data:`lodekit.basis.RADIAL_BASES`: "gto" (featomic's ``Gto``) or "monomials"
         (featomic's ``Monomials``, r^(l+2n) on [0, radius], orthonormalised per l).
+    weights : str or None, default None
+        Name of the per-atom array of ase.Atoms inputs (e.g. ``"initial_charges"``) whose
+        values scale each atom's smeared field (:meth:`lodekit.System.from_ase`); a
+        :class:`lodekit.System` input uses its own ``weights``. None: ase.Atoms inputs are
+        unweighted. With weights, the centre's own field takes the centre's weight and the
+        k = 0 terms the channels' total weights (docs/conventions.md).
+    species_channels : bool, default True
+        One neighbour channel per species (featomic's layout), or (False) one channel for all
+        atoms, labelled 0 in ``Expansion.neighbor_types``: with charges as weights and p = 1,
+        the potential of the charge distribution.
 
     Notes
     -----
@@ -178,6 +199,8 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         "accuracy",
         "kspace_method",
         "radial_basis",
+        "weights",
+        "species_channels",
     )
 
     def __init__(
@@ -193,6 +216,8 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         accuracy=None,
         kspace_method="auto",
         radial_basis="gto",
+        weights=None,
+        species_channels=True,
     ):
         self.smearing = check.positive_float("smearing", smearing)
         self.max_radial = check.int_in_range("max_radial", max_radial, 0, 30)
@@ -230,6 +255,7 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         self._basis = RADIAL_BASES[self.radial_basis](self.max_radial, self.radius)
         self._basis.check(self.max_angular)
         self._basis.check_smearing(self.smearing)
+        self._set_weight_hypers(weights, species_channels)
         self._molecule_field = None
         self._remainder_fields = {}
         self._line_constant_cache = {}
@@ -420,8 +446,8 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         remainder field (cached for later calls).
         """
 
-        systems = as_systems(structures)
-        neighbor_types = np.unique(np.concatenate([s.numbers for s in systems]))
+        systems = self._systems(structures)
+        neighbor_types = self._neighbor_types(systems)
         n_species = len(neighbor_types)
         if self.exponents is not None:
             return self._plan_several(systems, neighbor_types)
@@ -432,7 +458,7 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
                 out.append(self._plan_system(system, len(system), n_species).as_dict())
             elif system.is_slab:
                 self._check_system(system, index)
-                out.append(self._slab_plan_dict(system, neighbor_types))
+                out.append(self._slab_plan_dict(system, self._channels(system, neighbor_types)))
             else:
                 out.append({"method": "molecule", "table_accuracy": TABLE_ACCURACY})
         return out
@@ -442,7 +468,7 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         self,
         system: System,
         centres: np.ndarray,
-        neighbor_types: np.ndarray,
+        channels: Channels,
         plan: PeriodicPlan,
         cell: np.ndarray,
     ) -> KspaceProblem:
@@ -450,8 +476,8 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         structure's own, or a slab's stretched one; the one place it is built)."""
         return KspaceProblem(
             positions=system.positions,
-            species_index=np.searchsorted(neighbor_types, system.numbers),
-            n_species=len(neighbor_types),
+            species_index=channels.index,
+            n_species=channels.count,
             centres=centres,
             cell=cell,
             basis=self._basis,
@@ -460,6 +486,7 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             exponent=self.exponent,
             k_cutoff=plan.k_cutoff,
             tolerance=plan.nufft_eps,
+            weights=channels.weights,
         )
 
     def _periodic_corrections(
@@ -475,14 +502,14 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             )
         return PeriodicCorrections.build(system, problem, self.smearing, remainder)
 
-    def _periodic_setup(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
+    def _periodic_setup(self, system: System, centres: np.ndarray, channels: Channels):
         """(plan, k-space problem, backend, corrections) of one periodic structure (given with
         a reduced cell), refused when its estimated work exceeds the work limits."""
-        plan = self._plan_system(system, len(centres), len(neighbor_types))
-        problem = self._kspace_problem(system, centres, neighbor_types, plan, system.cell)
+        plan = self._plan_system(system, len(centres), channels.planned)
+        problem = self._kspace_problem(system, centres, channels, plan, system.cell)
         self._check_work(system, problem.workload, plan, self._kspace_way_out())
         corrections = self._periodic_corrections(system, problem, plan)
-        return plan, problem, KSPACE_BACKENDS[plan.kspace_method], corrections
+        return plan, problem, _backend(plan.kspace_method, channels), corrections
 
     def _check_work(
         self, system: System, workload: KspaceWorkload, plan: PeriodicPlan, way_out: str
@@ -519,19 +546,37 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
         if self.exponents is not None:
             return self._compute_several(system, centres, neighbor_types)
+        coeffs, info = self._coefficients(system, centres, self._channels(system, neighbor_types))
+        return split_by_l(coeffs, self.max_angular), None, info
+
+    def _channel_values(self, system: System, centres: np.ndarray, channels: Channels):
+        return self._coefficients(system, centres, channels)[0]
+
+    def _coefficients(self, system: System, centres: np.ndarray, channels: Channels):
+        """(coefficients (n_centres, channels.count, lm, n), info) of one structure."""
         if system.is_molecule:
-            return self._compute_molecule(system, centres, neighbor_types)
+            return self._compute_molecule(system, centres, channels)
         if system.is_slab:
-            return self._compute_slab(system, centres, neighbor_types)
+            return self._compute_slab(system, centres, channels)
         system = _reduced(system)
-        plan, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
+        plan, problem, backend, corrections = self._periodic_setup(system, centres, channels)
         coeffs = corrections.add_values(backend.value(problem))
+        self._add_centre_term(coeffs, centres, channels, -(1.0 - self.center_atom_weight))
+        return coeffs, plan.as_dict()
+
+    def _add_centre_term(
+        self, coeffs: np.ndarray, centres: np.ndarray, channels: Channels, factor: float
+    ) -> None:
+        """Add ``factor`` times the centre's own field C_n (times the centre's weight) to
+        its own channel, l = 0, in place."""
+        term = factor * self._centre_field(self.smearing)
         rows = np.arange(len(centres))
-        own = problem.species_index[centres]
-        coeffs[rows, own, 0, :] -= (1.0 - self.center_atom_weight) * self._centre_field(
-            self.smearing
-        )
-        return split_by_l(coeffs, self.max_angular), None, plan.as_dict()
+        own = channels.index[centres]
+        weights = channels.weight_of(centres)
+        if weights is None:
+            coeffs[rows, own, 0, :] += term
+        else:
+            coeffs[rows, own, 0, :] += weights[:, None] * term
 
     def _check_system(self, system: System, index: int) -> None:
         """Refuse an isolated molecule whose all-pairs sum would exceed the work limits (the
@@ -550,22 +595,20 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
                 "give it a periodic cell or split the structure",
             )
 
-    def _compute_molecule(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
-        species_index = np.searchsorted(neighbor_types, system.numbers)
+    def _compute_molecule(self, system: System, centres: np.ndarray, channels: Channels):
         coeffs = molecule_sum(
             system.positions,
-            species_index,
-            len(neighbor_types),
+            channels.index,
+            channels.count,
             centres,
             self.molecule_field,
             self.max_angular,
             self._basis.size,
+            channels.weights,
         )
-        rows = np.arange(len(centres))
-        own = species_index[centres]
-        coeffs[rows, own, 0, :] += self.center_atom_weight * self._centre_field(self.smearing)
+        self._add_centre_term(coeffs, centres, channels, self.center_atom_weight)
         info = {"method": "molecule", "table_accuracy": TABLE_ACCURACY}
-        return split_by_l(coeffs, self.max_angular), None, info
+        return coeffs, info
 
     # ------------------------------------------------------------------ gradients
     def _jacobian_system(
@@ -574,23 +617,23 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         """Full Jacobian of :meth:`_compute_system` (the same terms, differentiated)."""
         if self.exponents is not None:
             return self._jacobian_several(system, centres, neighbor_types, with_strain)
+        channels = self._channels(system, neighbor_types)
         if system.is_molecule:
-            return self._jacobian_molecule(system, centres, neighbor_types, with_strain)
+            return self._jacobian_molecule(system, centres, channels, with_strain)
         n_lm = (self.max_angular + 1) ** 2
         shape = (len(centres), len(system), 3, len(neighbor_types), n_lm, self._basis.size)
         check_dense_jacobian(shape, with_strain)
         if system.is_slab:
-            return self._jacobian_slab(system, centres, neighbor_types, with_strain)
+            return self._jacobian_slab(system, centres, channels, with_strain)
         system = _reduced(system)
-        _, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
+        _, problem, backend, corrections = self._periodic_setup(system, centres, channels)
         positions, strain = backend.jacobian(problem, with_strain)
         return corrections.jacobian(positions, strain)
 
     def _jacobian_molecule(
-        self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, with_strain: bool
+        self, system: System, centres: np.ndarray, channels: Channels, with_strain: bool
     ) -> Jacobian:
-        species_index = np.searchsorted(neighbor_types, system.numbers)
-        n_species = len(neighbor_types)
+        species_index, n_species = channels.index, channels.count
         n_lm = (self.max_angular + 1) ** 2
         field = self.molecule_field
         parts = [Jacobian.empty(len(centres), n_species, n_lm, self._basis.size, with_strain)]
@@ -598,6 +641,8 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             system.positions, species_index, n_species, centres
         ):
             per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
+            if channels.weights is not None:
+                per_pair *= channels.weights[j][:, None, None, None]
             parts.append(
                 Jacobian.from_pairs(
                     len(centres),
@@ -613,7 +658,9 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             )
         return Jacobian.merge(parts)
 
-    def vector_jacobian_product(self, structures, upstream, selected_atoms=None) -> dict:
+    def vector_jacobian_product(
+        self, structures, upstream, selected_atoms=None, *, with_weights=False
+    ) -> dict:
         """Gradients of E = sum_i sum_{a l m n} G[i, a, l, m, n] c[i, a, l, m, n].
 
         The contraction of the Jacobian with an upstream gradient G = dE/dc (for a linear
@@ -630,6 +677,10 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             several exponents): dE/dc in units of E per coefficient.
         selected_atoms
             As for :meth:`compute`; must match the rows of ``upstream``.
+        with_weights : bool, default False
+            Also return dE/dw, the gradient with respect to the per-atom weights: the
+            adjoint of every term, about the cost of one more evaluation, so it is computed
+            only when asked for.
 
         Returns
         -------
@@ -637,7 +688,8 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             ``"positions"``: list with one (n_atoms, 3) array dE/dr per structure (forces are
             its negative); ``"strain"``: (n_structures, 3, 3), dE/d eps_ab for the homogeneous
             deformation r -> (1 + eps) r of positions and cell (the virial is its negative,
-            the stress -dE/d eps / V).
+            the stress -dE/d eps / V); with ``with_weights``, ``"weights"``: list with one
+            (n_atoms,) array dE/dw per structure.
 
         Notes
         -----
@@ -651,14 +703,57 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         )
         n_species = len(neighbor_types) * len(self.exponents or [0])
         n_lm = (self.max_angular + 1) ** 2
-        positions, strain = [], np.zeros((len(systems), 3, 3))
+        positions, strain, weights = [], np.zeros((len(systems), 3, 3)), []
         first = 0
         for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
             g = flat[first : first + len(centres)].reshape(len(centres), n_species, n_lm, -1)
             first += len(centres)
             gradient, strain[index] = self._vjp_system(system, centres, neighbor_types, g)
             positions.append(gradient)
-        return {"positions": positions, "strain": strain}
+            if with_weights:
+                weights.append(self._weight_vjp(system, centres, neighbor_types, g))
+        out = {"positions": positions, "strain": strain}
+        if with_weights:
+            out["weights"] = weights
+        return out
+
+    def _weight_vjp(self, system, centres, neighbor_types, upstream) -> np.ndarray:
+        """dE/dw (n_atoms,) of one structure: the adjoint of every term (the k-space sum by
+        its backend, a slab's normal line, the k = 0 and remainder terms, molecule pairs, the
+        centre's own field), at about the cost of one evaluation."""
+        if self.exponents is not None:
+            return self._weight_vjp_several(system, centres, neighbor_types, upstream)
+        channels = self._channels(system, neighbor_types)
+        if system.is_slab:
+            _, parts, line, corrections = self._slab_setup(system, centres, channels)
+            out = line.weight_vjp(upstream) + corrections.weight_vjp(upstream)
+            for problem, backend in parts:
+                out += backend.weight_vjp(problem, upstream)
+            factor = -(1.0 - self.center_atom_weight)
+        elif system.is_molecule:
+            out = np.zeros(len(system))
+            g = upstream.reshape(len(centres) * channels.count, *upstream.shape[2:])
+            for rows, _i, j, vectors, target in molecule_pair_blocks(
+                system.positions, channels.index, channels.count, centres
+            ):
+                block_g = g[rows[0] * channels.count : (rows[-1] + 1) * channels.count]
+                np.add.at(
+                    out,
+                    j,
+                    pair_contractions(
+                        block_g, target, vectors, self.molecule_field, self.max_angular
+                    ),
+                )
+            factor = self.center_atom_weight
+        else:
+            system = _reduced(system)
+            _, problem, backend, corrections = self._periodic_setup(system, centres, channels)
+            out = backend.weight_vjp(problem, upstream) + corrections.weight_vjp(upstream)
+            factor = -(1.0 - self.center_atom_weight)
+        rows = np.arange(len(centres))
+        own = upstream[rows, channels.index[centres], 0, :]
+        np.add.at(out, centres, factor * (own @ self._centre_field(self.smearing)))
+        return out
 
     def _vjp_system(
         self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, upstream
@@ -667,20 +762,22 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         (n_centres, n_species, lm, n)."""
         if self.exponents is not None:
             return self._vjp_several(system, centres, neighbor_types, upstream)
+        channels = self._channels(system, neighbor_types)
         if system.is_slab:
-            return self._vjp_slab(system, centres, neighbor_types, upstream)
+            return self._vjp_slab(system, centres, channels, upstream)
         if system.is_molecule:
             return molecule_pair_gradients(
                 system.positions,
-                np.searchsorted(neighbor_types, system.numbers),
-                len(neighbor_types),
+                channels.index,
+                channels.count,
                 centres,
                 self.molecule_field,
                 self.max_angular,
                 upstream,
+                channels.weights,
             )
         system = _reduced(system)
-        _, problem, backend, corrections = self._periodic_setup(system, centres, neighbor_types)
+        _, problem, backend, corrections = self._periodic_setup(system, centres, channels)
         gradient, strain = backend.vjp(problem, upstream, with_strain=True)
         return corrections.vjp(upstream, gradient, strain)
 
@@ -718,17 +815,17 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
 
         return lengths
 
-    def _slab_setup(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
+    def _slab_setup(self, system: System, centres: np.ndarray, channels: Channels):
         """(plan, [(problem, backend)] of the tiers, normal line, corrections) of a slab."""
         geometry = SlabGeometry.from_system(system)
-        plan = self._slab_plan(system, geometry, len(centres), len(neighbor_types))
+        plan = self._slab_plan(system, geometry, len(centres), channels.planned)
         tiers = slab_tiers(
             geometry, plan.k_cutoff, self._line_lengths(geometry, len(system), plan.accuracy)
         )
         base = self._kspace_problem(
             system,
             centres,
-            neighbor_types,
+            channels,
             plan,
             geometry.stretched_cell(geometry.thickness + PLANNING_STRETCH),
         )
@@ -746,7 +843,7 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         for tier, method in zip(tiers, methods, strict=True):
             miller = tier.miller(geometry, plan.k_cutoff)
             problem = replace(base, cell=geometry.stretched_cell(tier.length), miller=miller)
-            parts.append((problem, KSPACE_BACKENDS[method]))
+            parts.append((problem, _backend(method, channels)))
         line = NormalLine(
             geometry,
             base.species_index,
@@ -758,6 +855,7 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             self.exponent,
             plan.k_cutoff,
             self._line_constants(plan.split_smearing),
+            channels.weights,
         )
         corrections = self._periodic_corrections(system, base, plan)
         return plan, parts, line, corrections
@@ -791,25 +889,21 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         _, j, merged = best
         return [merged, *tiers[j + 1 :]], [plan.kspace_method] + [others] * (len(tiers) - j - 1)
 
-    def _slab_plan_dict(self, system: System, neighbor_types: np.ndarray) -> dict:
-        plan, parts, line, _ = self._slab_setup(system, np.arange(len(system)), neighbor_types)
+    def _slab_plan_dict(self, system: System, channels: Channels) -> dict:
+        plan, parts, line, _ = self._slab_setup(system, np.arange(len(system)), channels)
         return _slab_info(system, plan, parts, line)
 
-    def _compute_slab(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
-        plan, parts, line, corrections = self._slab_setup(system, centres, neighbor_types)
+    def _compute_slab(self, system: System, centres: np.ndarray, channels: Channels):
+        plan, parts, line, corrections = self._slab_setup(system, centres, channels)
         coeffs = line.value()
         for problem, backend in parts:
             coeffs += backend.value(problem)
         coeffs = corrections.add_values(coeffs)
-        rows = np.arange(len(centres))
-        own = line.species_index[centres]
-        coeffs[rows, own, 0, :] -= (1.0 - self.center_atom_weight) * self._centre_field(
-            self.smearing
-        )
-        return split_by_l(coeffs, self.max_angular), None, _slab_info(system, plan, parts, line)
+        self._add_centre_term(coeffs, centres, channels, -(1.0 - self.center_atom_weight))
+        return coeffs, _slab_info(system, plan, parts, line)
 
-    def _vjp_slab(self, system, centres, neighbor_types, upstream):
-        _, parts, line, corrections = self._slab_setup(system, centres, neighbor_types)
+    def _vjp_slab(self, system, centres, channels, upstream):
+        _, parts, line, corrections = self._slab_setup(system, centres, channels)
         gradient, strain = line.vjp(upstream)
         for problem, backend in parts:
             g, s = backend.vjp(problem, upstream, with_strain=True)
@@ -817,8 +911,8 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             strain += s
         return corrections.vjp(upstream, gradient, strain)
 
-    def _jacobian_slab(self, system, centres, neighbor_types, with_strain):
-        _, parts, line, corrections = self._slab_setup(system, centres, neighbor_types)
+    def _jacobian_slab(self, system, centres, channels, with_strain):
+        _, parts, line, corrections = self._slab_setup(system, centres, channels)
         positions, strain = line.jacobian(with_strain)
         for problem, backend in parts:
             p, s = backend.jacobian(problem, with_strain)

@@ -18,6 +18,7 @@ from .workspace import scratch
 __all__ = [
     "accumulate_pairs",
     "accumulate_rows",
+    "pair_contractions",
     "pair_gradients",
     "parallel_map",
     "selected_pairs",
@@ -61,8 +62,10 @@ def accumulate_pairs(
     radial: Callable[[np.ndarray], np.ndarray],
     max_angular: int,
     n_radial: int,
+    pair_weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """out[target[p], lm, n] += Y_lm(vectors[p]) radial(|vectors[p]|)[l, n] over all pairs.
+    """out[target[p], lm, n] += Y_lm(vectors[p]) radial(|vectors[p]|)[l, n] over all pairs
+    (times ``pair_weights[p]`` when given).
 
     Parameters
     ----------
@@ -74,6 +77,8 @@ def accumulate_pairs(
         Non-zero pair vectors (Å).
     radial : callable
         distances (m,) -> array (m, max_angular + 1, n_radial).
+    pair_weights : ndarray, shape (n_pairs,), or None
+        A factor per pair (the neighbour's weight); None: 1.
 
     Returns
     -------
@@ -85,13 +90,19 @@ def accumulate_pairs(
         return out
     order = np.argsort(target, kind="stable")
     target, vectors = target[order], vectors[order]
+    if pair_weights is not None:
+        pair_weights = pair_weights[order]
     distances = np.linalg.norm(vectors, axis=1)
     if len(target) >= DENSE_ROWS * len(np.unique(target)):
-        _accumulate_dense(out, target, vectors, distances, radial, max_angular, n_radial)
+        _accumulate_dense(
+            out, target, vectors, distances, radial, max_angular, n_radial, pair_weights
+        )
         return out
     for start in range(0, len(target), PAIR_CHUNK):
         sl = slice(start, start + PAIR_CHUNK)
         values = radial(distances[sl])
+        if pair_weights is not None:
+            values = values * pair_weights[sl, None, None]
         ylm = real_spherical_harmonics(vectors[sl], max_angular)
         contrib = np.empty((len(values), n_lm, n_radial))
         for l in range(max_angular + 1):
@@ -110,6 +121,7 @@ def accumulate_rows(
     max_angular: int,
     n_radial: int,
     n_threads: int = 1,
+    pair_weights: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """:func:`accumulate_pairs` for many rows at once, as batched matrix products, split by l.
 
@@ -130,6 +142,8 @@ def accumulate_rows(
         C-contiguous array of shape (m, max_angular + 1, n_radial).
     n_threads : int
         Threads over chunks (1: all in the calling thread).
+    pair_weights : ndarray, shape (n_pairs,), or None
+        A factor per pair (the neighbour's weight); None: 1.
 
     Returns
     -------
@@ -144,6 +158,8 @@ def accumulate_rows(
     if len(target) > 1 and np.any(target[1:] < target[:-1]):
         order = np.argsort(target, kind="stable")
         target, vectors = target[order], vectors[order]
+        if pair_weights is not None:
+            pair_weights = pair_weights[order]
     starts = np.searchsorted(target, np.arange(n_rows + 1))
     counts = np.diff(starts)
     if len(target) == 0:
@@ -166,6 +182,8 @@ def accumulate_rows(
         v = vectors[first:last]
         values = scratch("pairs.values", (m, n_l, n_radial))
         radial(np.sqrt(np.einsum("px,px->p", v, v)), values)
+        if pair_weights is not None:
+            values *= pair_weights[first:last, None, None]
         ylm = real_spherical_harmonics(v, max_angular)
         place = (target[first:last] - first_row) * width + slot[first:last]
         # (row, slot, lm) and (row, slot, l, n): every product below is a BLAS-able matrix
@@ -232,7 +250,9 @@ def parallel_map(function: Callable, jobs: list, n_threads: int, n_pairs: int) -
     return list(thread_pool("pairs", n_threads).map(function, jobs))
 
 
-def _accumulate_dense(out, target, vectors, distances, radial, max_angular, n_radial):
+def _accumulate_dense(
+    out, target, vectors, distances, radial, max_angular, n_radial, pair_weights=None
+):
     """Many pairs per row: one BLAS product Y_row^T @ F_row per row.
 
     The product also forms the unused (lm, l' != l) blocks, (L+1) times the minimal work, but
@@ -251,7 +271,10 @@ def _accumulate_dense(out, target, vectors, distances, radial, max_angular, n_ra
         chunk_stop = np.searchsorted(stops, stops[chunk_start] + 8 * PAIR_CHUNK, side="right")
         chunk_stop = max(chunk_stop, chunk_start + 1)
         first, last = starts[chunk_start], stops[chunk_stop - 1]
-        values = radial(distances[first:last]).reshape(last - first, -1)
+        values = radial(distances[first:last])
+        if pair_weights is not None:
+            values = values * pair_weights[first:last, None, None]
+        values = values.reshape(last - first, -1)
         ylm = real_spherical_harmonics(vectors[first:last], max_angular)
         for row_start, row_stop in zip(
             starts[chunk_start:chunk_stop] - first,
@@ -269,6 +292,7 @@ def pair_gradients(
     vectors: np.ndarray,
     radial_with_derivative: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     max_angular: int,
+    pair_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """The transpose of :func:`accumulate_pairs`, differentiated: for every pair p,
 
@@ -285,6 +309,8 @@ def pair_gradients(
     radial_with_derivative : callable
         distances (m,) -> (F, dF/dd), each (m, max_angular + 1, n_radial): one call, so that
         the work they share (tables, cutoff factors) is done once.
+    pair_weights : ndarray, shape (n_pairs,), or None
+        The factor of every pair in the forward sum; None: 1.
 
     Returns
     -------
@@ -308,4 +334,40 @@ def pair_gradients(
             np.einsum("pxf,pf->px", d_ylm, with_radial)
             + (v / d[:, None]) * (np.einsum("pf,pf->p", ylm, with_derivative)[:, None])
         )
+    if pair_weights is not None:
+        out *= pair_weights[:, None]
+    return out
+
+
+def pair_contractions(
+    upstream: np.ndarray,
+    target: np.ndarray,
+    vectors: np.ndarray,
+    radial: Callable[[np.ndarray], np.ndarray],
+    max_angular: int,
+) -> np.ndarray:
+    """The transpose of :func:`accumulate_pairs` for each pair's own factor: for every pair p,
+    sum_{lm n} upstream[target[p], lm, n] Y_lm(v̂_p) F_nl(|v_p|), the derivative of
+    E = sum upstream · out with respect to ``pair_weights[p]``.
+
+    Parameters
+    ----------
+    upstream : ndarray, shape (n_rows, (max_angular + 1)^2, n_radial)
+    target, vectors, radial, max_angular
+        As for :func:`accumulate_pairs`.
+
+    Returns
+    -------
+    ndarray, shape (n_pairs,)
+    """
+    out = np.empty(len(target))
+    ls = np.arange(max_angular + 1)
+    l_of_lm = np.repeat(ls, 2 * ls + 1)
+    for start in range(0, len(target), PAIR_CHUNK):
+        sl = slice(start, start + PAIR_CHUNK)
+        v = vectors[sl]
+        values = radial(np.linalg.norm(v, axis=1))
+        ylm = real_spherical_harmonics(v, max_angular)
+        with_radial = np.einsum("pfn,pfn->pf", upstream[target[sl]], values[:, l_of_lm, :])
+        out[sl] = np.einsum("pf,pf->p", ylm, with_radial)
     return out

@@ -164,8 +164,10 @@ def molecule_sum(
     field: RadialField,
     max_angular: int,
     n_radial: int,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sum over every other atom of the molecule (no images, no background).
+    """Sum over every other atom of the molecule (no images, no background), each atom's
+    field times its weight (``weights`` (n_atoms,), None: 1).
 
     Returns
     -------
@@ -173,11 +175,12 @@ def molecule_sum(
     """
     n_lm = (max_angular + 1) ** 2
     out = np.zeros((len(centres), n_species, n_lm, n_radial))
-    for rows, _i, _j, vectors, target in molecule_pair_blocks(
+    for rows, _i, j, vectors, target in molecule_pair_blocks(
         positions, species_index, n_species, centres
     ):
         n_rows = len(rows) * n_species
-        part = accumulate_pairs(n_rows, target, vectors, field, max_angular, n_radial)
+        pair_weights = None if weights is None else weights[j]
+        part = accumulate_pairs(n_rows, target, vectors, field, max_angular, n_radial, pair_weights)
         out[rows] = part.reshape(len(rows), n_species, n_lm, n_radial)
     return out
 
@@ -191,8 +194,10 @@ def periodic_pair_sum(
     cutoff: float,
     max_angular: int,
     n_radial: int,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sum of a short-ranged field over all periodic images within ``cutoff``.
+    """Sum of a short-ranged field over all periodic images within ``cutoff``, each atom's
+    field times its weight (``weights`` (n_atoms,), None: 1).
 
     The centre's own zero-distance term is not included (the caller adds it in closed form);
     its periodic images are.
@@ -202,8 +207,16 @@ def periodic_pair_sum(
     ndarray, shape (n_centres, n_species, (max_angular+1)^2, n_radial)
     """
     n_lm = (max_angular + 1) ** 2
-    _i, _j, vectors, target = selected_pairs(system, species_index, n_species, centres, cutoff)
-    out = accumulate_pairs(len(centres) * n_species, target, vectors, field, max_angular, n_radial)
+    _i, j, vectors, target = selected_pairs(system, species_index, n_species, centres, cutoff)
+    out = accumulate_pairs(
+        len(centres) * n_species,
+        target,
+        vectors,
+        field,
+        max_angular,
+        n_radial,
+        None if weights is None else weights[j],
+    )
     return out.reshape(len(centres), n_species, n_lm, n_radial)
 
 
@@ -222,10 +235,11 @@ def molecule_pair_gradients(
     field: RadialField,
     max_angular: int,
     upstream: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """dE/dr (n_atoms, 3) and dE/d eps (3, 3) of E = sum upstream · molecule_sum(...).
 
-    ``upstream`` has the shape of :func:`molecule_sum`'s result.
+    ``upstream`` has the shape of :func:`molecule_sum`'s result; ``weights`` as there.
     """
     grad, strain = np.zeros((len(positions), 3)), np.zeros((3, 3))
     g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])
@@ -234,7 +248,14 @@ def molecule_pair_gradients(
     ):
         # block targets count from the block's first row
         block_g = g[rows[0] * n_species : (rows[-1] + 1) * n_species]
-        per_pair = pair_gradients(block_g, target, vectors, field.with_derivative, max_angular)
+        per_pair = pair_gradients(
+            block_g,
+            target,
+            vectors,
+            field.with_derivative,
+            max_angular,
+            None if weights is None else weights[j],
+        )
         _scatter(i, j, vectors, per_pair, grad, strain)
     return grad, strain
 
@@ -248,8 +269,9 @@ def periodic_pair_gradients(
     cutoff: float,
     max_angular: int,
     upstream: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """dE/dr and dE/d eps of E = sum upstream · periodic_pair_sum(...).
+    """dE/dr and dE/d eps of E = sum upstream · periodic_pair_sum(...) (``weights`` as there).
 
     The pairs are those of the forward sum (within ``cutoff``); with a :class:`SwitchedField`
     that vanishes at the cutoff, the sum and this gradient are continuous as pairs cross it.
@@ -257,6 +279,13 @@ def periodic_pair_gradients(
     i, j, vectors, target = selected_pairs(system, species_index, n_species, centres, cutoff)
     g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])
     grad, strain = np.zeros((len(system), 3)), np.zeros((3, 3))
-    per_pair = pair_gradients(g, target, vectors, field.with_derivative, max_angular)
+    per_pair = pair_gradients(
+        g,
+        target,
+        vectors,
+        field.with_derivative,
+        max_angular,
+        None if weights is None else weights[j],
+    )
     _scatter(i, j, vectors, per_pair, grad, strain)
     return grad, strain

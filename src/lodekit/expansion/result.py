@@ -13,7 +13,7 @@ __all__ = ["Expansion", "Gradient", "split_by_l", "split_gradient_by_l"]
 SAMPLE_NAMES = ("system", "atom", "center_type")
 
 #: What :meth:`compute` can differentiate with respect to, in featomic's names.
-GRADIENT_PARAMETERS = ("positions", "strain")
+GRADIENT_PARAMETERS = ("positions", "strain", "weights")
 
 #: Component names of gradients in featomic's layout.
 XYZ = ("xyz", "xyz_1", "xyz_2")
@@ -35,8 +35,11 @@ class Gradient:
         (coefficient units per Å). Strain: (n_centres, 3, 3, n_species, 2l+1, n_radial),
         d c / d eps_ab for r -> (1 + eps) r of positions and cell (axis 1 is a, axis 2 is b;
         dimensionless strain, so coefficient units).
+        Weights: samples as for positions; ``values[l]`` of shape (n_rows, n_species, 2l+1,
+        n_radial), d c / d w_atom (coefficient units per unit weight): atom's contribution
+        with unit weight. Every (sample, atom) whose derivative is not identically zero.
     atom_types : ndarray of int64, shape (n_rows,), or None
-        Positions only: atomic number of the differentiated atom.
+        Positions and weights: atomic number of the differentiated atom.
     """
 
     samples: np.ndarray
@@ -130,6 +133,7 @@ class Expansion:
         atom) for the atoms of the block's neighbour type and the centre, components (xyz,
         o3_mu); "strain" with samples (sample,), components (xyz_2, xyz_1, o3_mu) holding
         d c / d eps_{xyz_1 xyz_2} (featomic's order: the transpose of ``Gradient.values``).
+        A "weights" gradient has no featomic counterpart and is not carried over.
         Requires ``metatensor-core`` (``pip install lodekit[metatensor]``).
         """
         try:

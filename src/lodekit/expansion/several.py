@@ -84,7 +84,7 @@ def _reduced(system: System) -> System:
     cell = reduced_cell(system.cell)
     if cell is system.cell:
         return system
-    return System(system.positions, system.numbers, cell, pbc=True)
+    return System(system.positions, system.numbers, cell, pbc=True, weights=system.weights)
 
 
 class SeveralExponents:
@@ -128,14 +128,15 @@ class SeveralExponents:
         a reduced cell) shared by every exponent, or None when the exponents' plans differ in
         more than the remainder's cutoff."""
         singles = self._singles_list()
-        plans = [s._plan_system(system, len(centres), len(neighbor_types)) for s in singles]
+        channels = self._channels(system, neighbor_types)
+        plans = [s._plan_system(system, len(centres), channels.planned) for s in singles]
         if any(
             replace(p, real_space_cutoff=0.0) != replace(plans[0], real_space_cutoff=0.0)
             for p in plans
         ):
             return None
         plan = replace(plans[0], real_space_cutoff=max(p.real_space_cutoff for p in plans))
-        problem = singles[0]._kspace_problem(system, centres, neighbor_types, plan, system.cell)
+        problem = singles[0]._kspace_problem(system, centres, channels, plan, system.cell)
         problem = replace(problem, exponent=self.exponents)
         self._check_work(system, problem.workload, plan, self._kspace_way_out())
         remainder = None
@@ -151,7 +152,7 @@ class SeveralExponents:
             remainder = Remainder(StackedField(fields), plan.real_space_cutoff, centre_self)
         corrections = PeriodicCorrections.build(system, problem, self.smearing, remainder)
         infos = [p.as_dict() for p in plans]
-        return infos, problem, KSPACE_BACKENDS[plan.kspace_method], corrections
+        return infos, problem, KSPACE_BACKENDS[plan.kspace_method], corrections, channels
 
     def _several_info(self, infos: list[dict], shared: bool) -> dict:
         """One structure's info: the first exponent's plan, every exponent's under
@@ -165,46 +166,36 @@ class SeveralExponents:
         info["shared"] = shared
         return info
 
-    def _centre_terms(self, coeffs, species_index, centres, weight_of, n_species):
-        """Add ``weight_of(single)`` x C_n of every exponent to the centre's own channel of
-        ``coeffs`` (n_centres, n_channels, lm, n)."""
-        rows = np.arange(len(centres))
-        own = species_index[centres]
+    def _centre_terms(self, coeffs, centres, channels, factor: float) -> None:
+        """Add ``factor`` x C_n of every exponent (times the centre's weight) to the centre's
+        own channel of ``coeffs`` (n_centres, n_exponents x channels.count, lm, n), in place."""
+        n = channels.count
         for e, single in enumerate(self._singles_list()):
-            coeffs[rows, e * n_species + own, 0, :] += weight_of(single)
+            single._add_centre_term(coeffs[:, e * n : (e + 1) * n], centres, channels, factor)
 
     # ------------------------------------------------------------------ values
     def _compute_several(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
-        n_exp, n_species = len(self.exponents), len(neighbor_types)
+        n_exp = len(self.exponents)
         singles = self._singles_list()
-        species_index = np.searchsorted(neighbor_types, system.numbers)
         if system.is_molecule:
-            field = StackedField([s.molecule_field for s in singles])
+            channels = self._channels(system, neighbor_types)
             coeffs = molecule_sum(
                 system.positions,
-                species_index,
-                n_species,
+                channels.index,
+                channels.count,
                 centres,
-                field,
+                StackedField([s.molecule_field for s in singles]),
                 self.max_angular,
                 n_exp * self._basis.size,
+                channels.weights,
             )
             coeffs = channels_first(coeffs, n_exp)
-            w = self.center_atom_weight
-            self._centre_terms(
-                coeffs,
-                species_index,
-                centres,
-                lambda s: w * s._centre_field(self.smearing),
-                n_species,
-            )
+            self._centre_terms(coeffs, centres, channels, self.center_atom_weight)
             info = dict(singles[0].plan(system)[0], exponents=list(self.exponents), shared=True)
             return split_by_l(coeffs, self.max_angular), None, info
-        shared = (
-            None
-            if system.is_slab
-            else self._shared_periodic(_reduced(system), centres, neighbor_types)
-        )
+        shared = None
+        if not system.is_slab:
+            shared = self._shared_periodic(_reduced(system), centres, neighbor_types)
         if shared is None:
             parts = [s._compute_system(system, centres, neighbor_types) for s in singles]
             values = [
@@ -212,12 +203,9 @@ class SeveralExponents:
                 for l in range(self.max_angular + 1)
             ]
             return values, None, self._several_info([part[2] for part in parts], False)
-        infos, problem, backend, corrections = shared
+        infos, problem, backend, corrections, channels = shared
         coeffs = channels_first(corrections.add_values(backend.value(problem)), n_exp)
-        w = 1.0 - self.center_atom_weight
-        self._centre_terms(
-            coeffs, species_index, centres, lambda s: -w * s._centre_field(self.smearing), n_species
-        )
+        self._centre_terms(coeffs, centres, channels, -(1.0 - self.center_atom_weight))
         return split_by_l(coeffs, self.max_angular), None, self._several_info(infos, True)
 
     def _plan_several(self, systems: list, neighbor_types: np.ndarray) -> list[dict]:
@@ -240,80 +228,113 @@ class SeveralExponents:
         return out
 
     # ------------------------------------------------------------------ gradients
+    def _shared_or_none(self, system, centres, neighbor_types):
+        """:meth:`_shared_periodic` of a bulk structure; None for slabs."""
+        if system.is_slab:
+            return None
+        return self._shared_periodic(_reduced(system), centres, neighbor_types)
+
     def _jacobian_several(self, system, centres, neighbor_types, with_strain) -> Jacobian:
-        n_exp, n_species = len(self.exponents), len(neighbor_types)
+        n_exp = len(self.exponents)
         n_lm = (self.max_angular + 1) ** 2
-        shape = (len(centres), len(system), 3, n_exp * n_species, n_lm, self._basis.size)
-        if not system.is_molecule:
-            check_dense_jacobian(shape, with_strain)
         singles = self._singles_list()
         if system.is_molecule:
-            species_index = np.searchsorted(neighbor_types, system.numbers)
+            channels = self._channels(system, neighbor_types)
+            index, count = channels.index, channels.count
             field = StackedField([s.molecule_field for s in singles])
             n_rad = n_exp * self._basis.size
-            parts = [Jacobian.empty(len(centres), n_species, n_lm, n_rad, with_strain)]
+            parts = [Jacobian.empty(len(centres), count, n_lm, n_rad, with_strain)]
             for rows, i, j, vectors, target in molecule_pair_blocks(
-                system.positions, species_index, n_species, centres
+                system.positions, index, count, centres
             ):
                 per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
+                if channels.weights is not None:
+                    per_pair *= channels.weights[j][:, None, None, None]
                 parts.append(
                     Jacobian.from_pairs(
                         len(centres),
-                        n_species,
-                        rows[0] + target // n_species,
+                        count,
+                        rows[0] + target // count,
                         i,
                         j,
-                        species_index[j],
+                        index[j],
                         vectors,
                         per_pair,
                         with_strain,
                     )
                 )
             return _channels_first_jacobian(Jacobian.merge(parts), n_exp)
-        shared = (
-            None
-            if system.is_slab
-            else self._shared_periodic(_reduced(system), centres, neighbor_types)
-        )
+        shape = (len(centres), len(system), 3, n_exp * len(neighbor_types), n_lm, self._basis.size)
+        check_dense_jacobian(shape, with_strain)
+        shared = self._shared_or_none(system, centres, neighbor_types)
         if shared is None:
             return _concatenate_jacobians(
                 [s._jacobian_system(system, centres, neighbor_types, with_strain) for s in singles]
             )
-        _, problem, backend, corrections = shared
+        _, problem, backend, corrections, _ = shared
         positions, strain = backend.jacobian(problem, with_strain)
         return _channels_first_jacobian(corrections.jacobian(positions, strain), n_exp)
 
     def _vjp_several(self, system, centres, neighbor_types, upstream):
         """dE/dr and dE/d eps for dE/dc ``upstream`` (n_centres, n_channels, lm, n)."""
-        n_exp, n_species = len(self.exponents), len(neighbor_types)
+        n_exp = len(self.exponents)
         singles = self._singles_list()
         if system.is_molecule:
+            channels = self._channels(system, neighbor_types)
             return molecule_pair_gradients(
                 system.positions,
-                np.searchsorted(neighbor_types, system.numbers),
-                n_species,
+                channels.index,
+                channels.count,
                 centres,
                 StackedField([s.molecule_field for s in singles]),
                 self.max_angular,
                 radial_stacked(upstream, n_exp),
+                channels.weights,
             )
-        shared = (
-            None
-            if system.is_slab
-            else self._shared_periodic(_reduced(system), centres, neighbor_types)
-        )
+        shared = self._shared_or_none(system, centres, neighbor_types)
         if shared is None:
             gradient, strain = np.zeros((len(system), 3)), np.zeros((3, 3))
-            for e, single in enumerate(singles):
-                part = upstream[:, e * n_species : (e + 1) * n_species]
+            for single, part in zip(singles, self._per_exponent(upstream), strict=True):
                 g, s = single._vjp_system(system, centres, neighbor_types, part)
                 gradient += g
                 strain += s
             return gradient, strain
-        _, problem, backend, corrections = shared
+        _, problem, backend, corrections, _ = shared
         stacked = radial_stacked(upstream, n_exp)
         gradient, strain = backend.vjp(problem, stacked, with_strain=True)
         return corrections.vjp(stacked, gradient, strain)
+
+    def _per_exponent(self, array: np.ndarray) -> list[np.ndarray]:
+        """(n, n_exponents x n_channels, ...) -> one (n, n_channels, ...) view per exponent."""
+        n = array.shape[1] // len(self.exponents)
+        return [array[:, e * n : (e + 1) * n] for e in range(len(self.exponents))]
+
+    def _weight_vjp_several(self, system, centres, neighbor_types, upstream) -> np.ndarray:
+        """dE/dw (n_atoms,): the sum of every exponent's (computed exponent by exponent)."""
+        return sum(
+            single._weight_vjp(system, centres, neighbor_types, part)
+            for single, part in zip(self._singles_list(), self._per_exponent(upstream), strict=True)
+        )
+
+    def _weight_jacobian(self, system, centres, neighbor_types):
+        """d c / d w (:meth:`CalculatorBase._weight_jacobian`), exponent by exponent for
+        several exponents, channels side by side on the union of their rows."""
+        if self.exponents is None:
+            return super()._weight_jacobian(system, centres, neighbor_types)
+        parts = [s._weight_jacobian(system, centres, neighbor_types) for s in self._singles_list()]
+        keys = np.unique(np.concatenate([k for k, _ in parts]), axis=0).reshape(-1, 2)
+        blocks = []
+        for part_keys, values in parts:
+            block = np.zeros((len(keys), *values.shape[1:]))
+            block[_rows_of(keys, part_keys)] = values
+            blocks.append(block)
+        return keys.astype(np.int64), np.concatenate(blocks, axis=1)
+
+
+def _rows_of(keys: np.ndarray, some: np.ndarray) -> np.ndarray:
+    """Row of each (centre, atom) of ``some`` in the sorted, distinct ``keys``."""
+    width = int(max(keys[:, 1].max(initial=0), some[:, 1].max(initial=0))) + 1
+    return np.searchsorted(keys[:, 0] * width + keys[:, 1], some[:, 0] * width + some[:, 1])
 
 
 def _channels_first_jacobian(jacobian: Jacobian, n_exponents: int) -> Jacobian:
@@ -327,14 +348,11 @@ def _channels_first_jacobian(jacobian: Jacobian, n_exponents: int) -> Jacobian:
 
 def _concatenate_jacobians(jacobians: list[Jacobian]) -> Jacobian:
     """The Jacobians of several exponents, channels side by side (rows aligned by key)."""
-    keys = np.unique(np.concatenate([j.keys for j in jacobians]), axis=0)
-    n_keys = len(keys)
-    code = keys[:, 0] * (keys[:, 1].max(initial=0) + 1) + keys[:, 1]
+    keys = np.unique(np.concatenate([j.keys for j in jacobians]), axis=0).reshape(-1, 2)
     positions = []
     for j in jacobians:
-        block = np.zeros((n_keys, *j.positions.shape[1:]))
-        where = np.searchsorted(code, j.keys[:, 0] * (keys[:, 1].max(initial=0) + 1) + j.keys[:, 1])
-        block[where] = j.positions
+        block = np.zeros((len(keys), *j.positions.shape[1:]))
+        block[_rows_of(keys, j.keys)] = j.positions
         positions.append(block)
     strain = None
     if jacobians[0].strain is not None:

@@ -10,9 +10,16 @@ from ..basis.splines import MAX_POINTS, TabulatedFunction
 from ..errors import InputError
 from ..systems import System
 from ._base import CalculatorBase
+from .channels import Channels
 from .jacobian import Jacobian, cutoff_pair_jacobian
 from .limits import check_pairs, estimated_pairs
-from .pairs import accumulate_rows, pair_gradients, parallel_map, selected_pairs
+from .pairs import (
+    accumulate_rows,
+    pair_contractions,
+    pair_gradients,
+    parallel_map,
+    selected_pairs,
+)
 from .workspace import scratch
 
 __all__ = ["SphericalExpansion"]
@@ -47,6 +54,14 @@ class SphericalExpansion(CalculatorBase):
         None evaluates the closed form for every pair (exact, slower).
     radial_basis : str, default "gto"
         Key of :data:`lodekit.basis.RADIAL_BASES` ("gto" or "monomials").
+    weights : str or None, default None
+        Name of the per-atom array of ase.Atoms inputs (e.g. ``"initial_charges"``) whose
+        values scale each atom's Gaussian (:meth:`lodekit.System.from_ase`); a
+        :class:`lodekit.System` input uses its own ``weights``. The centre's own Gaussian
+        takes the centre's weight (times ``center_atom_weight``).
+    species_channels : bool, default True
+        One neighbour channel per species, or (False) one channel for all atoms, labelled 0
+        in ``Expansion.neighbor_types`` (docs/conventions.md).
 
     Notes
     -----
@@ -67,6 +82,8 @@ class SphericalExpansion(CalculatorBase):
         "center_atom_weight",
         "spline_accuracy",
         "radial_basis",
+        "weights",
+        "species_channels",
     )
 
     def __init__(
@@ -81,6 +98,8 @@ class SphericalExpansion(CalculatorBase):
         center_atom_weight=1.0,
         spline_accuracy=1e-8,
         radial_basis="gto",
+        weights=None,
+        species_channels=True,
     ):
         self.cutoff = check.positive_float("cutoff", cutoff)
         self.smearing = check.positive_float("smearing", smearing)
@@ -107,6 +126,7 @@ class SphericalExpansion(CalculatorBase):
         self._basis = RADIAL_BASES[self.radial_basis](self.max_radial, self.cutoff)
         self._basis.check(self.max_angular)
         self._basis.check_smearing(self.smearing)
+        self._set_weight_hypers(weights, species_channels)
         self._table = None
         self._d_table = None
         self._self_term = None
@@ -196,21 +216,23 @@ class SphericalExpansion(CalculatorBase):
     def _jacobian_system(
         self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, with_strain: bool
     ) -> Jacobian:
-        n_species = len(neighbor_types)
-        species_index = np.searchsorted(neighbor_types, system.numbers)
+        channels = self._channels(system, neighbor_types)
         # the centre's own term is constant: no gradient
         return cutoff_pair_jacobian(
             system,
-            species_index,
-            n_species,
+            channels.index,
+            channels.count,
             centres,
             self.cutoff,
             self._radial_with_derivative,
             self.max_angular,
             with_strain,
+            channels.weights,
         )
 
-    def vector_jacobian_product(self, structures, upstream, selected_atoms=None) -> dict:
+    def vector_jacobian_product(
+        self, structures, upstream, selected_atoms=None, *, with_weights=False
+    ) -> dict:
         """Gradients of E = sum G · c, as :meth:`LodeSphericalExpansion.vector_jacobian_product`.
 
         Every pair (i, j) inside the cutoff contributes f_c(d) J_nl(d) Y_lm(d̂) with d = r_j -
@@ -222,7 +244,8 @@ class SphericalExpansion(CalculatorBase):
         -------
         dict
             ``"positions"``: one (n_atoms, 3) array dE/dr per structure; ``"strain"``:
-            (n_structures, 3, 3), dE/d eps_ab for r -> (1 + eps) r.
+            (n_structures, 3, 3), dE/d eps_ab for r -> (1 + eps) r; with ``with_weights``,
+            ``"weights"``: one (n_atoms,) array dE/dw per structure.
         """
         systems, selection, neighbor_types, flat = self._gradient_inputs(
             structures, upstream, selected_atoms
@@ -230,44 +253,101 @@ class SphericalExpansion(CalculatorBase):
         n_species = len(neighbor_types)
         n_rad = self._basis.size
         self._prepare()
-        positions, strain = [], np.zeros((len(systems), 3, 3))
+        positions, strain, weights = [], np.zeros((len(systems), 3, 3)), []
         first = 0
         for index, (system, centres) in enumerate(zip(systems, selection, strict=True)):
             g = flat[first : first + len(centres)].reshape(len(centres) * n_species, -1, n_rad)
             first += len(centres)
-            species_index = np.searchsorted(neighbor_types, system.numbers)
+            channels = self._channels(system, neighbor_types)
             i, j, vectors, target = selected_pairs(
-                system, species_index, n_species, centres, self.cutoff
+                system, channels.index, n_species, centres, self.cutoff
             )
             per_pair = pair_gradients(
-                g, target, vectors, self._radial_with_derivative, self.max_angular
+                g,
+                target,
+                vectors,
+                self._radial_with_derivative,
+                self.max_angular,
+                channels.weight_of(j),
             )
+            if with_weights:
+                upstream_of = g.reshape(len(centres), n_species, -1, n_rad)
+                weights.append(self._weight_vjp(system, centres, neighbor_types, upstream_of))
             grad = np.zeros((len(system), 3))
             np.add.at(grad, j, per_pair)
             np.add.at(grad, i, -per_pair)
             strain[index] = per_pair.T @ vectors
             positions.append(grad)
-        return {"positions": positions, "strain": strain}
+        out = {"positions": positions, "strain": strain}
+        if with_weights:
+            out["weights"] = weights
+        return out
+
+    def _weight_vjp(self, system, centres, neighbor_types, upstream) -> np.ndarray:
+        """dE/dw (n_atoms,) of one structure: every pair's term contracted with its row of
+        ``upstream`` (n_centres, n_species, lm, n), and the centre's own Gaussian."""
+        self._prepare()
+        channels = self._channels(system, neighbor_types)
+        n_species = channels.count
+        _, j, vectors, target = selected_pairs(
+            system, channels.index, n_species, centres, self.cutoff
+        )
+        g = upstream.reshape(len(centres) * n_species, *upstream.shape[2:])
+
+        def radial(d):
+            return self._radial_with_derivative(d)[0]
+
+        out = np.zeros(len(system))
+        np.add.at(out, j, pair_contractions(g, target, vectors, radial, self.max_angular))
+        own = upstream[np.arange(len(centres)), channels.index[centres], 0, :]
+        np.add.at(out, centres, self.center_atom_weight * (own @ self._self_term))
+        return out
 
     def _compute_values(self, systems, selection, neighbor_types, n_threads):
+        channels = [self._channels(system, neighbor_types) for system in systems]
+        values, seen = self._batch_values(systems, selection, channels, n_threads)
+        return values, seen, [{"cutoff": self.cutoff} for _ in systems]
+
+    def _channel_values(self, system: System, centres: np.ndarray, channels: Channels):
+        self._prepare()
+        values, _ = self._batch_values([system], [centres], [channels], 1)
+        n_lm = (self.max_angular + 1) ** 2
+        out = np.empty((len(centres), channels.count, n_lm, self._basis.size))
+        for l, block in enumerate(values):
+            out[:, :, l * l : (l + 1) ** 2] = block
+        return out
+
+    def _batch_values(self, systems, selection, channels, n_threads):
         """All structures as one batch: their pair lists concatenated (rows offset by the
         centres of the structures before), one radial and one Y_lm evaluation per chunk of
-        pairs and batched matrix products into every row (:func:`.pairs.accumulate_rows`)."""
-        n_species = len(neighbor_types)
+        pairs and batched matrix products into every row (:func:`.pairs.accumulate_rows`).
+        ``channels``: one :class:`Channels` per structure, all of the same count. Returns the
+        values per l and the (n_rows, n_channels) mask of rows that received a term."""
+        n_species = channels[0].count
         n_rad = self._basis.size
         first_row = np.cumsum([0] + [len(centres) for centres in selection])
+        weighted = any(c.weights is not None for c in channels)
 
         def pairs(job):
             index, system, centres = job
-            species_index = np.searchsorted(neighbor_types, system.numbers)
-            _i, _j, vectors, target = selected_pairs(
-                system, species_index, n_species, centres, self.cutoff
+            own_channels = channels[index]
+            _i, j, vectors, target = selected_pairs(
+                system, own_channels.index, n_species, centres, self.cutoff
             )
             # each pair lands in (centre row, neighbour species): one flat output row; sorted
             # here, in the structure's thread, the batch is sorted as structures follow
             order = np.argsort(target, kind="stable")
             target = target[order] + first_row[index] * n_species
-            return vectors[order], target, species_index[centres]
+            pair_weights = None
+            if weighted:
+                all_weights = own_channels.weights
+                if all_weights is None:
+                    all_weights = np.ones(len(system))
+                pair_weights = all_weights[j[order]]
+            centre_weights = own_channels.weight_of(centres)
+            if weighted and centre_weights is None:
+                centre_weights = np.ones(len(centres))
+            return vectors[order], target, own_channels.index[centres], pair_weights, centre_weights
 
         jobs = list(zip(range(len(systems)), systems, selection, strict=True))
         work = 0
@@ -277,6 +357,10 @@ class SphericalExpansion(CalculatorBase):
         vectors = np.concatenate([part[0] for part in parts]).reshape(-1, 3)
         target = np.concatenate([part[1] for part in parts]).astype(np.int64)
         own = np.concatenate([part[2] for part in parts]).astype(np.int64)
+        pair_weights = centre_weights = None
+        if weighted:
+            pair_weights = np.concatenate([part[3] for part in parts])
+            centre_weights = np.concatenate([part[4] for part in parts])
 
         n_centres = int(first_row[-1])
         values, counts = accumulate_rows(
@@ -287,16 +371,22 @@ class SphericalExpansion(CalculatorBase):
             self.max_angular,
             n_rad,
             n_threads,
+            pair_weights,
         )
         values = [
             block.reshape(n_centres, n_species, 2 * l + 1, n_rad) for l, block in enumerate(values)
         ]
         rows = np.arange(n_centres)
-        values[0][rows, own, 0, :] += self.center_atom_weight * self._self_term
+        if centre_weights is None:
+            values[0][rows, own, 0, :] += self.center_atom_weight * self._self_term
+        else:
+            values[0][rows, own, 0, :] += (
+                centre_weights[:, None] * self.center_atom_weight * self._self_term
+            )
         seen = (counts > 0).reshape(n_centres, n_species)
         if self.center_atom_weight != 0.0:
             seen[rows, own] = True
-        return values, seen, [{"cutoff": self.cutoff} for _ in systems]
+        return values, seen
 
     def _cut_radial(self, distances: np.ndarray, out: np.ndarray) -> None:
         """Write f_c(d) J_nl(d) into ``out``, shape (n, max_angular + 1, n_radial)."""

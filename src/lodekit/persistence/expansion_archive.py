@@ -114,10 +114,10 @@ def _load_gradients(arrays, header, n, n_types, max_l, n_rad, path) -> dict:
             raise ArchiveError(f"`path` {path!r} lacks {err}: truncated or tampered") from None
         atom_types = arrays.pop(f"gradient_{name}_atom_types", None)
         rows = len(samples)
-        if name == "positions":
+        if name in ("positions", "weights"):
             ok = samples.ndim == 2 and samples.shape[1] == 3 and atom_types is not None
             ok = ok and atom_types.shape == (rows,) and (rows == 0 or samples[:, 0].max() < n)
-            lead = (rows, 3)
+            lead = (rows, 3) if name == "positions" else (rows,)
         else:
             ok = samples.shape == (n, 1) and atom_types is None
             lead = (n, 3, 3)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import replace
 
 import numpy as np
 
 from .problem import KspaceProblem, KspaceWorkload
 
 __all__ = ["KspaceBackend"]
+
+#: Largest (centres x atoms x coefficients) block of the default :meth:`weight_vjp`.
+_WEIGHT_BLOCK = 1 << 23
 
 
 class KspaceBackend(ABC):
@@ -74,3 +78,26 @@ class KspaceBackend(ABC):
             d c / d eps_ab, shape (n_centres, 3, 3, n_species, lm, n_radial) (None without
             ``with_strain``).
         """
+
+    def weight_vjp(self, problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
+        """dE/dw_j (n_atoms,) of E = sum upstream · c_kspace, ``upstream`` of the coefficients'
+        shape.
+
+        The default evaluates :meth:`value` with one unit-weight channel per atom (blocks of
+        atoms; the sum is linear in the weights): exact, about one evaluation per block.
+        Backends override it with the adjoint of their own sum."""
+        n_atoms = problem.n_atoms
+        out = np.zeros(n_atoms)
+        n_coefficients = problem.n_lm * problem.n_radial
+        step = max(1, _WEIGHT_BLOCK // max(1, problem.n_centres * n_coefficients))
+        for start in range(0, n_atoms, step):
+            atoms = np.arange(start, min(start + step, n_atoms))
+            index = np.zeros(n_atoms, dtype=np.int64)
+            index[atoms] = np.arange(len(atoms))
+            weights = np.zeros(n_atoms)
+            weights[atoms] = 1.0
+            per_atom = replace(problem, species_index=index, n_species=len(atoms), weights=weights)
+            block = self.value(per_atom)  # (centres, atoms, lm, n)
+            g = upstream[:, problem.species_index[atoms]]
+            out[atoms] = np.einsum("ijfn,ijfn->j", g, block)
+        return out

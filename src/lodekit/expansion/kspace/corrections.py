@@ -3,7 +3,8 @@
 The k-space sum of :class:`~lodekit.expansion.kspace.problem.KspaceProblem` runs over
 0 < |k| < k_cutoff. The periodic coefficients add (math.md §4.1, §4.3):
 
-- the k = 0 term (4 pi / V) N_a ĝ_p(0) I_n0(0) / sqrt(4 pi) of the k-space field, finite for
+- the k = 0 term (4 pi / V) N_a ĝ_p(0) I_n0(0) / sqrt(4 pi) of the k-space field (N_a the
+  number of atoms of channel a, or with per-atom weights their sum), finite for
   p = 0 and p > 3 (for 1 <= p <= 3 it diverges and is dropped: a neutralising background);
 - for a range-separated plan, the short-ranged remainder g_p(smearing) - g_p(split): its sum
   over pairs within the real-space cutoff, its value at the centre itself (zero distance, in
@@ -23,6 +24,7 @@ import numpy as np
 
 from ...density import fourier_difference_at_zero, fourier_transform_at_zero
 from ..jacobian import Jacobian, cutoff_pair_jacobian
+from ..pairs import pair_contractions, selected_pairs
 from ..realspace import SwitchedField, periodic_pair_gradients, periodic_pair_sum
 from .problem import KspaceProblem
 
@@ -34,9 +36,13 @@ def k_zero_term(problem: KspaceProblem, g0: float) -> np.ndarray:
 
     ``g0`` is the field's Fourier transform at k = 0 (Å^3 times the field's units).
     """
+    return problem.counts[:, None] * _k_zero_unit(problem, g0)[None, :]
+
+
+def _k_zero_unit(problem: KspaceProblem, g0: float) -> np.ndarray:
+    """The k = 0 term of one atom of unit weight, (n_radial,)."""
     i0 = problem.basis.kspace_integral(np.zeros(1), 0)[0, 0]
-    k_zero = (4 * np.pi / problem.volume) * g0 * i0 / np.sqrt(4 * np.pi)
-    return problem.counts[:, None] * k_zero[None, :]
+    return (4 * np.pi / problem.volume) * g0 * i0 / np.sqrt(4 * np.pi)
 
 
 def _stacked_k_zero(problem: KspaceProblem, smearing: float, remainder):
@@ -88,6 +94,9 @@ class PeriodicCorrections:
         None without range separation.
     remainder_k_zero : ndarray (n_species, n_radial) or None
         The k = 0 term of the remainder, subtracted (range separation with 1 <= p <= 3).
+    k_zero_unit, remainder_k_zero_unit : ndarray (n_radial,) or None
+        The same two terms for one atom of unit weight (their derivatives with respect to the
+        weights).
     """
 
     system: object
@@ -95,6 +104,8 @@ class PeriodicCorrections:
     k_zero: np.ndarray | None
     remainder: Remainder | None
     remainder_k_zero: np.ndarray | None
+    k_zero_unit: np.ndarray | None = None
+    remainder_k_zero_unit: np.ndarray | None = None
 
     @classmethod
     def build(cls, system, problem: KspaceProblem, smearing: float, remainder=None):
@@ -112,11 +123,13 @@ class PeriodicCorrections:
             return cls(system, problem, k_zero, remainder, dropped)
         g0 = fourier_transform_at_zero(problem.smearing, problem.exponent)
         k_zero = k_zero_term(problem, g0) if np.isfinite(g0) else None
-        dropped = None
+        k_zero_unit = _k_zero_unit(problem, g0) if np.isfinite(g0) else None
+        dropped = dropped_unit = None
         if remainder is not None and 1 <= problem.exponent <= 3:
             dg0 = fourier_difference_at_zero(smearing, problem.smearing, problem.exponent)
             dropped = k_zero_term(problem, dg0)
-        return cls(system, problem, k_zero, remainder, dropped)
+            dropped_unit = _k_zero_unit(problem, dg0)
+        return cls(system, problem, k_zero, remainder, dropped, k_zero_unit, dropped_unit)
 
     def add_values(self, coeffs: np.ndarray) -> np.ndarray:
         """Add the terms to k-space coefficients (n_centres, n_species, lm, n), in place."""
@@ -134,9 +147,13 @@ class PeriodicCorrections:
             remainder.cutoff,
             problem.max_angular,
             problem.n_radial,
+            problem.weights,
         )
         rows = np.arange(problem.n_centres)
-        coeffs[rows, problem.species_index[problem.centres], 0, :] += remainder.centre_self
+        centre_self = remainder.centre_self
+        if problem.weights is not None:
+            centre_self = problem.weights[problem.centres, None] * centre_self
+        coeffs[rows, problem.species_index[problem.centres], 0, :] += centre_self
         if self.remainder_k_zero is not None:
             coeffs[:, :, 0, :] -= self.remainder_k_zero[None]
         return coeffs
@@ -165,6 +182,7 @@ class PeriodicCorrections:
             remainder.field.with_derivative,
             problem.max_angular,
             strain is not None,
+            problem.weights,
         )
         return Jacobian.merge([jacobian, pairs])
 
@@ -190,6 +208,7 @@ class PeriodicCorrections:
             remainder.cutoff,
             problem.max_angular,
             upstream,
+            problem.weights,
         )
         gradient += pair_gradient
         if strain is not None:
@@ -198,3 +217,34 @@ class PeriodicCorrections:
                 # the subtracted k = 0 term of the remainder, also ~ 1/V
                 strain += np.eye(3) * np.sum(at_zero * self.remainder_k_zero[None])
         return gradient, strain
+
+    def weight_vjp(self, upstream: np.ndarray) -> np.ndarray:
+        """dE/dw (n_atoms,) of the terms' share of E = sum upstream · c, ``upstream`` dE/dc
+        (n_centres, n_species, lm, n): the k = 0 terms (linear in the channels' total
+        weights), the remainder's pairs (each times its neighbour's weight) and the
+        remainder's value at the centre (times the centre's weight)."""
+        problem, remainder = self.problem, self.remainder
+        out = np.zeros(problem.n_atoms)
+        # sum over centres of dE/dc[i, a, l = 0]: every atom of channel a adds its unit term
+        at_zero = upstream[:, :, 0, :].sum(axis=0)  # (n_species, n)
+        if self.k_zero_unit is not None:
+            out += (at_zero @ self.k_zero_unit)[problem.species_index]
+        if self.remainder_k_zero_unit is not None:
+            out -= (at_zero @ self.remainder_k_zero_unit)[problem.species_index]
+        if remainder is None:
+            return out
+        _, j, vectors, target = selected_pairs(
+            self.system,
+            problem.species_index,
+            problem.n_species,
+            problem.centres,
+            remainder.cutoff,
+        )
+        g = upstream.reshape(problem.n_centres * problem.n_species, *upstream.shape[2:])
+        np.add.at(
+            out, j, pair_contractions(g, target, vectors, remainder.field, problem.max_angular)
+        )
+        rows = np.arange(problem.n_centres)
+        own = upstream[rows, problem.species_index[problem.centres], 0, :]
+        np.add.at(out, problem.centres, own @ remainder.centre_self)
+        return out

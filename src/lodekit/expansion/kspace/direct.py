@@ -18,7 +18,8 @@ i.e. [cos | sin] (centres, 2 k) @ G (2 k, species x lm x n), done over chunks of
 that memory stays bounded whatever the cell size. exp(i k·r_j) is never evaluated with a
 transcendental call per (atom, k): with k = h b1 + k b2 + l b3 it is the product of per-axis
 powers exp(2 pi i h f_1) exp(2 pi i k f_2) exp(2 pi i l f_3) of the fractional coordinates f,
-tabulated once per atom, and for fixed (h, k) the l-values of the sphere are one contiguous run.
+tabulated once per atom. Cells whose k-vectors share norms are summed shell by shell
+(:mod:`~lodekit.expansion.kspace.shells`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ import numpy as np
 
 from ..workspace import scratch
 from .base import KspaceBackend
-from .direct_gradients import kspace_gradient, kspace_strain_gradient, kspace_vjp
+from .direct_gradients import (
+    kspace_gradient,
+    kspace_strain_gradient,
+    kspace_vjp,
+    kspace_weight_vjp,
+    weighted_pair_terms,
+)
 from .layout import CHUNK_ELEMENTS, contract_block, phase_factors
 from .problem import KspaceProblem, KspaceWorkload
 from .shells import ShellTables, shell_sum, shell_tables
@@ -163,6 +170,10 @@ class DirectBackend(KspaceBackend):
     def vjp(self, problem: KspaceProblem, upstream: np.ndarray, with_strain: bool):
         return kspace_vjp(problem, upstream, with_strain)
 
+    def weight_vjp(self, problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
+        return kspace_weight_vjp(problem, upstream)
+
     def jacobian(self, problem: KspaceProblem, with_strain: bool):
         strain = kspace_strain_gradient(problem) if with_strain else None
-        return kspace_gradient(problem), strain
+        positions = weighted_pair_terms(kspace_gradient(problem), problem.centres, problem.weights)
+        return positions, strain

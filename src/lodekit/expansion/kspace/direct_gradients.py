@@ -43,7 +43,9 @@ __all__ = [
     "kspace_gradient",
     "kspace_strain_gradient",
     "kspace_vjp",
+    "kspace_weight_vjp",
     "strain_from_weights",
+    "weighted_pair_terms",
 ]
 
 
@@ -108,10 +110,42 @@ def kspace_vjp(problem: KspaceProblem, upstream: np.ndarray, with_strain: bool =
         as_centre = np.imag(centre_phases * np.einsum("iak,ak->ik", h, rho.conj()))
         np.add.at(grad, centres, -(as_centre @ kvec))
         u = np.einsum("iak,ik->ak", h, centre_phases)  # U_a(k)
-        grad += np.imag(u[species_index] * phases.conj()) @ kvec
+        neighbour = np.imag(u[species_index] * phases.conj()) @ kvec
+        if problem.weights is not None:
+            neighbour *= problem.weights[:, None]  # rho_a carries w_j exp(i k·r_j)
+        grad += neighbour
         if with_strain:
             strain += _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted)
     return grad, strain
+
+
+def kspace_weight_vjp(problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
+    """dE/dw_j (n_atoms,) of E = sum upstream · c_kspace: with rho_a = sum_{j in a} w_j P_j,
+    dE/dw_j = sum_k Re[U_a(k) conj(P_j(k))] (a the channel of j, U_a as in :func:`kspace_vjp`),
+    one more product per k-chunk of what the position gradient forms."""
+    n_atoms, n_species = problem.n_atoms, problem.n_species
+    centres = problem.centres
+    out = np.zeros(n_atoms)
+    hkl = problem.kvectors()
+    if len(centres) == 0 or len(hkl) == 0:
+        return out
+    layout = problem.layout()
+    frac = problem.fractional()
+    n_centres = len(centres)
+    g = upstream[:, :, layout.parity, :].reshape(n_centres * n_species, -1)
+    n_even = layout.n_even * problem.n_radial
+    g_even, g_odd = g[:, :n_even], g[:, n_even:]
+    chunk = max(32, CHUNK_ELEMENTS // max(n_atoms, n_centres * n_species, g.shape[1]))
+    for start in range(0, len(hkl), chunk):
+        block = hkl[start : start + chunk]
+        _, factor = layout.factor(block)
+        f_even, f_odd = _split(layout, factor)
+        h = (g_even @ f_even.T) - 1j * (g_odd @ f_odd.T)
+        h = h.reshape(n_centres, n_species, len(block))
+        phases = phase_factors(frac, block)
+        u = np.einsum("iak,ik->ak", h, phases[centres])
+        out += np.real(u[problem.species_index] * phases.conj()).sum(axis=1)
+    return out
 
 
 def _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted) -> np.ndarray:
@@ -247,6 +281,22 @@ def _symmetric_pairs(out, by_species, blocks, species_index, n_even, lm_order) -
         out[j, below, :, species_below] = pair.reshape(len(below), 3, n_lm, n_rad)[:, :, lm_order]
         for b in range(n_species):
             by_species[b, j] += pair[species_below == b].sum(axis=0)
+
+
+def weighted_pair_terms(
+    positions: np.ndarray, centres: np.ndarray, weights: np.ndarray | None
+) -> np.ndarray:
+    """A dense Jacobian d c[i] / d r_j (n_centres, n_atoms, 3, ...) of unit-weight pair terms
+    turned into that of weighted ones, in place: the term of atom j != i scales by w_j, and the
+    centre's own row, minus the sum of the others (translation invariance), is rebuilt from
+    them. Unchanged when ``weights`` is None."""
+    if weights is None:
+        return positions
+    rows = np.arange(len(centres))
+    positions[rows, centres] = 0.0
+    positions *= weights.reshape(1, -1, *([1] * (positions.ndim - 2)))
+    positions[rows, centres] = -positions.sum(axis=1)
+    return positions
 
 
 def kspace_strain_gradient(problem: KspaceProblem) -> np.ndarray:

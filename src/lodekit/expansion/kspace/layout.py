@@ -177,10 +177,13 @@ def phase_factors(
 _PHASE_ROWS = 16
 
 
-def species_indicator(species_index: np.ndarray, n_species: int) -> np.ndarray:
-    """(n_species, n_atoms) matrix with a 1 where atom j belongs to channel a."""
+def species_indicator(
+    species_index: np.ndarray, n_species: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """(n_species, n_atoms) matrix with a 1 (or the atom's weight w_j, when ``weights`` is
+    given) where atom j belongs to channel a."""
     indicator = np.zeros((n_species, len(species_index)))
-    indicator[species_index, np.arange(len(species_index))] = 1.0
+    indicator[species_index, np.arange(len(species_index))] = 1.0 if weights is None else weights
     return indicator
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "nufft_available",
     "nufft_sum",
     "nufft_vjp",
+    "nufft_weight_vjp",
     "nufft_width",
 ]
 
@@ -303,7 +304,10 @@ def nufft_vjp(problem: KspaceProblem, upstream: np.ndarray) -> tuple[np.ndarray,
     # as a neighbour: Re sum_k (-i k_x) U_a(k) conj(P_j(k)), rows (species, x)
     rows = (-1j * kvec.T[None, :, :] * u[:, None, :]).reshape(3 * n_species, -1)
     field = grid.real_parts(points, rows, isign=-1).reshape(n_species, 3, n_atoms)
-    grad += field[species_index, :, np.arange(n_atoms)]
+    neighbour = field[species_index, :, np.arange(n_atoms)]
+    if problem.weights is not None:
+        neighbour *= problem.weights[:, None]  # rho_a carries w_j exp(i k·r_j)
+    grad += neighbour
 
     # as a centre: sum_f G[i, f] Re sum_k i k_x V_f(k) P_i(k), channels in batches
     n_channels = n_species * n_lm * n_rad
@@ -317,6 +321,27 @@ def nufft_vjp(problem: KspaceProblem, upstream: np.ndarray) -> tuple[np.ndarray,
         values = values.reshape(3, len(channels), len(centres))
         grad[centres] += np.einsum("xci,ic->ix", values, flat_g[:, channels])
     return grad, strain
+
+
+def nufft_weight_vjp(problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
+    """dE/dw_j (n_atoms,) of E = sum upstream · c_kspace, by NUFFTs: Re sum_k U_a(k)
+    conj(P_j(k)) with U_a of :func:`nufft_vjp` (a the channel of j): type-1 transforms of the
+    upstream gradient, then one type-2 transform per pair of channels."""
+    n_atoms = problem.n_atoms
+    out = np.zeros(n_atoms)
+    hkl = problem.kvectors()
+    if len(problem.centres) == 0 or len(hkl) == 0:
+        return out
+    grid, layout, points, centre_points, _ = _setup(problem, hkl)
+    _, n_species, n_lm, n_rad = problem.coefficient_shape
+    _, factor = layout.factor(hkl)  # (k, lm by parity, n)
+    phase = np.where(np.arange(n_lm) < layout.n_even, 1.0, -1j)
+    g = upstream[:, :, layout.parity, :]
+    strengths = g.reshape(len(problem.centres), -1).T  # (channels, centres)
+    s = grid.sums(centre_points, strengths).reshape(n_species, n_lm, n_rad, -1)
+    u = np.einsum("kfn,afnk->ak", factor * phase[None, :, None], s)
+    field = grid.real_parts(points, u, isign=-1)  # (species, atoms)
+    return field[problem.species_index, np.arange(n_atoms)]
 
 
 def nufft_width(eps: float, upsampling: float = 2.0) -> int:
@@ -394,6 +419,9 @@ class NufftBackend(KspaceBackend):
         # the strain comes with the position gradient at little extra cost
         gradient, strain = nufft_vjp(problem, upstream)
         return gradient, strain if with_strain else None
+
+    def weight_vjp(self, problem: KspaceProblem, upstream: np.ndarray) -> np.ndarray:
+        return nufft_weight_vjp(problem, upstream)
 
     def jacobian(self, problem: KspaceProblem, with_strain: bool):
         # The dense Jacobian holds n_centres x n_atoms x 3 x coefficients numbers: at the sizes

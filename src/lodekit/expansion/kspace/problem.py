@@ -79,6 +79,11 @@ class KspaceProblem:
         ``k_cutoff``: a slab's sum takes whole lines of constant in-plane index (h, k) from
         several stretched cells (:mod:`~lodekit.expansion.kspace.slab`). Sorted
         lexicographically, each line's third index one contiguous run.
+    weights : ndarray, shape (n_atoms,), or None
+        Weight w_j of every atom's density: the structure factors become
+        rho_a(k) = sum_{j in a} w_j exp(i k·r_j) (:meth:`indicator`), the k = 0 terms take the
+        weighted totals (:attr:`counts`), and every pair (i, j) term of a gradient carries w_j.
+        None: all weights 1 (the unweighted code, unchanged).
     """
 
     positions: np.ndarray
@@ -94,6 +99,7 @@ class KspaceProblem:
     tolerance: float = 0.0
     n_threads: int = 0
     miller: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -125,8 +131,11 @@ class KspaceProblem:
 
     @property
     def counts(self) -> np.ndarray:
-        """Number of atoms of every species, (n_species,) as floats."""
-        return np.bincount(self.species_index, minlength=self.n_species).astype(np.float64)
+        """Number of atoms of every species (with weights: the sum of their weights),
+        (n_species,) as floats."""
+        return np.bincount(
+            self.species_index, weights=self.weights, minlength=self.n_species
+        ).astype(np.float64)
 
     @property
     def workload(self) -> KspaceWorkload:
@@ -156,5 +165,6 @@ class KspaceProblem:
         return self.positions @ np.linalg.inv(self.cell)
 
     def indicator(self) -> np.ndarray:
-        """(n_species, n_atoms) matrix with a 1 where atom j belongs to channel a."""
-        return species_indicator(self.species_index, self.n_species)
+        """(n_species, n_atoms) matrix with a 1 (with weights: w_j) where atom j belongs to
+        channel a."""
+        return species_indicator(self.species_index, self.n_species, self.weights)

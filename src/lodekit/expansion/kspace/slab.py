@@ -398,6 +398,9 @@ class NormalLine:
         Upper end of the q integral (1/Å), the k-space cutoff of the plan.
     constants : ndarray, shape (max_angular + 1, n_radial)
         :func:`line_constants` of the calculator's smearing and this split.
+    weights : ndarray, shape (n_atoms,), or None
+        Weight of every atom's density (None: 1): Z_ia(q) = sum_{j in a} w_j exp(i q z_ij),
+        and N_a of the convention is the channel's total weight.
     """
 
     def __init__(
@@ -412,8 +415,10 @@ class NormalLine:
         exponent,
         k_cutoff,
         constants,
+        weights=None,
     ):
         self.geometry = geometry
+        self.weights = weights
         self.species_index = np.asarray(species_index)
         self.n_species = int(n_species)
         self.centres = np.asarray(centres)
@@ -422,17 +427,19 @@ class NormalLine:
         self.constants = constants
         _, _, reach = _basis_profile(basis, max_angular)
         span = geometry.thickness + reach + split * split * k_cutoff + 1.0
-        self.q, weights = line_quadrature(k_cutoff, _PANEL_PHASE / span)
+        self.q, quadrature = line_quadrature(k_cutoff, _PANEL_PHASE / span)
         radial = fourier_transform(self.q, split, exponent)[:, None, None] * basis.kspace_integral(
             self.q, max_angular
         )
-        self.weighted = weights[:, None, None] * radial  # (q, l, n)
+        self.weighted = quadrature[:, None, None] * radial  # (q, l, n)
         self.ylm, self.d_ylm = real_spherical_harmonics_with_gradients(
             geometry.normal[None], max_angular
         )
         self.ylm, self.d_ylm = self.ylm[0], self.d_ylm[0]  # (lm,), (3, lm)
         self.l_of_lm = np.repeat(np.arange(max_angular + 1), 2 * np.arange(max_angular + 1) + 1)
-        self.counts = np.bincount(self.species_index, minlength=self.n_species).astype(float)
+        self.counts = np.bincount(
+            self.species_index, weights=weights, minlength=self.n_species
+        ).astype(float)
 
     @property
     def prefactor(self) -> float:
@@ -447,7 +454,7 @@ class NormalLine:
         """F[i, a, l, n] + N_a K[l, n]: the line without Y_lm(n) and 4 / A."""
         z = self.geometry.heights
         z_centres = z[self.centres]
-        indicator = species_indicator(self.species_index, self.n_species)
+        indicator = species_indicator(self.species_index, self.n_species, self.weights)
         s_re, s_im = _l_signs(self.max_angular)
         n_centres, n_species = len(self.centres), self.n_species
         out = np.zeros((n_centres * n_species, (self.max_angular + 1) * self.n_radial))
@@ -490,7 +497,7 @@ class NormalLine:
         g = self._projected(upstream)  # (centres, species, l, n)
         n_centres, n_species = g.shape[:2]
         il = (1j) ** np.arange(self.max_angular + 1)
-        indicator = species_indicator(self.species_index, self.n_species)
+        indicator = species_indicator(self.species_index, self.n_species, self.weights)
         grad = np.zeros(n_atoms)
         flat_g = g.reshape(n_centres * n_species, -1)
         for part in self._chunks():
@@ -506,8 +513,47 @@ class NormalLine:
             np.add.at(grad, self.centres, np.real(np.einsum("iaq,iaq,q->i", h, z_ia, 1j * q)))
             # as a neighbour: dZ_ia/dz_j = -i q exp(i q (z_i - z_j))
             u = np.einsum("iaq,iq->aq", h, p_c)  # sum_i H exp(i q z_i)
-            grad += np.real(np.einsum("jq,jq,q->j", u[self.species_index], p.conj(), -1j * q))
+            neighbour = np.real(np.einsum("jq,jq,q->j", u[self.species_index], p.conj(), -1j * q))
+            grad += neighbour if self.weights is None else neighbour * self.weights
         return grad
+
+    def weight_vjp(self, upstream: np.ndarray) -> np.ndarray:
+        """dE/dw_j (n_atoms,) of E = sum upstream · value().
+
+        The line is linear in the weights: d(Z_ia - N_a)/dw_j = exp(i q z_ij) - 1 =
+        alpha_i + beta_j + alpha_i beta_j (alpha_i = exp(i q z_i) - 1, beta_j =
+        exp(-i q z_j) - 1, each small at small q, as in :meth:`radial_part`), so with
+        A, B = sum_{l n} G~ {s_re | s_im} W per centre, channel and node,
+
+            dE/dw_j = sum_q [S0 + Re beta_j (sum_i A + S0) + Im beta_j (sum_i B + S1)]
+                      + sum_i G~ · K,
+
+        S0 = sum_i (A Re alpha_i + B Im alpha_i), S1 = sum_i (B Re alpha_i - A Im alpha_i),
+        all at the channel of j."""
+        z = self.geometry.heights
+        g = self._projected(upstream)  # (centres, species, l, n), 4 / A and Y_lm(n) in
+        n_centres, n_species = g.shape[:2]
+        s_re, s_im = _l_signs(self.max_angular)
+        flat_g = g.reshape(n_centres * n_species, -1)
+        index = self.species_index
+        out = np.zeros(len(z))
+        for part in self._chunks():
+            q = self.q[part]
+            w = self.weighted[part]
+            a = flat_g @ (s_re[None, :, None] * w).reshape(len(q), -1).T
+            b = flat_g @ (s_im[None, :, None] * w).reshape(len(q), -1).T
+            a = a.reshape(n_centres, n_species, len(q))
+            b = b.reshape(n_centres, n_species, len(q))
+            x_c, x_j = np.outer(z[self.centres], q), np.outer(z, q)
+            re_alpha, im_alpha = -2.0 * np.sin(0.5 * x_c) ** 2, np.sin(x_c)  # (centres, q)
+            re_beta, im_beta = -2.0 * np.sin(0.5 * x_j) ** 2, -np.sin(x_j)  # (atoms, q)
+            s0 = np.einsum("iaq,iq->aq", a, re_alpha) + np.einsum("iaq,iq->aq", b, im_alpha)
+            s1 = np.einsum("iaq,iq->aq", b, re_alpha) - np.einsum("iaq,iq->aq", a, im_alpha)
+            total = s0[index] + re_beta * (a.sum(axis=0) + s0)[index]
+            total += im_beta * (b.sum(axis=0) + s1)[index]
+            out += total.sum(axis=1)
+        out += np.einsum("ialn,ln->a", g, self.constants)[index]
+        return out
 
     def vjp(self, upstream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """dE/dr (n_atoms, 3) and dE/d eps (3, 3) of E = sum upstream · value().
@@ -557,6 +603,8 @@ class NormalLine:
         rows = np.arange(n_centres)
         dz_pair[rows, self.centres] = 0.0  # the centre's own term is constant
         per_species = np.zeros((n_centres, n_atoms, self.n_species, n_l, self.n_radial))
+        if self.weights is not None:
+            dz_pair *= self.weights[None, :, None, None]
         per_species[:, np.arange(n_atoms), self.species_index] = dz_pair
         per_species[rows, self.centres] -= per_species.sum(axis=1)
         # (centres, atoms, species, lm, n), Y_lm and 4/A included
