@@ -124,9 +124,11 @@ class SeveralExponents:
 
     # ------------------------------------------------------------------ setup
     def _shared_periodic(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
-        """(plan dicts, k-space problem, backend, corrections) of one periodic structure (with
-        a reduced cell) shared by every exponent, or None when the exponents' plans differ in
-        more than the remainder's cutoff."""
+        """(plan dicts, k-space problem, backend, corrections, channels) of one periodic
+        structure (with a reduced cell) shared by every exponent, or None when the exponents'
+        plans differ in more than the remainder's cutoff. The problem's radial axis holds every
+        exponent's functions (exponent-major); each exponent keeps its own plan's decisions,
+        so that its channels equal its single-exponent calculation."""
         singles = self._singles_list()
         channels = self._channels(system, neighbor_types)
         plans = [s._plan_system(system, len(centres), channels.planned) for s in singles]
