@@ -154,15 +154,22 @@ def _strain_chunk(layout, parts, factor, centre_phases, rho, g_sorted) -> np.nda
     dF/dk_b = d_ylm_b radial + k̂_b ylm d_radial is never formed: with A = sum_n radial Z and
     B = sum_n d_radial Z (per k and lm), sum_f dF_b Z = sum_lm (d_ylm_b A) + k̂_b sum_lm ylm B.
     """
-    n_centres = centre_phases.shape[0]
+    n_centres, n_k = centre_phases.shape
+    n_species = rho.shape[0]
     n_even = layout.n_even
-    z = np.zeros(factor.shape)
-    for a in range(rho.shape[0]):
-        # Z_k[f] = sum_i G_ia[f] {Re | Im}[P_i(k) conj(rho_a(k))]
-        weighted = (centre_phases.T @ g_sorted[:, a].reshape(n_centres, -1)).reshape(factor.shape)
-        weighted *= rho[a].conj()[:, None, None]
-        z[:, :n_even] += weighted[:, :n_even].real
-        z[:, n_even:] += weighted[:, n_even:].imag
+    # Z_k[f] = sum_i G_ia[f] {Re | Im}[P_i(k) conj(rho_a(k))]. With C = sum_i cos_ik G_ia and
+    # S = sum_i sin_ik G_ia (one real product for every species: a complex product against
+    # the real G would do twice the multiply-adds) and rho_a = A + i B:
+    # Re[(C + i S)(A - i B)] = C A + S B, Im[...] = S A - C B.
+    trig = np.concatenate([centre_phases.real.T, centre_phases.imag.T])  # (2 k, centres)
+    g = g_sorted.reshape(n_centres, -1)
+    both = (trig @ g).reshape(2, n_k, n_species, *factor.shape[1:])
+    cos_part, sin_part = both[0], both[1]
+    a_re = rho.real.T[:, :, None, None]  # (k, species, 1, 1)
+    b_im = rho.imag.T[:, :, None, None]
+    z = np.empty(factor.shape)
+    z[:, :n_even] = np.sum(cos_part[:, :, :n_even] * a_re + sin_part[:, :, :n_even] * b_im, axis=1)
+    z[:, n_even:] = np.sum(sin_part[:, :, n_even:] * a_re - cos_part[:, :, n_even:] * b_im, axis=1)
     return strain_from_weights(parts, z)
 
 
