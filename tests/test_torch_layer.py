@@ -36,6 +36,10 @@ PATHS = {
     "lode-range_separated": ("periodic", dict(SMALL, smearing=0.3, accuracy=1e-9)),
     "lode-nufft": ("periodic", dict(SMALL, smearing=0.9, k_cutoff=4.0, kspace_method="nufft")),
     "lode-p3-direct": ("periodic", dict(SMALL, smearing=0.9, k_cutoff=4.0, exponent=3)),
+    "lode-exponents-direct": (
+        "periodic",
+        dict(SMALL, smearing=0.9, k_cutoff=4.0, exponent=[1, 3], center_atom_weight=0.5),
+    ),
     "lode-molecule": ("molecule", dict(SMALL, smearing=0.6)),
     "lode-slab": ("slab", dict(SMALL, smearing=0.9, accuracy=1e-9)),
     "soap-periodic": ("periodic", dict(SMALL, cutoff=3.0, smearing=0.4)),

@@ -129,6 +129,11 @@ class CalculatorBase:
     def _prepare(self) -> None:
         """Hook: build lazy tables before structures are dispatched to threads."""
 
+    def _channel_labels(self, neighbor_types: np.ndarray):
+        """(atomic number of every neighbour channel, the exponent of every channel or None):
+        hook for calculators whose channels are not the species alone."""
+        return neighbor_types, None
+
     def _gradient_inputs(self, structures, upstream, selected_atoms):
         """Validated inputs of ``vector_jacobian_product``: (systems, per-structure centres,
         neighbour types, upstream as (n_rows, n_species, (L+1)^2, n_radial))."""
@@ -147,7 +152,8 @@ class CalculatorBase:
         parts = []
         for l, block in enumerate(values):
             block = np.asarray(block, dtype=np.float64)
-            expected = (n_rows, len(neighbor_types), 2 * l + 1, self._basis.size)
+            n_channels = len(self._channel_labels(neighbor_types)[0])
+            expected = (n_rows, n_channels, 2 * l + 1, self._basis.size)
             if block.shape != expected:
                 raise InputError(
                     f"`upstream[{l}]` has shape {block.shape}; expected {expected} (the shape "
@@ -212,16 +218,18 @@ class CalculatorBase:
                     [np.full(len(centres), index), centres, system.numbers[centres]]
                 ).astype(np.int64)
             )
+        channel_types, exponents = self._channel_labels(neighbor_types)
         return Expansion(
             values=values,
             samples=np.concatenate(samples).reshape(-1, 3),
-            neighbor_types=neighbor_types,
+            neighbor_types=channel_types,
             hypers=json.loads(self.to_json()),
             has_neighbors=has_neighbors,
             info={"structures": infos},
             gradients=_assemble_gradients(
                 gradients, jacobians, weight_jacobians, jobs, self.max_angular
             ),
+            exponents=exponents,
         )
 
     def _compute_values(self, systems, selection, neighbor_types, n_threads):

@@ -47,6 +47,7 @@ from .realspace import (
     molecule_sum,
 )
 from .result import split_by_l
+from .several import SeveralExponents, checked_exponent
 
 __all__ = ["LodeSphericalExpansion"]
 
@@ -115,7 +116,7 @@ def _reduced(system: System) -> System:
     return System(system.positions, system.numbers, cell, pbc=True, weights=system.weights)
 
 
-class LodeSphericalExpansion(CalculatorBase):
+class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
     """LODE: local expansion of the smeared power-law field of every species.
 
     c^{i,a}_{nlm} = ∫ d^3r R_n(r) Y_lm(r̂) V_a(r_i + r), computed in reciprocal space for
@@ -133,8 +134,12 @@ class LodeSphericalExpansion(CalculatorBase):
         Largest angular channel l.
     radius : float
         Radial basis radius, Å (GTO: sets the widths; monomials: their support).
-    exponent : int, default 1
-        Power p of the 1/r^p field, 0..6 (0 is the Gaussian density itself).
+    exponent : int or list of int, default 1
+        Power p of the 1/r^p field, 0..6 (0 is the Gaussian density itself). A list of
+        distinct exponents computes the expansion of every field in one pass, sharing the
+        exponent-independent work (pairs, phases, structure factors): the neighbour channels
+        then run over (exponent, species) pairs, exponent-major, and ``Expansion.exponents``
+        names each channel's p (docs/conventions.md, "Several exponents").
     center_atom_weight : float, default 1.0
         Weight w of the centre's own field in its own channel (1 keeps it, 0 removes it).
     k_cutoff : float or None
@@ -218,7 +223,7 @@ class LodeSphericalExpansion(CalculatorBase):
         self.max_radial = check.int_in_range("max_radial", max_radial, 0, 30)
         self.max_angular = check.int_in_range("max_angular", max_angular, 0, 30)
         self.radius = check.positive_float("radius", radius)
-        self.exponent = check.int_in_range("exponent", exponent, 0, max(SUPPORTED_EXPONENTS))
+        self.exponent = checked_exponent(exponent, max(SUPPORTED_EXPONENTS))
         self.center_atom_weight = check.finite_float("center_atom_weight", center_atom_weight)
         if k_cutoff is not None:
             k_cutoff = check.positive_float("k_cutoff", k_cutoff)
@@ -256,6 +261,7 @@ class LodeSphericalExpansion(CalculatorBase):
         self._line_constant_cache = {}
         # tables are built lazily, possibly from several threads (one per structure)
         self._lock = threading.Lock()
+        self._singles = {}
 
     @property
     def effective_k_cutoff(self) -> float:
@@ -443,6 +449,8 @@ class LodeSphericalExpansion(CalculatorBase):
         systems = self._systems(structures)
         neighbor_types = self._neighbor_types(systems)
         n_species = len(neighbor_types)
+        if self.exponents is not None:
+            return self._plan_several(systems, neighbor_types)
         out = []
         for index, system in enumerate(systems):
             if system.periodic:
@@ -536,6 +544,8 @@ class LodeSphericalExpansion(CalculatorBase):
         )
 
     def _compute_system(self, system: System, centres: np.ndarray, neighbor_types: np.ndarray):
+        if self.exponents is not None:
+            return self._compute_several(system, centres, neighbor_types)
         coeffs, info = self._coefficients(system, centres, self._channels(system, neighbor_types))
         return split_by_l(coeffs, self.max_angular), None, info
 
@@ -605,6 +615,8 @@ class LodeSphericalExpansion(CalculatorBase):
         self, system: System, centres: np.ndarray, neighbor_types: np.ndarray, with_strain: bool
     ) -> Jacobian:
         """Full Jacobian of :meth:`_compute_system` (the same terms, differentiated)."""
+        if self.exponents is not None:
+            return self._jacobian_several(system, centres, neighbor_types, with_strain)
         channels = self._channels(system, neighbor_types)
         if system.is_molecule:
             return self._jacobian_molecule(system, centres, channels, with_strain)
@@ -661,7 +673,8 @@ class LodeSphericalExpansion(CalculatorBase):
             As for :meth:`compute`.
         upstream : list of ndarray, or Expansion
             ``upstream[l]`` has the shape of ``compute(structures, selected_atoms).values[l]``,
-            (n_centres, n_species, 2l + 1, n_radial): dE/dc in units of E per coefficient.
+            (n_centres, n_species, 2l + 1, n_radial) (n_exponents x n_species channels with
+            several exponents): dE/dc in units of E per coefficient.
         selected_atoms
             As for :meth:`compute`; must match the rows of ``upstream``.
         with_weights : bool, default False
@@ -688,7 +701,7 @@ class LodeSphericalExpansion(CalculatorBase):
         systems, selection, neighbor_types, flat = self._gradient_inputs(
             structures, upstream, selected_atoms
         )
-        n_species = len(neighbor_types)
+        n_species = len(neighbor_types) * len(self.exponents or [0])
         n_lm = (self.max_angular + 1) ** 2
         positions, strain, weights = [], np.zeros((len(systems), 3, 3)), []
         first = 0
@@ -708,6 +721,8 @@ class LodeSphericalExpansion(CalculatorBase):
         """dE/dw (n_atoms,) of one structure: the adjoint of every term (the k-space sum by
         its backend, a slab's normal line, the k = 0 and remainder terms, molecule pairs, the
         centre's own field), at about the cost of one evaluation."""
+        if self.exponents is not None:
+            return self._weight_vjp_several(system, centres, neighbor_types, upstream)
         channels = self._channels(system, neighbor_types)
         if system.is_slab:
             _, parts, line, corrections = self._slab_setup(system, centres, channels)
@@ -745,6 +760,8 @@ class LodeSphericalExpansion(CalculatorBase):
     ) -> tuple[np.ndarray, np.ndarray]:
         """dE/dr (n_atoms, 3) and dE/d eps (3, 3) of one structure, for dE/dc ``upstream``
         (n_centres, n_species, lm, n)."""
+        if self.exponents is not None:
+            return self._vjp_several(system, centres, neighbor_types, upstream)
         channels = self._channels(system, neighbor_types)
         if system.is_slab:
             return self._vjp_slab(system, centres, channels, upstream)

@@ -20,6 +20,7 @@ from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 
 __all__ = [
     "RadialField",
+    "StackedField",
     "SwitchedField",
     "molecule_pair_blocks",
     "molecule_pair_gradients",
@@ -119,6 +120,24 @@ class SwitchedField:
         values, slopes = self.field.with_derivative(d)
         s, ds = self.switch(d)
         return values * s[:, None, None], slopes * s[:, None, None] + values * ds[:, None, None]
+
+
+class StackedField:
+    """Several radial fields evaluated at the same distances, their radial axes side by side
+    (field-major): one pair list and one set of Y_lm serve every field (several exponents)."""
+
+    def __init__(self, fields):
+        self.fields = tuple(fields)
+
+    def __call__(self, d: np.ndarray) -> np.ndarray:
+        return np.concatenate([field(d) for field in self.fields], axis=-1)
+
+    def with_derivative(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [field.with_derivative(d) for field in self.fields]
+        return (
+            np.concatenate([value for value, _ in parts], axis=-1),
+            np.concatenate([slope for _, slope in parts], axis=-1),
+        )
 
 
 def molecule_pair_blocks(positions: np.ndarray, species_index, n_species: int, centres: np.ndarray):

@@ -59,7 +59,9 @@ class Expansion:
     samples : ndarray of int64, shape (n_centres, 3)
         One row per centre: (system index, atom index within the system, centre atomic number).
     neighbor_types : ndarray of int64, shape (n_neighbour_species,)
-        Atomic numbers of the neighbour-species channels, sorted.
+        Atomic numbers of the neighbour-species channels, sorted. With several LODE
+        exponents, the atomic number of every channel: the sorted species repeated once per
+        exponent (channels run over (exponent, species), exponent-major; see ``exponents``).
     hypers : dict
         The calculator's hyperparameters (JSON-serialisable), with ``"calculator"`` naming it.
     has_neighbors : ndarray of bool, shape (n_centres, n_neighbour_species), or None
@@ -73,6 +75,9 @@ class Expansion:
     gradients : dict
         ``"positions"`` and/or ``"strain"`` -> :class:`Gradient`, when requested from
         ``compute(..., gradients=[...])``.
+    exponents : ndarray of int64, shape (n_neighbour_species,), or None
+        LODE with several exponents (``exponent=[...]``): the exponent p of every neighbour
+        channel; None otherwise (docs/conventions.md, "Several exponents").
     """
 
     values: list
@@ -82,6 +87,7 @@ class Expansion:
     has_neighbors: np.ndarray | None = None
     info: dict = field(default_factory=dict)
     gradients: dict = field(default_factory=dict)
+    exponents: np.ndarray | None = None
 
     sample_names = SAMPLE_NAMES
 
@@ -120,7 +126,9 @@ class Expansion:
         """The same numbers as a metatensor ``TensorMap`` in featomic's layout.
 
         Keys (o3_lambda, o3_sigma, center_type, neighbor_type), sorted by centre type, then
-        neighbour type, then lambda; samples (system, atom); components o3_mu; properties n.
+        neighbour type, then lambda; with several exponents a fifth key, ``exponent``, and
+        the neighbour channels in their order (exponent, then neighbour type); samples
+        (system, atom); components o3_mu; properties n.
         Computed gradients become gradient blocks: "positions" with samples (sample, system,
         atom) for the atoms of the block's neighbour type and the centre, components (xyz,
         o3_mu); "strain" with samples (sample,), components (xyz_2, xyz_1, o3_mu) holding
@@ -195,8 +203,13 @@ class Expansion:
                             ),
                         )
                     blocks.append(block)
-                    keys.append((l, 1, int(center), int(neighbor)))
+                    key = (l, 1, int(center), int(neighbor))
+                    if self.exponents is not None:
+                        key += (int(self.exponents[a]),)
+                    keys.append(key)
         names = ["o3_lambda", "o3_sigma", "center_type", "neighbor_type"]
+        if self.exponents is not None:
+            names.append("exponent")
         return TensorMap(Labels(names, np.array(keys, dtype=np.int32)), blocks)
 
 

@@ -49,12 +49,14 @@ def lode_nu1(expansion: Expansion) -> Features:
 
 def species_pairs(types_a, types_b, distinct_pairs: bool) -> list[tuple[int, int]]:
     """Channel pairs (i, j) of a power spectrum, in its column order; with ``distinct_pairs``
-    only types_a[i] <= types_b[j]."""
+    (one expansion with itself) only i <= j: for sorted species types_a[i] <= types_b[j], and
+    for the (exponent, species) channels of a multi-exponent LODE expansion, whose types
+    repeat, each unordered pair of channels once."""
     return [
         (i, j)
         for i in range(len(types_a))
         for j in range(len(types_b))
-        if not distinct_pairs or types_a[i] <= types_b[j]
+        if not distinct_pairs or i <= j
     ]
 
 
@@ -101,7 +103,7 @@ def power_spectrum(a: Expansion, b: Expansion | None = None, *, distinct_pairs=N
         product = np.einsum("iamn,ibmk->ianbk", va, vb) * factor
         for i, j in pairs:
             block = product[:, i, :, j, :]
-            if distinct_pairs and types_a[i] != types_b[j]:
+            if distinct_pairs and i != j:
                 block = block * np.sqrt(2.0)
             blocks.append(block.reshape(len(a), -1))
             n1, n2 = np.meshgrid(np.arange(n_a), np.arange(n_b), indexing="ij")
@@ -144,7 +146,10 @@ def power_spectrum_size(a: Expansion, b: Expansion | None = None, *, distinct_pa
     if distinct_pairs is None:
         distinct_pairs = symmetric
     n_pairs = sum(
-        1 for ta in a.neighbor_types for tb in b.neighbor_types if not distinct_pairs or ta <= tb
+        1
+        for i in range(len(a.neighbor_types))
+        for j in range(len(b.neighbor_types))
+        if not distinct_pairs or i <= j
     )
     n_features = (a.max_angular + 1) * n_pairs * a.n_radial * b.n_radial
     return {"n_samples": len(a), "n_features": n_features, "bytes": 8 * len(a) * n_features}

@@ -87,7 +87,7 @@ def power_spectrum_forward(
         factor = (-1) ** l / np.sqrt(2 * l + 1)
         for i, j in pairs:
             scale = factor
-            if distinct_pairs and types_a[i] != types_b[j]:
+            if distinct_pairs and i != j:
                 scale = scale * np.sqrt(2.0)
             # d/dt sum_m A[c, i, m, n] B[c, j, m, k]
             block = np.einsum("ctmn,cmk->ctnk", ta[:, :, i], vb[:, j]) + np.einsum(

@@ -40,6 +40,7 @@ from ..errors import InputError, describe
 from ..expansion import Expansion
 from ..expansion.registry import CALCULATORS
 from ..systems import as_systems
+from .channels import channel_places
 from .kinds import FEATURE_KINDS, FeatureKind, zero_expansion
 from .result import Features
 
@@ -108,12 +109,21 @@ class Expanded:
     neighbor_types : list of ndarray
         The channels each calculator itself returned (a subset of ``species``): where the
         upstream gradients of :meth:`Recipe.vjp` go.
+    exponents : list of (ndarray or None), or None
+        The exponent of each of those channels, for a LODE calculator with several exponents
+        (whose channels are (exponent, species) pairs, widened to ``species`` per exponent);
+        None entries (or None) for the others.
     """
 
     systems: list
     species: np.ndarray
     expansions: list
     neighbor_types: list
+    exponents: list | None = None
+
+    def own_exponents(self) -> list:
+        """:attr:`exponents`, one entry per calculator."""
+        return self.exponents or [None] * len(self.neighbor_types)
 
 
 class Recipe:
@@ -224,9 +234,7 @@ class Recipe:
     # ---------------------------------------------------------------- layout
     def _block_properties(self, index: int, species) -> Features:
         block = self.blocks[index]
-        zeros = [
-            zero_expansion(species, c.max_angular, c.max_radial + 1) for c in block.calculators
-        ]
+        zeros = [_zero_channels(c, species) for c in block.calculators]
         features = block.kind.columns(block.kind.forward(zeros, **block.options))
         if block.center_types is not None:
             samples = np.array([[0, 0, block.center_types[0]]], dtype=np.int64)
@@ -291,15 +299,16 @@ class Recipe:
                 f"`structures` contain species {extra.tolist()} that are not in `species` "
                 f"{species.tolist()}"
             )
-        expansions, types = [], []
+        expansions, types, exponents = [], [], []
         for calculator in self.calculators:
             options = {"n_threads": n_threads}
             if gradients:
                 options["gradients"] = gradients
             expansion = calculator.compute(systems, **options)
             types.append(expansion.neighbor_types)
+            exponents.append(expansion.exponents)
             expansions.append(_with_species(expansion, species))
-        return Expanded(systems, species, expansions, types)
+        return Expanded(systems, species, expansions, types, exponents)
 
     def _inputs(self, index: int, expanded: Expanded) -> list[Expansion]:
         return [expanded.expansions[i] for i in self._uses[index]]
@@ -397,8 +406,10 @@ class Recipe:
                 else:
                     upstream[which] = [u + p for u, p in zip(upstream[which], part, strict=True)]
         return [
-            None if up is None else _own_channels(up, expanded.species, types)
-            for up, types in zip(upstream, expanded.neighbor_types, strict=True)
+            None if up is None else _own_channels(up, expanded.species, types, exponents)
+            for up, types, exponents in zip(
+                upstream, expanded.neighbor_types, expanded.own_exponents(), strict=True
+            )
         ]
 
     def jvp(self, expanded: Expanded, tangents) -> np.ndarray:
@@ -417,8 +428,10 @@ class Recipe:
         from .jvp import by_center_type_forward
 
         padded = [
-            _tangent_with_species(t, types, expanded.species)
-            for t, types in zip(tangents, expanded.neighbor_types, strict=True)
+            _tangent_with_species(t, types, expanded.species, exponents)
+            for t, types, exponents in zip(
+                tangents, expanded.neighbor_types, expanded.own_exponents(), strict=True
+            )
         ]
         center = expanded.expansions[0].samples[:, 2]
         out = []
@@ -450,8 +463,13 @@ class Recipe:
         from .sparse_jvp import by_center_type_rows, place_columns, row_tangent
 
         tangents = [
-            row_tangent(expansion, expanded.species, own)
-            for expansion, own in zip(expanded.expansions, expanded.neighbor_types, strict=True)
+            row_tangent(expansion, expanded.species, own, exponents)
+            for expansion, own, exponents in zip(
+                expanded.expansions,
+                expanded.neighbor_types,
+                expanded.own_exponents(),
+                strict=True,
+            )
         ]
         center = expanded.expansions[0].samples[:, 2]
         parts = []
@@ -588,39 +606,59 @@ def _check_centers(centers: np.ndarray, center_types, index: int) -> None:
         )
 
 
+def _zero_channels(calculator, species) -> Expansion:
+    """:func:`zero_expansion` with ``calculator``'s channels for ``species``."""
+    labels = getattr(calculator, "_channel_labels", None)
+    types, exponents = (species, None) if labels is None else labels(np.asarray(species))
+    zeros = zero_expansion(types, calculator.max_angular, calculator.max_radial + 1)
+    return zeros if exponents is None else replace(zeros, exponents=exponents)
+
+
 def _with_species(expansion: Expansion, species: np.ndarray) -> Expansion:
-    """The same expansion with one channel per entry of ``species`` (zeros where absent)."""
-    if np.array_equal(expansion.neighbor_types, species):
+    """The same expansion with one channel per entry of ``species`` (per exponent and entry,
+    for several LODE exponents; zeros where absent)."""
+    where, n_channels = channel_places(species, expansion.neighbor_types, expansion.exponents)
+    if where is None:
         return expansion
-    where = np.searchsorted(species, expansion.neighbor_types)
+    exponents = None
+    if expansion.exponents is not None:
+        order = np.array(list(dict.fromkeys(expansion.exponents.tolist())), dtype=np.int64)
+        exponents = np.repeat(order, len(species))
+        species = np.tile(species, len(order))
     values = []
     for block in expansion.values:
-        out = np.zeros((block.shape[0], len(species), *block.shape[2:]))
+        out = np.zeros((block.shape[0], n_channels, *block.shape[2:]))
         out[:, where] = block
         values.append(out)
     has_neighbors = None
     if expansion.has_neighbors is not None:
-        has_neighbors = np.zeros((len(expansion), len(species)), dtype=bool)
+        has_neighbors = np.zeros((len(expansion), n_channels), dtype=bool)
         has_neighbors[:, where] = expansion.has_neighbors
-    return replace(expansion, values=values, neighbor_types=species, has_neighbors=has_neighbors)
+    return replace(
+        expansion,
+        values=values,
+        neighbor_types=species,
+        has_neighbors=has_neighbors,
+        exponents=exponents,
+    )
 
 
-def _tangent_with_species(tangent, types, species) -> list[np.ndarray]:
+def _tangent_with_species(tangent, types, species, exponents=None) -> list[np.ndarray]:
     """Per-l tangents (n, t, len(types), 2l+1, n_radial) widened to the ``species`` channels."""
-    if np.array_equal(types, species):
+    where, n_channels = channel_places(species, types, exponents)
+    if where is None:
         return tangent
-    where = np.searchsorted(species, types)
     out = []
     for t in tangent:
-        wide = np.zeros((t.shape[0], t.shape[1], len(species), *t.shape[3:]))
+        wide = np.zeros((t.shape[0], t.shape[1], n_channels, *t.shape[3:]))
         wide[:, :, where] = t
         out.append(wide)
     return out
 
 
-def _own_channels(upstream, species, types) -> list[np.ndarray]:
+def _own_channels(upstream, species, types, exponents=None) -> list[np.ndarray]:
     """Per-l gradients with the ``species`` channels cut to the calculator's own ``types``."""
-    if np.array_equal(types, species):
+    where, _ = channel_places(species, types, exponents)
+    if where is None:
         return upstream
-    where = np.searchsorted(species, types)
     return [u[:, where] for u in upstream]

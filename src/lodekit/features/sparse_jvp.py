@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..expansion import Expansion
+from .channels import channel_places
 from .equivariants import equivariant_product
 from .invariants import species_pairs
 
@@ -61,13 +62,15 @@ class RowTangent:
         return len(self.keys)
 
 
-def row_tangent(expansion: Expansion, species=None, own=None) -> RowTangent:
+def row_tangent(expansion: Expansion, species=None, own=None, exponents=None) -> RowTangent:
     """The position Jacobian of ``expansion`` (computed with ``gradients=["positions"]``) as a
     :class:`RowTangent`, its channels ``own`` (default: the expansion's ``neighbor_types``)
     placed at their entries of ``species`` (default: ``own``; zeros for the others).
 
     A recipe widens an expansion's values to its species list but not its Jacobian: pass the
-    calculator's own channels (:attr:`Expanded.neighbor_types`) as ``own``.
+    calculator's own channels (:attr:`Expanded.neighbor_types`) as ``own``, and for a LODE
+    calculator with several exponents the exponent of each (:attr:`Expanded.exponents`) as
+    ``exponents`` (channels per (exponent, species), exponent-major).
     """
     gradient = expansion.gradients.get("positions")
     if gradient is None:
@@ -75,13 +78,17 @@ def row_tangent(expansion: Expansion, species=None, own=None) -> RowTangent:
             "`expansion` has no position Jacobian: compute it with gradients=['positions']"
         )
     keys = np.ascontiguousarray(gradient.samples[:, [0, 2]], dtype=np.int64)
-    own = expansion.neighbor_types if own is None else np.asarray(own)
+    if own is None:
+        own, exponents = expansion.neighbor_types, expansion.exponents
+    own = np.asarray(own)
     values = list(gradient.values)
-    if species is not None and not np.array_equal(species, own):
-        where = np.searchsorted(species, own)
+    where = None
+    if species is not None:
+        where, n_channels = channel_places(species, own, exponents)
+    if where is not None:
         wide = []
         for v in values:
-            out = np.zeros((v.shape[0], 3, len(species), *v.shape[3:]))
+            out = np.zeros((v.shape[0], 3, n_channels, *v.shape[3:]))
             out[:, :, where] = v
             wide.append(out)
         values = wide
@@ -146,7 +153,7 @@ def _pair_columns(types_a, types_b, n_a: int, n_b: int, distinct_pairs: bool, sw
             index.append(((j * n_b + k) * s_a + i) * n_a + n)
         else:
             index.append(((i * n_a + n) * s_b + j) * n_b + k)
-        root = np.sqrt(2.0) if distinct_pairs and types_a[i] != types_b[j] else 1.0
+        root = np.sqrt(2.0) if distinct_pairs and i != j else 1.0
         scale.append(np.full(n.size, root))
     return np.concatenate(index), np.concatenate(scale)
 

@@ -99,7 +99,7 @@ def power_spectrum_backward(
         factor = (-1) ** l / np.sqrt(2 * l + 1)
         for i, j in pairs:
             scale = factor
-            if distinct_pairs and types_a[i] != types_b[j]:
+            if distinct_pairs and i != j:
                 scale = scale * np.sqrt(2.0)
             g = grad[:, column : column + n_a * n_b].reshape(len(a), n_a, n_b) * scale
             column += n_a * n_b

@@ -54,6 +54,8 @@ def save_expansion(path: str | os.PathLike, expansion: Expansion) -> Path:
     arrays["neighbor_types"] = expansion.neighbor_types
     if expansion.has_neighbors is not None:
         arrays["has_neighbors"] = expansion.has_neighbors
+    if expansion.exponents is not None:
+        arrays["exponents"] = expansion.exponents
     header = seal(FORMAT, FORMAT_VERSION, payload, arrays)
     return write_npz(path, header, arrays)
 
@@ -68,6 +70,7 @@ def load_expansion(path: str | os.PathLike) -> Expansion:
     except KeyError as err:
         raise ArchiveError(f"`path` {str(path)!r} lacks {err}: truncated or tampered") from None
     has_neighbors = arrays.pop("has_neighbors", None)
+    exponents = arrays.pop("exponents", None)
     n_types = len(types)
     gradients = _load_gradients(arrays, header, n, n_types, max_l, n_rad, str(path))
     expected = [(n, n_types, 2 * l + 1, n_rad) for l in range(max_l + 1)]
@@ -78,6 +81,7 @@ def load_expansion(path: str | os.PathLike) -> Expansion:
         and samples.dtype.kind == "i"
         and types.ndim == 1
         and (has_neighbors is None or has_neighbors.shape == (n, n_types))
+        and (exponents is None or (exponents.shape == (n_types,) and exponents.dtype.kind == "i"))
         and not arrays
     )
     if not ok:
@@ -92,6 +96,7 @@ def load_expansion(path: str | os.PathLike) -> Expansion:
         has_neighbors=has_neighbors,
         info=header.get("info", {}),
         gradients=gradients,
+        exponents=exponents,
     )
 
 

@@ -32,6 +32,7 @@ from torch.autograd.function import once_differentiable
 from .. import _validation as check
 from ..errors import InputError, describe
 from ..expansion import LodeSphericalExpansion, SphericalExpansion
+from ..features.channels import channel_places
 from ..systems import System
 from ._tensors import as_numbers, as_numpy, checked_species, float64_tensor
 
@@ -84,17 +85,21 @@ class _Expansion(torch.autograd.Function):
         system = System(r, numbers, h, pbc=pbc)
         result = calculator.compute(system)
         own = result.neighbor_types
-        present = species if species is not None else own
+        # several LODE exponents repeat the species once per exponent (channels per
+        # (exponent, species), docs/conventions.md); each exponent is widened alike
+        present = species if species is not None else np.unique(own)
         missing = np.setdiff1d(own, present)
         if len(missing):
             raise InputError(
                 f"`types` contain species {missing.tolist()} that are not in `species` "
                 f"{present.tolist()}"
             )
-        where = np.searchsorted(present, own)
+        where, n_channels = channel_places(present, own, result.exponents)
         flat = np.concatenate(result.values, axis=2)
-        if len(own) != len(present):
-            wide = np.zeros((flat.shape[0], len(present), *flat.shape[2:]))
+        if where is None:
+            where = np.arange(len(own))
+        else:
+            wide = np.zeros((flat.shape[0], n_channels, *flat.shape[2:]))
             wide[:, where] = flat
             flat = wide
         ctx.calculator = calculator
@@ -149,7 +154,8 @@ def expansion(calculator, positions, cell, types, pbc=True, *, species=None, wei
     Returns
     -------
     torch.Tensor, float64, shape (n_atoms, n_species, (max_angular + 1)^2, n_radial)
-        ``out[:, :, l*l:(l+1)**2]`` equals ``calculator.compute(...).values[l]`` (module
+        (n_exponents x n_species channels, exponent-major, for a LODE calculator with several
+        exponents). ``out[:, :, l*l:(l+1)**2]`` equals ``calculator.compute(...).values[l]`` (module
         docstring), on the device of ``positions``.
 
     Notes

@@ -45,6 +45,20 @@ def _k_zero_unit(problem: KspaceProblem, g0: float) -> np.ndarray:
     return (4 * np.pi / problem.volume) * g0 * i0 / np.sqrt(4 * np.pi)
 
 
+def _stacked_k_zero(problem: KspaceProblem, smearing: float, remainder):
+    """(k_zero, remainder_k_zero) of a problem with several exponents, each (n_species,
+    n_exponents x n_radial), exponent-major; an exponent without the term contributes zeros."""
+    k_zero, dropped = [], []
+    for p in problem.exponent:
+        g0 = fourier_transform_at_zero(problem.smearing, p)
+        k_zero.append(k_zero_term(problem, g0 if np.isfinite(g0) else 0.0))
+        dg0 = 0.0
+        if remainder is not None and 1 <= p <= 3:
+            dg0 = fourier_difference_at_zero(smearing, problem.smearing, p)
+        dropped.append(k_zero_term(problem, dg0))
+    return np.concatenate(k_zero, axis=1), np.concatenate(dropped, axis=1)
+
+
 @dataclass(frozen=True, eq=False)
 class Remainder:
     """The short-ranged remainder of a range-separated plan.
@@ -104,6 +118,9 @@ class PeriodicCorrections:
         the full field, remainder included."""
         if getattr(system, "is_slab", False):
             return cls(system, problem, None, remainder, None)
+        if isinstance(problem.exponent, tuple):
+            k_zero, dropped = _stacked_k_zero(problem, smearing, remainder)
+            return cls(system, problem, k_zero, remainder, dropped)
         g0 = fourier_transform_at_zero(problem.smearing, problem.exponent)
         k_zero = k_zero_term(problem, g0) if np.isfinite(g0) else None
         k_zero_unit = _k_zero_unit(problem, g0) if np.isfinite(g0) else None

@@ -96,6 +96,8 @@ def _radial_factor(
 
     def evaluate(unique):
         table = basis.kspace_integral(unique, max_angular)
+        if isinstance(exponent, tuple):
+            return [_stacked(table, unique, smearing, exponent, fourier_transform)]
         return [table * fourier_transform(unique, smearing, exponent)[:, None, None]]
 
     return _per_distinct_norm(knorm, evaluate)[0]
@@ -107,6 +109,14 @@ def _radial_factor_with_derivative(
     """(ĝ_p I_nl, d(ĝ_p I_nl)/dk), each (n_k, L+1, n)."""
 
     def evaluate(unique):
+        if isinstance(exponent, tuple):
+            integral = basis.kspace_integral(unique, max_angular)
+            d_integral = basis.kspace_integral_derivative(unique, max_angular)
+            return [
+                _stacked(integral, unique, smearing, exponent, fourier_transform),
+                _stacked(d_integral, unique, smearing, exponent, fourier_transform)
+                + _stacked(integral, unique, smearing, exponent, fourier_transform_derivative),
+            ]
         g = fourier_transform(unique, smearing, exponent)[:, None, None]
         dg = fourier_transform_derivative(unique, smearing, exponent)[:, None, None]
         integral = basis.kspace_integral(unique, max_angular)
@@ -115,6 +125,16 @@ def _radial_factor_with_derivative(
 
     radial, d_radial = _per_distinct_norm(knorm, evaluate)
     return radial, d_radial
+
+
+def _stacked(table, knorm, smearing, exponents: tuple, transform) -> np.ndarray:
+    """table (n_k, L+1, n) times transform(k, smearing, p) of every exponent p, the radial
+    axes side by side, exponent-major: (n_k, L+1, n_exponents x n). Several exponents share
+    every other factor of the k-space sum (phases, structure factors, Y_lm), so they are one
+    sum with a longer radial axis (docs/conventions.md, "Several exponents")."""
+    return np.concatenate(
+        [table * transform(knorm, smearing, p)[:, None, None] for p in exponents], axis=-1
+    )
 
 
 def axis_tables(frac: np.ndarray, hkl: np.ndarray) -> tuple:

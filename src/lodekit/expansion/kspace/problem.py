@@ -65,8 +65,9 @@ class KspaceProblem:
     smearing : float
         Gaussian smearing of the field handled in k-space (Å): the split smearing of a
         range-separated plan.
-    exponent : int
-        p of the 1/r^p field.
+    exponent : int or tuple of int
+        p of the 1/r^p field; a tuple computes several fields in one sum, their radial axes
+        side by side (``n_radial`` is then ``len(exponent) x basis.size``, exponent-major).
     k_cutoff : float
         1/Å.
     tolerance : float
@@ -93,7 +94,7 @@ class KspaceProblem:
     basis: object
     max_angular: int
     smearing: float
-    exponent: int
+    exponent: int | tuple
     k_cutoff: float
     tolerance: float = 0.0
     n_threads: int = 0
@@ -114,6 +115,8 @@ class KspaceProblem:
 
     @property
     def n_radial(self) -> int:
+        if isinstance(self.exponent, tuple):
+            return self.basis.size * len(self.exponent)
         return self.basis.size
 
     @property
