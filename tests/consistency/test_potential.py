@@ -739,3 +739,48 @@ def test_slab_stress_labels_are_read_and_need_a_volume():
     with pytest.raises(lodekit.InputError, match=r"frame 0 is a slab .* needs a non-zero third"):
         read_labels([flat])
     assert read_labels([flat], stress_key=None).stress == [None]
+
+
+def test_charge_weighted_single_channel_lode_potential_is_the_gradient_of_its_energy():
+    """A recipe block of LODE p = 1 weighted by the ase array ``initial_charges`` in one
+    all-atoms channel: the recipe reads the charges from ase inputs, and the potential's
+    forces and stress (through the weighted VJP) are the derivatives of its energy."""
+    frames, energies = _training_set()
+    for atoms in frames:
+        atoms.set_initial_charges(np.where(atoms.numbers == 11, 1.0, -1.0))
+    calculator = lodekit.LodeSphericalExpansion(
+        exponent=1, weights="initial_charges", species_channels=False, **HYPERS
+    )
+    recipe = lodekit.Recipe.coerce(_recipe(calculator, blocks=["nu1"], center_types=[11, 17]))
+    expansion = calculator.compute(frames)
+    assert expansion.neighbor_types.tolist() == [0]
+    x = lode_nu1(expansion).by_center_type([11, 17])
+    assert np.abs(recipe.compute(frames).values - x.values).max() < 1e-14
+    model = StructureRidge(alpha=1e-8, standardize=True)
+    model.fit(x.values, energies, x.samples[:, 0], x.samples[:, 2])
+    potential = LodePotential(model, recipe)
+
+    atoms = frames[0].copy()
+    atoms.set_cell(atoms.cell.array @ np.array([[1, 0, 0], [0.2, 1, 0], [-0.1, 0.3, 1]]))
+    result = potential.compute(atoms)
+    unit = atoms.copy()
+    unit.set_initial_charges(np.ones(len(atoms)))
+    assert abs(potential.compute(unit, forces=False)["energy"] - result["energy"]) > 1e-3
+    h = 1e-4
+    for j, alpha in [(0, 0), (3, 2), (6, 1)]:
+        energy = []
+        for sign in (1, -1):
+            moved = atoms.copy()
+            moved.positions[j, alpha] += sign * h
+            energy.append(potential.compute(moved, forces=False)["energy"])
+        fd = -(energy[0] - energy[1]) / (2 * h)
+        assert result["forces"][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-7)
+    energy = []
+    h = 1e-5  # the k-sphere of a fixed k_cutoff changes under larger strains
+    for sign in (1, -1):
+        moved = atoms.copy()
+        moved.set_cell(atoms.cell.array * (1 + sign * h), scale_atoms=True)
+        energy.append(potential.compute(moved, forces=False)["energy"])
+    # a uniform scaling: dE = sum_a dE/d eps_aa h = V trace(stress) h
+    fd = (energy[0] - energy[1]) / (2 * h) / atoms.get_volume()
+    assert np.trace(result["stress"]) == pytest.approx(fd, rel=1e-6, abs=1e-8)

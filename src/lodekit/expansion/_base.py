@@ -132,7 +132,13 @@ class CalculatorBase:
     def _channel_labels(self, neighbor_types: np.ndarray):
         """(atomic number of every neighbour channel, the exponent of every channel or None):
         hook for calculators whose channels are not the species alone."""
-        return neighbor_types, None
+        return self._channel_types(neighbor_types), None
+
+    def _channel_types(self, neighbor_types: np.ndarray) -> np.ndarray:
+        """``neighbor_types``, or the single all-atoms channel of ``species_channels=False``."""
+        if not self.species_channels:
+            return np.array([ALL_ATOMS], dtype=np.int64)
+        return np.asarray(neighbor_types)
 
     def _gradient_inputs(self, structures, upstream, selected_atoms):
         """Validated inputs of ``vector_jacobian_product``: (systems, per-structure centres,

@@ -102,6 +102,7 @@ class SeveralExponents:
 
     def _channel_labels(self, neighbor_types: np.ndarray):
         """(atomic number, exponent) of every neighbour channel; exponents None for one."""
+        neighbor_types = self._channel_types(neighbor_types)
         if self.exponents is None:
             return neighbor_types, None
         n_species = len(neighbor_types)

@@ -113,6 +113,8 @@ class Expanded:
         The exponent of each of those channels, for a LODE calculator with several exponents
         (whose channels are (exponent, species) pairs, widened to ``species`` per exponent);
         None entries (or None) for the others.
+    calculator_systems : list of (list of System), or None
+        Per calculator, the Systems it expanded (see :meth:`systems_of`).
     """
 
     systems: list
@@ -120,6 +122,14 @@ class Expanded:
     expansions: list
     neighbor_types: list
     exponents: list | None = None
+    calculator_systems: list | None = None
+
+    def systems_of(self, index: int) -> list:
+        """The Systems calculator ``index`` expanded: :attr:`systems`, or with the per-atom
+        weights its ``weights`` option names."""
+        if self.calculator_systems is None:
+            return self.systems
+        return self.calculator_systems[index]
 
     def own_exponents(self) -> list:
         """:attr:`exponents`, one entry per calculator."""
@@ -299,16 +309,21 @@ class Recipe:
                 f"`structures` contain species {extra.tolist()} that are not in `species` "
                 f"{species.tolist()}"
             )
-        expansions, types, exponents = [], [], []
+        expansions, types, exponents, inputs = [], [], [], []
         for calculator in self.calculators:
             options = {"n_threads": n_threads}
             if gradients:
                 options["gradients"] = gradients
-            expansion = calculator.compute(systems, **options)
+            # a calculator that reads per-atom weights from an ase array gets its own Systems
+            # (a System keeps its own weights)
+            weights = getattr(calculator, "weights", None)
+            own = systems if weights is None else as_systems(structures, weights=weights)
+            expansion = calculator.compute(own, **options)
             types.append(expansion.neighbor_types)
             exponents.append(expansion.exponents)
             expansions.append(_with_species(expansion, species))
-        return Expanded(systems, species, expansions, types, exponents)
+            inputs.append(own)
+        return Expanded(systems, species, expansions, types, exponents, inputs)
 
     def _inputs(self, index: int, expanded: Expanded) -> list[Expansion]:
         return [expanded.expansions[i] for i in self._uses[index]]

@@ -57,7 +57,9 @@ class LodePotential:
         systems = as_systems(structure)
         if len(systems) != 1:
             raise InputError(f"`structure` holds {len(systems)} structures; give one")
-        return self.recipe.expand(systems, self.species, gradients=gradients)
+        # the structure as given: calculators that read per-atom weights from an ase array
+        # need the ase.Atoms
+        return self.recipe.expand(structure, self.species, gradients=gradients)
 
     def _forward(self, structure):
         expanded = self._expand(structure)
@@ -66,14 +68,15 @@ class LodePotential:
 
     def _pullback(self, expanded: Expanded, grad):
         """dE/dr and dE/d eps for dE/d(model features) ``grad`` (n_env, n_columns)."""
-        system = expanded.systems[0]
-        gradient = np.zeros((len(system), 3))
+        gradient = np.zeros((len(expanded.systems[0]), 3))
         strain = np.zeros((3, 3))
         upstream = self.recipe.vjp(expanded, grad)
-        for calculator, up in zip(self.recipe.calculators, upstream, strict=True):
+        for index, (calculator, up) in enumerate(
+            zip(self.recipe.calculators, upstream, strict=True)
+        ):
             if up is None:
                 continue
-            result = calculator.vector_jacobian_product(system, up)
+            result = calculator.vector_jacobian_product(expanded.systems_of(index)[0], up)
             gradient += result["positions"][0]
             strain += result["strain"][0]
         return gradient, strain
