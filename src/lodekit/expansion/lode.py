@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..systems import System
 from ._base import CalculatorBase
 from .channels import Channels
-from .jacobian import Jacobian, pair_jacobian
+from .jacobian import Jacobian
 from .kspace import (
     KSPACE_BACKENDS,
     KspaceProblem,
@@ -42,6 +42,7 @@ from .plan import (
 from .realspace import (
     RadialField,
     SwitchedField,
+    molecule_jacobian,
     molecule_pair_blocks,
     molecule_pair_gradients,
     molecule_sum,
@@ -633,30 +634,15 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
     def _jacobian_molecule(
         self, system: System, centres: np.ndarray, channels: Channels, with_strain: bool
     ) -> Jacobian:
-        species_index, n_species = channels.index, channels.count
-        n_lm = (self.max_angular + 1) ** 2
-        field = self.molecule_field
-        parts = [Jacobian.empty(len(centres), n_species, n_lm, self._basis.size, with_strain)]
-        for rows, i, j, vectors, target in molecule_pair_blocks(
-            system.positions, species_index, n_species, centres
-        ):
-            per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
-            if channels.weights is not None:
-                per_pair *= channels.weights[j][:, None, None, None]
-            parts.append(
-                Jacobian.from_pairs(
-                    len(centres),
-                    n_species,
-                    rows[0] + target // n_species,
-                    i,
-                    j,
-                    species_index[j],
-                    vectors,
-                    per_pair,
-                    with_strain,
-                )
-            )
-        return Jacobian.merge(parts)
+        return molecule_jacobian(
+            system,
+            centres,
+            channels,
+            self.molecule_field,
+            self._basis.size,
+            self.max_angular,
+            with_strain,
+        )
 
     def vector_jacobian_product(
         self, structures, upstream, selected_atoms=None, *, with_weights=False

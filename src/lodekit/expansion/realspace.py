@@ -16,12 +16,14 @@ from ..basis.chebyshev import ChebyshevTable
 from ..basis.field_projection import FieldProjection
 from ..basis.multipoles import MultipoleTail
 from ..basis.radial import RadialBasis
+from .jacobian import Jacobian, pair_jacobian
 from .pairs import accumulate_pairs, pair_gradients, selected_pairs
 
 __all__ = [
     "RadialField",
     "StackedField",
     "SwitchedField",
+    "molecule_jacobian",
     "molecule_pair_blocks",
     "molecule_pair_gradients",
     "molecule_sum",
@@ -289,3 +291,41 @@ def periodic_pair_gradients(
     )
     _scatter(i, j, vectors, per_pair, grad, strain)
     return grad, strain
+
+
+def molecule_jacobian(
+    system,
+    centres: np.ndarray,
+    channels,
+    field,
+    n_radial: int,
+    max_angular: int,
+    with_strain: bool,
+) -> Jacobian:
+    """Dense Jacobian of an isolated molecule's coefficients: the pairs' tabulated
+    projections ``field`` (``n_radial`` functions) differentiated exactly, each pair term
+    scaled by its neighbour's weight (``channels``: a
+    :class:`~lodekit.expansion.channels.Channels` of ``system``)."""
+    index, count = channels.index, channels.count
+    n_lm = (max_angular + 1) ** 2
+    parts = [Jacobian.empty(len(centres), count, n_lm, n_radial, with_strain)]
+    for rows, i, j, vectors, target in molecule_pair_blocks(
+        system.positions, index, count, centres
+    ):
+        per_pair = pair_jacobian(vectors, field.with_derivative, max_angular)
+        if channels.weights is not None:
+            per_pair *= channels.weights[j][:, None, None, None]
+        parts.append(
+            Jacobian.from_pairs(
+                len(centres),
+                count,
+                rows[0] + target // count,
+                i,
+                j,
+                index[j],
+                vectors,
+                per_pair,
+                with_strain,
+            )
+        )
+    return Jacobian.merge(parts)

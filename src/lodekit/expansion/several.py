@@ -22,13 +22,13 @@ import numpy as np
 
 from ..errors import InputError, describe
 from ..systems import System
-from .jacobian import Jacobian, pair_jacobian
+from .jacobian import Jacobian
 from .kspace import KSPACE_BACKENDS, PeriodicCorrections, Remainder
 from .lattice import reduced_cell
 from .limits import check_dense_jacobian
 from .realspace import (
     StackedField,
-    molecule_pair_blocks,
+    molecule_jacobian,
     molecule_pair_gradients,
     molecule_sum,
 )
@@ -242,31 +242,17 @@ class SeveralExponents:
         n_lm = (self.max_angular + 1) ** 2
         singles = self._singles_list()
         if system.is_molecule:
-            channels = self._channels(system, neighbor_types)
-            index, count = channels.index, channels.count
             field = StackedField([s.molecule_field for s in singles])
-            n_rad = n_exp * self._basis.size
-            parts = [Jacobian.empty(len(centres), count, n_lm, n_rad, with_strain)]
-            for rows, i, j, vectors, target in molecule_pair_blocks(
-                system.positions, index, count, centres
-            ):
-                per_pair = pair_jacobian(vectors, field.with_derivative, self.max_angular)
-                if channels.weights is not None:
-                    per_pair *= channels.weights[j][:, None, None, None]
-                parts.append(
-                    Jacobian.from_pairs(
-                        len(centres),
-                        count,
-                        rows[0] + target // count,
-                        i,
-                        j,
-                        index[j],
-                        vectors,
-                        per_pair,
-                        with_strain,
-                    )
-                )
-            return _channels_first_jacobian(Jacobian.merge(parts), n_exp)
+            jacobian = molecule_jacobian(
+                system,
+                centres,
+                self._channels(system, neighbor_types),
+                field,
+                n_exp * self._basis.size,
+                self.max_angular,
+                with_strain,
+            )
+            return _channels_first_jacobian(jacobian, n_exp)
         shape = (len(centres), len(system), 3, n_exp * len(neighbor_types), n_lm, self._basis.size)
         check_dense_jacobian(shape, with_strain)
         shared = self._shared_or_none(system, centres, neighbor_types)

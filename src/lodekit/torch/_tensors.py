@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, describe
+from ..features.recipe import as_species
 
 __all__ = ["as_numbers", "as_numpy", "check_coefficients", "checked_species", "float64_tensor"]
 
@@ -39,20 +40,9 @@ def float64_tensor(name: str, value, shape: tuple) -> torch.Tensor:
 
 
 def checked_species(species) -> np.ndarray:
-    """``species`` as a non-empty, sorted int64 array of distinct atomic numbers."""
-    array = np.asarray(as_numbers(species))
-    if (
-        array.ndim != 1
-        or len(array) == 0
-        or not np.issubdtype(array.dtype, np.integer)
-        or np.any(np.diff(array) <= 0)
-        or array.min() < 1
-    ):
-        raise InputError(
-            f"`species` is {describe(species)}; expected a non-empty, sorted list of distinct "
-            "atomic numbers"
-        )
-    return array.astype(np.int64)
+    """``species`` (a sequence or tensor) as a non-empty, sorted int64 array of distinct
+    atomic numbers."""
+    return as_species(as_numbers(species))
 
 
 def check_coefficients(name: str, value) -> torch.Tensor:
