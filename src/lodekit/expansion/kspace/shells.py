@@ -43,6 +43,10 @@ __all__ = ["MIN_SHELL_SIZE", "ShellTables", "shell_sum", "shell_tables", "shell_
 MIN_SHELL_SIZE = 7
 
 
+#: Shells whose Q is held at once by :func:`shell_sum`.
+_SHELL_GROUP = 8
+
+
 @dataclass(frozen=True, eq=False)
 class ShellTables:
     """The k-dependent pieces of one cell's sum, k-vectors sorted by norm.
@@ -185,19 +189,22 @@ def shell_sum(
         np.multiply(y_even, b_im, out=g[:, 1, :n_even])
         np.multiply(y_odd, a_re, out=g[:, 1, n_even:])
         g = g.reshape(2 * n_k, width)
-        q = scratch("shells.q", (last - first, width, n_centres))
-        for s in range(first, last):
-            lo, hi = 2 * (int(bounds[s]) - k0), 2 * (int(bounds[s + 1]) - k0)
-            # Q_s^T = G_s^T (width, 2 m_s) @ trig_s^T (2 m_s, centres)
-            np.matmul(g[lo:hi].T, trig[:, lo:hi].T, out=q[s - first])
-        q = q.reshape(last - first, n_lm, n_species * n_centres)
-        radial = tables.radial[first:last]
-        for l, a, b in _l_blocks(layout):
-            # sum over shells: (lm block x species x centres, shells) @ (shells, n)
-            block = q[:, a:b].reshape(last - first, -1)
-            product = scratch("shells.product", (block.shape[1], n_rad))
-            np.matmul(block.T, radial[:, l, :], out=product)
-            acc[a:b] += product.reshape(b - a, n_species, n_centres, n_rad)
+        # Q of a few shells at a time: its buffer stays a few MiB whatever the chunk
+        for group in range(first, last, _SHELL_GROUP):
+            end = min(group + _SHELL_GROUP, last)
+            q = scratch("shells.q", (end - group, width, n_centres))
+            for s in range(group, end):
+                lo, hi = 2 * (int(bounds[s]) - k0), 2 * (int(bounds[s + 1]) - k0)
+                # Q_s^T = G_s^T (width, 2 m_s) @ trig_s^T (2 m_s, centres)
+                np.matmul(g[lo:hi].T, trig[:, lo:hi].T, out=q[s - group])
+            q = q.reshape(end - group, n_lm, n_species * n_centres)
+            radial = tables.radial[group:end]
+            for l, a, b in _l_blocks(layout):
+                # sum over shells: (lm block x species x centres, shells) @ (shells, n)
+                block = q[:, a:b].reshape(end - group, -1)
+                product = scratch("shells.product", (block.shape[1], n_rad))
+                np.matmul(block.T, radial[:, l, :], out=product)
+                acc[a:b] += product.reshape(b - a, n_species, n_centres, n_rad)
     result = np.empty((n_centres, n_species, n_lm, n_rad))
     result[:, :, layout.parity] = acc.transpose(2, 1, 0, 3)
     return result
