@@ -14,7 +14,7 @@ from lodekit.density import fourier_transform
 from lodekit.expansion.kspace import KSPACE_BACKENDS, DirectBackend, KspaceProblem
 from lodekit.expansion.registry import code_paths
 from lodekit.systems import System
-from tests.helpers import three_species_box, triclinic_box
+from tests.helpers import cubic_box, three_species_box, triclinic_box
 
 HYPERS = dict(smearing=0.8, max_radial=2, max_angular=3, radius=4.0, k_cutoff=4.5)
 
@@ -234,3 +234,20 @@ def test_direct_sum_of_frames_sharing_a_cell_matches_brute_force(monkeypatch):
     other = dataclasses.replace(problem, smearing=0.6)
     reference = _brute_force(other)
     assert np.abs(direct.kspace_sum(other) - reference).max() < 1e-10 * np.abs(reference).max()
+
+
+@pytest.mark.parametrize("centres", [None, [1, 4, 5, 9]])
+def test_shell_by_shell_sum_of_a_cubic_cell_matches_brute_force(monkeypatch, centres):
+    """A cubic cell's k-vectors share norms: the direct backend sums them shell by shell
+    (kspace/shells.py), in several passes here, for every atom or a few."""
+    from lodekit.expansion.kspace import direct, shells
+
+    monkeypatch.setattr(direct, "_KEPT", type(direct._KEPT)())
+    atoms = cubic_box(np.random.default_rng(35))
+    chosen = np.arange(len(atoms)) if centres is None else centres
+    problem = _problem(atoms, 1, chosen)
+    tables = shells.shell_tables(problem.layout(), problem.kvectors())
+    assert tables is not None and tables.n_shells < len(tables.hkl) / shells.MIN_SHELL_SIZE
+    monkeypatch.setattr(direct, "CHUNK_ELEMENTS", 40 * len(atoms))  # about 40 k per pass
+    reference = _brute_force(problem)
+    assert np.abs(direct.kspace_sum(problem) - reference).max() < 1e-10 * np.abs(reference).max()

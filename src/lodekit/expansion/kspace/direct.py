@@ -39,6 +39,7 @@ from .direct_gradients import (
 )
 from .layout import CHUNK_ELEMENTS, contract_block, phase_factors
 from .problem import KspaceProblem, KspaceWorkload
+from .shells import ShellTables, shell_sum, shell_tables
 
 __all__ = ["DirectBackend", "kspace_sum"]
 
@@ -59,15 +60,18 @@ def kspace_sum(problem: KspaceProblem) -> np.ndarray:
     n_centres, n_species, n_lm, n_rad = problem.coefficient_shape
     n_atoms = problem.n_atoms
     centres = problem.centres
-    layout, hkl, kept_factor = _factor_of_cell(problem)
+    layout, hkl, kept = _tables_of_cell(problem)
     if n_centres == 0 or len(hkl) == 0:
         return np.zeros((n_centres, n_species, n_lm, n_rad))
     frac = problem.fractional()
     indicator = problem.indicator()
     all_centres = n_centres == n_atoms and np.array_equal(centres, np.arange(n_atoms))
+    chunk = max(32, CHUNK_ELEMENTS // max(n_atoms, n_species * n_lm * n_rad))
+    if isinstance(kept, ShellTables):
+        return shell_sum(kept, layout, frac, indicator, None if all_centres else centres, chunk)
+    kept_factor = kept
 
     n_even = layout.n_even
-    chunk = max(32, CHUNK_ELEMENTS // max(n_atoms, n_species * n_lm * n_rad))
     n_columns = n_species * n_lm * n_rad
     # every large array of the loop is a kept work array (see lodekit.expansion.workspace)
     out = scratch("direct.sum", (n_centres, n_columns))
@@ -93,7 +97,7 @@ def kspace_sum(problem: KspaceProblem) -> np.ndarray:
     return result
 
 
-#: Largest k-space factor (bytes) kept for the next structure of the same cell.
+#: Largest k-space tables (bytes) kept for the next structure of the same cell.
 _KEPT_FACTOR_BYTES = 1 << 23
 #: Cells whose factors are kept (the most recently used).
 _KEPT_CELLS = 4
@@ -101,11 +105,14 @@ _KEPT: OrderedDict = OrderedDict()
 _KEPT_LOCK = threading.Lock()
 
 
-def _factor_of_cell(problem: KspaceProblem):
-    """(layout, Miller indices, F or None): F (n_k, lm sorted by parity, n) is kept between
-    structures of one cell and hyperparameters (the frames of a constant-volume trajectory),
-    when it is small enough to be computed in one chunk; None tells the caller to build it
-    chunk by chunk."""
+def _tables_of_cell(problem: KspaceProblem):
+    """(layout, Miller indices, tables): the k-dependent tables of the sum, kept between
+    structures of one cell and hyperparameters (the frames of a constant-volume trajectory).
+
+    The tables are :class:`ShellTables` when the cell's k-vectors share norms enough for the
+    shell-by-shell sum (the Miller indices are then sorted by norm), else F (n_k, lm sorted by
+    parity, n) when it fits one chunk, else None: the caller builds F chunk by chunk.
+    """
     layout = problem.layout()
     if problem.miller is not None:
         return layout, problem.miller, None
@@ -125,16 +132,22 @@ def _factor_of_cell(problem: KspaceProblem):
             return layout, *kept
     hkl = problem.kvectors()
     n_columns = problem.n_lm * problem.n_radial
-    chunk = max(32, CHUNK_ELEMENTS // max(problem.n_atoms, problem.n_species * n_columns))
-    if len(hkl) > chunk or 8 * len(hkl) * n_columns > _KEPT_FACTOR_BYTES:
-        return layout, hkl, None
-    _, factor = layout.factor(hkl)
-    factor.flags.writeable = False
-    with _KEPT_LOCK:
-        _KEPT[key] = (hkl, factor)
-        while len(_KEPT) > _KEPT_CELLS:
-            _KEPT.popitem(last=False)
-    return layout, hkl, factor
+    tables = shell_tables(layout, hkl) if len(hkl) else None
+    if tables is not None:
+        hkl, size = tables.hkl, tables.ylm.nbytes + tables.radial.nbytes
+    else:
+        chunk = max(32, CHUNK_ELEMENTS // max(problem.n_atoms, problem.n_species * n_columns))
+        if len(hkl) > chunk or 8 * len(hkl) * n_columns > _KEPT_FACTOR_BYTES:
+            return layout, hkl, None
+        _, tables = layout.factor(hkl)
+        tables.flags.writeable = False
+        size = tables.nbytes
+    if size <= _KEPT_FACTOR_BYTES:
+        with _KEPT_LOCK:
+            _KEPT[key] = (hkl, tables)
+            while len(_KEPT) > _KEPT_CELLS:
+                _KEPT.popitem(last=False)
+    return layout, hkl, tables
 
 
 class DirectBackend(KspaceBackend):

@@ -21,9 +21,11 @@ from ..workspace import scratch
 __all__ = [
     "CHUNK_ELEMENTS",
     "KspaceLayout",
+    "axis_tables",
     "contract_block",
     "half_space_kvectors",
     "phase_factors",
+    "shell_starts",
     "species_indicator",
 ]
 
@@ -62,6 +64,13 @@ def half_space_kvectors(cell: np.ndarray, k_cutoff: float) -> np.ndarray:
     return hkl[keep]
 
 
+def shell_starts(sorted_norm: np.ndarray) -> np.ndarray:
+    """First index of every shell of sorted norms: norms that agree to 1e-14 (one shell,
+    computed in another order) are one shell. Shape (n_shells,)."""
+    breaks = np.flatnonzero(np.diff(sorted_norm) > 1e-14 * sorted_norm[1:]) + 1
+    return np.concatenate([[0], breaks])
+
+
 def _per_distinct_norm(knorm: np.ndarray, function) -> list[np.ndarray]:
     """function(unique norms) -> arrays (n_unique, ...), scattered back to every k.
 
@@ -70,8 +79,7 @@ def _per_distinct_norm(knorm: np.ndarray, function) -> list[np.ndarray]:
     """
     order = np.argsort(knorm, kind="stable")
     sorted_norm = knorm[order]
-    breaks = np.flatnonzero(np.diff(sorted_norm) > 1e-14 * sorted_norm[1:]) + 1
-    starts = np.concatenate([[0], breaks])
+    starts = shell_starts(sorted_norm)
     which = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(knorm)]])))
     results = []
     for table in function(sorted_norm[starts]):
@@ -109,41 +117,44 @@ def _radial_factor_with_derivative(
     return radial, d_radial
 
 
-def phase_factors(frac: np.ndarray, hkl: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def axis_tables(frac: np.ndarray, hkl: np.ndarray) -> tuple:
+    """(lowest index per axis (3,), and per axis d the table exp(2 pi i n f_jd) for n from
+    the lowest to the highest index of ``hkl`` on that axis, (n_atoms, n_values))."""
+    lo, hi = hkl.min(axis=0), hkl.max(axis=0)
+    return lo, *(
+        np.exp(2j * np.pi * np.outer(frac[:, d], np.arange(lo[d], hi[d] + 1))) for d in range(3)
+    )
+
+
+def phase_factors(
+    frac: np.ndarray, hkl: np.ndarray, out: np.ndarray | None = None, tables: tuple | None = None
+) -> np.ndarray:
     """exp(2 pi i hkl·f_j) for every atom j and Miller triplet, shape (n_atoms, n_k).
 
-    ``out``, a complex (n_atoms, n_k) array, receives the result if given.
+    ``hkl`` may come in any order. ``out``, a complex (n_atoms, n_k) array, receives the
+    result if given; ``tables``, :func:`axis_tables` of a superset of ``hkl``, saves their
+    exponentials when many chunks of one set of k-vectors are done.
     """
-    lo, hi = hkl.min(axis=0), hkl.max(axis=0)
-    tables = [
-        np.exp(2j * np.pi * np.outer(frac[:, d], np.arange(lo[d], hi[d] + 1))) for d in range(3)
-    ]
+    lo, t0, t1, t2 = axis_tables(frac, hkl) if tables is None else tables
+    hi = lo + np.array([t0.shape[1], t1.shape[1], t2.shape[1]]) - 1
     if out is None:
         out = np.empty((frac.shape[0], len(hkl)), dtype=np.complex128)
-    t0, t1, t2 = tables
-    if out.size <= _GATHER_PHASES:
-        # one product per distinct (h, k), then two gathers along k: no Python loop over runs
-        width = hi[1] - lo[1] + 1
-        hk, where = np.unique((hkl[:, 0] - lo[0]) * width + hkl[:, 1] - lo[1], return_inverse=True)
-        h_index, k_index = np.divmod(hk, width)
-        np.take(t0[:, h_index] * t1[:, k_index], where, axis=1, out=out)
-        out *= np.take(t2, hkl[:, 2] - lo[2], axis=1)
-        return out
-    # runs of constant (h, k): hkl is sorted so that each run has consecutive l
-    new_run = np.flatnonzero(np.any(np.diff(hkl[:, :2], axis=0) != 0, axis=1)) + 1
-    starts = np.concatenate([[0], new_run])
-    stops = np.concatenate([new_run, [len(hkl)]])
-    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
-        h, k, l0 = hkl[start] - lo
-        hk = t0[:, h] * t1[:, k]
-        np.multiply(hk[:, None], t2[:, l0 : l0 + stop - start], out=out[:, start:stop])
+    # exp(2 pi i (h f1 + k f2 + l f3)) from per-axis tables: one product per distinct (h, k),
+    # then gathers along k, a few atoms at a time so that their table rows stay in cache
+    # (one thread, 1536 atoms x 6902 k: 35 ms, against 47 ms for a loop over runs of l)
+    width = hi[1] - lo[1] + 1
+    hk, where = np.unique((hkl[:, 0] - lo[0]) * width + hkl[:, 1] - lo[1], return_inverse=True)
+    h_index, k_index = np.divmod(hk, width)
+    l_index = hkl[:, 2] - lo[2]
+    for first in range(0, len(frac), _PHASE_ROWS):
+        rows = slice(first, first + _PHASE_ROWS)
+        np.take(t0[rows][:, h_index] * t1[rows][:, k_index], where, axis=1, out=out[rows])
+        out[rows] *= np.take(t2[rows], l_index, axis=1)
     return out
 
 
-#: Up to this many (atom, k) phases, :func:`phase_factors` gathers from the per-axis tables;
-#: above it the gathers leave the cache and a loop over (h, k) runs is faster (one thread:
-#: 192 atoms x 871 k 1.1 against 1.8 ms, 512 x 2000 9.5 against 7.9 ms).
-_GATHER_PHASES = 1 << 19
+#: Atoms per pass of :func:`phase_factors`.
+_PHASE_ROWS = 16
 
 
 def species_indicator(
