@@ -12,6 +12,9 @@ torch model on lodekit features gets its forces and stress from autograd.
   of :data:`lodekit.features.kinds.FEATURE_KINDS`): coefficients -> feature columns.
 - :class:`ExpansionLayer`, :class:`FeatureLayer`: ``torch.nn.Module``\\ s of the above; the
   second gives a recipe's columns, the same numbers as :meth:`lodekit.features.Recipe.compute`.
+- :mod:`lodekit.torch.charges` (imported on its own): a learned-charge long-range model,
+  charges from SOAP weighting a p = 1 LODE expansion, trained on energies and forces, with an
+  ASE calculator.
 
 Limits: float64 only; first derivatives only (a second backward pass, e.g.
 ``create_graph=True`` to train on forces through the forces themselves, raises a
