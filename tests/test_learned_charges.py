@@ -161,3 +161,13 @@ def test_bad_inputs_name_the_argument(dimers):
     prepared = model.prepare(data["structures"][:2], data["charge"][:2])
     with pytest.raises(InputError, match="no reference energies"):
         train_learned_charges(model, prepared)
+
+
+def test_energies_only_training_needs_no_forces(dimers):
+    _, data = dimers
+    model = LearnedChargeModel(SPECIES, charge_hidden=(4,), energy_hidden=(4,))
+    prepared = model.prepare(data["structures"][:4], data["charge"][:4], data["energy"][:4])
+    history = train_learned_charges(model, prepared, epochs=2, force_weight=0.0)
+    assert len(history["loss"]) == 2 and np.all(np.isfinite(history["loss"]))
+    with pytest.raises(InputError, match="no reference energies or forces"):
+        train_learned_charges(model, prepared, epochs=2)

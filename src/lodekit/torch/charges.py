@@ -533,6 +533,7 @@ def train_learned_charges(
     *,
     epochs: int = 50,
     learning_rate: float = 3e-3,
+    final_learning_rate: float | None = None,
     batch_size: int = 32,
     force_weight: float = 1.0,
     seed: int = 0,
@@ -551,8 +552,11 @@ def train_learned_charges(
         From :meth:`LearnedChargeModel.prepare`, with energies and forces.
     epochs, learning_rate, batch_size : int, float, int
         Passes over the data, Adam's step size, structures per step.
+    final_learning_rate : float, optional
+        Step size of the last epoch, reached by a geometric decay from ``learning_rate``
+        (default: constant ``learning_rate``).
     force_weight : float
-        Weight of the force term, eV^2 per (eV/Å)^2.
+        Weight of the force term, eV^2 per (eV/Å)^2; 0 trains on energies only.
     seed : int
         Seed of the batch order.
     set_scales : bool
@@ -566,7 +570,7 @@ def train_learned_charges(
         ``loss``: the mean batch loss of every epoch (the parameters moving during it);
         ``seconds``: the training time.
     """
-    if train.energy is None or train.forces is None:
+    if train.energy is None or (train.forces is None and force_weight != 0):
         raise InputError("`train` has no reference energies or forces: prepare it with both")
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -574,6 +578,10 @@ def train_learned_charges(
     if set_scales:
         model.set_scales(train)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    decay = 1.0
+    if final_learning_rate is not None and epochs > 1:
+        decay = (final_learning_rate / learning_rate) ** (1.0 / (epochs - 1))
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=decay)
     rng = np.random.default_rng(seed)
     n_batches = math.ceil(len(train) / batch_size)
     batches = None
@@ -588,13 +596,16 @@ def train_learned_charges(
         total = 0.0
         for batch in batches:
             optimizer.zero_grad()
-            energies, forces, _ = model.energies_and_forces(batch)
+            # force_weight 0: energies only, without the force pass
+            energies, forces, _ = model.energies_and_forces(batch, forces=force_weight != 0)
             loss = (energies - batch.energy).square().mean()
-            loss = loss + force_weight * (forces - batch.forces).square().mean()
+            if forces is not None:
+                loss = loss + force_weight * (forces - batch.forces).square().mean()
             loss.backward()
             optimizer.step()
             total += loss.item()
         losses.append(total / len(batches))
+        schedule.step()
         if progress is not None:
             progress(epoch, losses[-1])
     return {"loss": losses, "seconds": time.perf_counter() - start}
