@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("--final-learning-rate", type=float, default=3e-4)
     parser.add_argument("--force-weight", type=float, default=1.0)
     parser.add_argument("--no-kernels", action="store_true", help="learned charges only")
+    parser.add_argument(
+        "--linear-electrostatics", action="store_true", help="add the linear q V term"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the numbers as JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -124,7 +127,9 @@ def main() -> None:
 
     tick = time.perf_counter()
     train = dimer_training_set(train_frames)
-    model = LearnedChargeModel(species=[1, 6, 7, 8], seed=args.seed)
+    model = LearnedChargeModel(
+        species=[1, 6, 7, 8], linear_electrostatics=args.linear_electrostatics, seed=args.seed
+    )
     prepared = model.prepare(train["structures"], train["charge"], train["energy"], train["forces"])
     prepare_seconds = time.perf_counter() - tick
 
@@ -143,19 +148,26 @@ def main() -> None:
         seed=args.seed,
         progress=progress,
     )
+    fitted_energy, fitted_forces, _ = model.energies_and_forces(prepared)
+    train_errors = {
+        "train_energy_rmse_eV": _rmse(fitted_energy.detach().numpy(), train["energy"]),
+        "train_force_rmse_eV_per_A": _rmse(fitted_forces.detach().numpy(), prepared.forces.numpy()),
+    }
     energy, forces = [], []
     for atoms, charge in zip(test["structures"], test["charge"], strict=True):
         out = model.predict(atoms, charge)
         energy.append(out["energy"])
         forces.append(out["forces"])
     results["learned_charges"] = {
-        "label": "learned charges -> LODE p=1 nu1 + SOAP -> MLP",
+        "label": "learned charges -> LODE p=1 nu1 + SOAP -> MLP"
+        + (" + linear q V" if args.linear_electrostatics else ""),
         "trained_on": "energies and forces" if args.force_weight else "energies",
         **_errors(energy, truth, forces, true_forces),
         "seconds": time.perf_counter() - tick,
         "prepare_seconds": prepare_seconds,
         "train_seconds": history["seconds"],
         "loss_first_last": [history["loss"][0], history["loss"][-1]],
+        **train_errors,
     }
     print("learned_charges", json.dumps(results["learned_charges"]))
 
@@ -165,6 +177,9 @@ def main() -> None:
     )
     print("| model | trained on | energy RMSE (eV) | energy % RMSE | force RMSE (eV/Å) |")
     print("|---|---|---|---|---|")
+    # the errors of predicting zero: the scale of the targets
+    zero = _errors(np.zeros_like(truth), truth, [0 * f for f in true_forces], true_forces)
+    results["zero"] = {"label": "zero (RMS of the targets)", "trained_on": "-", **zero}
     for r in results.values():
         print(
             f"| {r['label']} | {r['trained_on']} | {r['energy_rmse_eV']:.3f} | "

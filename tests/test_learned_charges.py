@@ -8,6 +8,7 @@ import ase.io
 import numpy as np
 import pytest
 
+import lodekit
 from lodekit.errors import InputError
 from tests.conftest import shared_file
 
@@ -171,3 +172,37 @@ def test_energies_only_training_needs_no_forces(dimers):
     assert len(history["loss"]) == 2 and np.all(np.isfinite(history["loss"]))
     with pytest.raises(InputError, match="no reference energies or forces"):
         train_learned_charges(model, prepared, epochs=2)
+
+
+def test_linear_electrostatics_term_in_both_forms(dimers, tmp_path):
+    """The optional linear q V term: the training form equals the torch layer, the term
+    changes the energy by sum_i q_i (w . V_i / s), and it survives save/load."""
+    _, data = dimers
+    model = LearnedChargeModel(
+        SPECIES, charge_hidden=(4,), energy_hidden=(4,), linear_electrostatics=True
+    )
+    prepared = model.prepare(data["structures"], data["charge"], data["energy"], data["forces"])
+    model.set_scales(prepared)
+    with torch.no_grad():
+        model.electrostatic_weights.copy_(torch.tensor([0.3, -0.2, 0.5, 0.1], dtype=torch.float64))
+    energies, forces, _ = model.energies_and_forces(prepared)
+    s = 1
+    first, last = prepared.first_atom[s], prepared.first_atom[s + 1]
+    atoms, charge = data["structures"][s], data["charge"][s]
+    result = model.predict(atoms, charge)
+    assert result["energy"] == pytest.approx(energies[s].item(), rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(
+        result["forces"], forces[first:last].detach().numpy(), rtol=0, atol=1e-10
+    )
+    # the term by hand, from the weighted LODE expansion of the learned charges
+    q = result["charges"]
+    system = lodekit.System(atoms.positions, atoms.numbers, weights=q)
+    v = model.lode.compute(system).values[0][:, 0, 0, :] / model.potential_scale.numpy()
+    term = float(np.sum(q[:, None] * v * np.array([0.3, -0.2, 0.5, 0.1])))
+    with torch.no_grad():
+        model.electrostatic_weights.zero_()
+    assert model.predict(atoms, charge)["energy"] == pytest.approx(
+        result["energy"] - term, rel=1e-12, abs=1e-12
+    )
+    model.save(tmp_path / "model.pt")
+    assert LearnedChargeModel.load(tmp_path / "model.pt").linear_electrostatics

@@ -13,7 +13,8 @@ Model, for the atoms i of one isolated molecule or cluster of total charge Q (e)
   expansion of the electrostatic potential of the charges around atom i;
 - E = sum_i MLP_E(x_i, V_i / s, q_i V_i / s) (eV; s a fixed per-radial-function scale), the
   product q_i V_i giving the network the charge-potential products that make up a Coulomb
-  energy. Forces F = -dE/dr by autograd. Everything in float64.
+  energy; with ``linear_electrostatics``, plus sum_i q_i (w . V_i / s), w learned. Forces
+  F = -dE/dr by autograd. Everything in float64.
 
 Training on forces needs the derivative of the forces with respect to the network's
 parameters: a second derivative through the expansions, which the autograd Functions of
@@ -194,6 +195,11 @@ class LearnedChargeModel(torch.nn.Module):
         l = 0 coefficients are used.
     charge_hidden, energy_hidden : tuple of int
         Hidden layer widths of the charge and energy networks.
+    linear_electrostatics : bool
+        Add a term linear in the charge-potential products, sum_i q_i (w . V_i / s) with
+        learned w (one weight per radial function, zero at the start): the form of a Coulomb
+        energy, which then need not be learnt by the network and carries over to charge
+        states seen rarely in training.
     seed : int
         Seed of the parameters' initialisation.
 
@@ -210,6 +216,7 @@ class LearnedChargeModel(torch.nn.Module):
         lode=None,
         charge_hidden=(16,),
         energy_hidden=(32, 32),
+        linear_electrostatics: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -224,6 +231,7 @@ class LearnedChargeModel(torch.nn.Module):
         self.lode_hypers = lode
         self.charge_hidden = tuple(int(h) for h in charge_hidden)
         self.energy_hidden = tuple(int(h) for h in energy_hidden)
+        self.linear_electrostatics = bool(linear_electrostatics)
         self.seed = int(seed)
         self.recipe = Recipe.from_dict(
             {
@@ -244,6 +252,10 @@ class LearnedChargeModel(torch.nn.Module):
         torch.manual_seed(self.seed)
         self.charge_net = _mlp(n_soap + n_types, self.charge_hidden)
         self.energy_net = _mlp(n_soap + n_types + 2 * self.n_radial, self.energy_hidden)
+        if self.linear_electrostatics:
+            self.electrostatic_weights = torch.nn.Parameter(
+                torch.zeros(self.n_radial, dtype=torch.float64)
+            )
         torch.random.set_rng_state(generator_state)
         self.register_buffer("soap_mean", torch.zeros(n_soap, dtype=torch.float64))
         self.register_buffer("soap_scale", torch.ones(n_soap, dtype=torch.float64))
@@ -263,7 +275,11 @@ class LearnedChargeModel(torch.nn.Module):
 
     def _atom_energies(self, inputs, potential, charges) -> torch.Tensor:
         v = potential / self.potential_scale
-        return self.energy_net(torch.cat([inputs, v, charges[:, None] * v], dim=1)).squeeze(-1)
+        products = charges[:, None] * v
+        out = self.energy_net(torch.cat([inputs, v, products], dim=1)).squeeze(-1)
+        if self.linear_electrostatics:
+            out = out + products @ self.electrostatic_weights
+        return out
 
     def _types(self, numbers) -> torch.Tensor:
         numbers = np.asarray(numbers)
@@ -459,6 +475,7 @@ class LearnedChargeModel(torch.nn.Module):
             "lode": self.lode_hypers,
             "charge_hidden": list(self.charge_hidden),
             "energy_hidden": list(self.energy_hidden),
+            "linear_electrostatics": self.linear_electrostatics,
             "seed": self.seed,
         }
 
