@@ -68,6 +68,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--final-learning-rate", type=float, default=3e-4)
     parser.add_argument("--force-weight", type=float, default=1.0)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--charge-hidden", type=int, nargs="*", default=[16])
+    parser.add_argument("--energy-hidden", type=int, nargs="*", default=[32, 32])
     parser.add_argument("--no-kernels", action="store_true", help="learned charges only")
     parser.add_argument(
         "--linear-electrostatics", action="store_true", help="add the linear q V term"
@@ -128,7 +131,11 @@ def main() -> None:
     tick = time.perf_counter()
     train = dimer_training_set(train_frames)
     model = LearnedChargeModel(
-        species=[1, 6, 7, 8], linear_electrostatics=args.linear_electrostatics, seed=args.seed
+        species=[1, 6, 7, 8],
+        charge_hidden=args.charge_hidden,
+        energy_hidden=args.energy_hidden,
+        linear_electrostatics=args.linear_electrostatics,
+        seed=args.seed,
     )
     prepared = model.prepare(train["structures"], train["charge"], train["energy"], train["forces"])
     prepare_seconds = time.perf_counter() - tick
@@ -145,6 +152,7 @@ def main() -> None:
         final_learning_rate=args.final_learning_rate,
         batch_size=args.batch_size,
         force_weight=args.force_weight,
+        weight_decay=args.weight_decay,
         seed=args.seed,
         progress=progress,
     )

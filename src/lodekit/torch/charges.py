@@ -553,6 +553,7 @@ def train_learned_charges(
     final_learning_rate: float | None = None,
     batch_size: int = 32,
     force_weight: float = 1.0,
+    weight_decay: float = 0.0,
     seed: int = 0,
     set_scales: bool = True,
     progress=None,
@@ -574,6 +575,8 @@ def train_learned_charges(
         (default: constant ``learning_rate``).
     force_weight : float
         Weight of the force term, eV^2 per (eV/Å)^2; 0 trains on energies only.
+    weight_decay : float
+        Decoupled weight decay of the parameters (AdamW); 0: plain Adam.
     seed : int
         Seed of the batch order.
     set_scales : bool
@@ -594,7 +597,7 @@ def train_learned_charges(
             raise InputError(f"`{name}` is {describe(value)}; expected a positive integer")
     if set_scales:
         model.set_scales(train)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     decay = 1.0
     if final_learning_rate is not None and epochs > 1:
         decay = (final_learning_rate / learning_rate) ** (1.0 / (epochs - 1))
