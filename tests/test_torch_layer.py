@@ -268,8 +268,6 @@ def test_bad_inputs_name_the_argument():
     positions, cell = _tensors(atoms)
     with pytest.raises(InputError, match=r"`positions` has dtype torch\.float32"):
         expansion(calculator, positions.detach().float(), cell, atoms.numbers)
-    with pytest.raises(InputError, match="`weights`"):
-        expansion(calculator, positions, cell, atoms.numbers, weights=torch.ones(4))
     with pytest.raises(InputError, match="not in `species`"):
         expansion(calculator, positions, cell, atoms.numbers, species=[11])
     with pytest.raises(InputError, match="`kind`"):
@@ -314,3 +312,80 @@ def test_import_without_torch_says_how_to_install():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert "pip install 'lodekit[torch]'" in result.stdout
+
+
+#: Paths of the weight gradient: (path, species_channels)
+WEIGHT_PATHS = [
+    ("lode-direct", True),
+    ("lode-direct", False),
+    ("lode-range_separated", False),
+    ("lode-nufft", False),
+    ("lode-molecule", True),
+    ("lode-molecule", False),
+    ("soap-periodic", True),
+]
+
+
+@pytest.mark.parametrize(("name", "species_channels"), WEIGHT_PATHS)
+def test_weighted_expansion_matches_compute_and_passes_gradcheck(name, species_channels):
+    """Per-atom weights (charge-like, of both signs): the output equals ``compute`` of the
+    weighted System, and gradcheck (finite differences) passes on weights, positions and, if
+    periodic, the cell together. Fast mode (one random direction) for the slow paths."""
+    boundary = PATHS[name][0]
+    atoms = _structure(boundary)
+    calculator = _calculator(name)
+    calculator = type(calculator)(
+        **{**calculator.get_hypers(), "species_channels": species_channels}
+    )
+    positions, cell = _tensors(atoms)
+    pbc = list(atoms.pbc)
+    types = atoms.numbers
+    charges = torch.tensor([0.7, -1.1, 0.3, 0.1], dtype=torch.float64, requires_grad=True)
+
+    out = expansion(calculator, positions, cell, types, pbc, weights=charges, species=[11, 17])
+    system = lodekit.System(
+        atoms.positions, types, atoms.cell.array, pbc=pbc, weights=charges.detach().numpy()
+    )
+    reference = calculator.compute(system)
+    assert out.shape[1] == (2 if species_channels else 1)
+    for l, values in enumerate(split_by_l(out)):
+        np.testing.assert_array_equal(values.detach().numpy(), reference.values[l])
+
+    def function(w, p, h):
+        return expansion(calculator, p, h, types, pbc, weights=w)
+
+    inputs = (charges, positions, cell if any(pbc) else cell.detach())
+    assert torch.autograd.gradcheck(
+        function, inputs, atol=1e-6, rtol=1e-5, fast_mode=name in SLOW_PATHS
+    )
+
+
+def test_unit_weights_equal_no_weights_and_weights_alone_get_a_gradient():
+    atoms = _structure("periodic")
+    calculator = _calculator("lode-direct")
+    positions = torch.tensor(atoms.positions)
+    cell = torch.tensor(atoms.cell.array)
+    ones = torch.ones(4, dtype=torch.float64, requires_grad=True)
+    weighted = expansion(calculator, positions, cell, atoms.numbers, weights=ones)
+    plain = expansion(calculator, positions, cell, atoms.numbers)
+    torch.testing.assert_close(weighted, plain, rtol=1e-13, atol=1e-14)
+    # the coefficients are linear in the weights: d(sum c)/dw_j is the sum of atom j's
+    # unit-weight contribution, i.e. of the expansion with weights e_j
+    weighted.sum().backward()
+    for j in range(4):
+        unit = torch.zeros(4, dtype=torch.float64)
+        unit[j] = 1.0
+        alone = expansion(calculator, positions, cell, atoms.numbers, weights=unit)
+        assert ones.grad[j].item() == pytest.approx(alone.sum().item(), rel=1e-10, abs=1e-12)
+
+
+def test_bad_weights_name_the_argument():
+    atoms = _structure("periodic")
+    calculator = _calculator("lode-direct")
+    positions, cell = _tensors(atoms)
+    with pytest.raises(InputError, match=r"`weights` has shape \(3,\)"):
+        expansion(
+            calculator, positions, cell, atoms.numbers, weights=torch.ones(3, dtype=torch.float64)
+        )
+    with pytest.raises(InputError, match=r"`weights` has dtype torch\.float32"):
+        expansion(calculator, positions, cell, atoms.numbers, weights=torch.ones(4))

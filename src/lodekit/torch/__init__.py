@@ -5,12 +5,16 @@ the numpy code of :mod:`lodekit.expansion` and :mod:`lodekit.features` and whose
 pass is their existing vector-Jacobian products: no derivative is written twice, and a
 torch model on lodekit features gets its forces and stress from autograd.
 
-- :func:`expansion`: positions (n_atoms, 3) and cell (3, 3) -> coefficients
-  (n_atoms, n_species, (max_angular + 1)^2, n_radial); gradients to positions and cell.
+- :func:`expansion`: positions (n_atoms, 3), cell (3, 3) and optional per-atom weights
+  (n_atoms,) -> coefficients (n_atoms, n_species, (max_angular + 1)^2, n_radial); gradients
+  to positions, cell and weights.
 - :func:`nu1`, :func:`power_spectrum`, :func:`rho_x_v` (and :func:`features` for any kind
   of :data:`lodekit.features.kinds.FEATURE_KINDS`): coefficients -> feature columns.
 - :class:`ExpansionLayer`, :class:`FeatureLayer`: ``torch.nn.Module``\\ s of the above; the
   second gives a recipe's columns, the same numbers as :meth:`lodekit.features.Recipe.compute`.
+- :mod:`lodekit.torch.charges` (imported on its own): a learned-charge long-range model,
+  charges from SOAP weighting a p = 1 LODE expansion, trained on energies and forces, with an
+  ASE calculator.
 
 Limits: float64 only; first derivatives only (a second backward pass, e.g.
 ``create_graph=True`` to train on forces through the forces themselves, raises a

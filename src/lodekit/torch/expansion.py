@@ -1,5 +1,5 @@
-"""The two expansions as one ``torch.autograd.Function``: coefficients from positions and
-cell, gradients through the calculators' vector-Jacobian products.
+"""The two expansions as one ``torch.autograd.Function``: coefficients from positions, cell
+and per-atom weights, gradients through the calculators' vector-Jacobian products.
 
 Layout of the coefficients: one tensor (n_atoms, n_species, (max_angular + 1)^2, n_radial),
 the per-l arrays of :class:`lodekit.expansion.Expansion` concatenated along the third axis
@@ -82,12 +82,17 @@ class _Expansion(torch.autograd.Function):
     def forward(ctx, positions, cell, weights, calculator, numbers, pbc, species):
         r = as_numpy(positions).copy()
         h = as_numpy(cell).copy()
-        system = System(r, numbers, h, pbc=pbc)
+        w = None if weights is None else as_numpy(weights).copy()
+        system = System(r, numbers, h, pbc=pbc, weights=w)
         result = calculator.compute(system)
         own = result.neighbor_types
         # several LODE exponents repeat the species once per exponent (channels per
-        # (exponent, species), docs/conventions.md); each exponent is widened alike
-        present = species if species is not None else np.unique(own)
+        # (exponent, species), docs/conventions.md), each exponent widened alike; the single
+        # channel of species_channels=False is labelled 0, whatever `species` says
+        if species is None or not calculator.species_channels:
+            present = np.unique(own)
+        else:
+            present = species
         missing = np.setdiff1d(own, present)
         if len(missing):
             raise InputError(
@@ -112,13 +117,14 @@ class _Expansion(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        want_positions, want_cell = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if not (want_positions or want_cell):
+        want_positions, want_cell, want_weights = ctx.needs_input_grad[:3]
+        if not (want_positions or want_cell or want_weights):
             return (None,) * 7
         calculator, system = ctx.calculator, ctx.system
         upstream = as_numpy(grad)[:, ctx.where]
         upstream = [upstream[:, :, l * l : (l + 1) ** 2] for l in range(calculator.max_angular + 1)]
-        result = calculator.vector_jacobian_product(system, upstream)
+        # dE/dw costs about one more evaluation: only when asked for
+        result = calculator.vector_jacobian_product(system, upstream, with_weights=want_weights)
         gradient, strain = result["positions"][0], result["strain"][0]
         device = grad.device
         grad_positions = torch.from_numpy(gradient).to(device) if want_positions else None
@@ -126,7 +132,10 @@ class _Expansion(torch.autograd.Function):
         if want_cell:
             by_cell = cell_gradient(gradient, strain, ctx.positions, ctx.cell, system.pbc)
             grad_cell = torch.from_numpy(by_cell).to(device)
-        return grad_positions, grad_cell, None, None, None, None, None
+        grad_weights = None
+        if want_weights:
+            grad_weights = torch.from_numpy(np.asarray(result["weights"][0])).to(device)
+        return grad_positions, grad_cell, grad_weights, None, None, None, None
 
 
 def expansion(calculator, positions, cell, types, pbc=True, *, species=None, weights=None):
@@ -147,39 +156,43 @@ def expansion(calculator, positions, cell, types, pbc=True, *, species=None, wei
     species : sequence of int, optional
         Sorted atomic numbers of the neighbour channels, a superset of those in ``types``
         (default: the species present). Give the training species so that structures
-        lacking one still have the same layout.
-    weights : None
-        Reserved for per-atom weights of the densities; not supported yet (must be None).
+        lacking one still have the same layout. Ignored by a calculator with
+        ``species_channels=False``: its output has one channel (all atoms, label 0).
+    weights : torch.Tensor, float64, shape (n_atoms,), optional
+        Per-atom weights of the densities (e.g. charges in e), as ``System(weights=)``
+        (docs/conventions.md, "Per-atom weights"); None: every weight 1 (the unweighted
+        code). With ``species_channels=False`` and p = 1 the coefficients expand the
+        electrostatic potential of these charges.
 
     Returns
     -------
     torch.Tensor, float64, shape (n_atoms, n_species, (max_angular + 1)^2, n_radial)
         (n_exponents x n_species channels, exponent-major, for a LODE calculator with several
-        exponents). ``out[:, :, l*l:(l+1)**2]`` equals ``calculator.compute(...).values[l]`` (module
-        docstring), on the device of ``positions``.
+        exponents; n_species is 1 for ``species_channels=False``). ``out[:, :, l*l:(l+1)**2]``
+        equals ``calculator.compute(...).values[l]`` (module docstring), on the device of
+        ``positions``.
 
     Notes
     -----
-    Differentiable once with respect to ``positions`` and ``cell`` (periodic: the cell
-    gradient follows from the strain derivative; molecule: zero). The backward pass is
-    ``calculator.vector_jacobian_product``; it cannot itself be differentiated (a second
-    derivative raises ``RuntimeError``). CUDA tensors are copied to the CPU and back.
+    Differentiable once with respect to ``positions``, ``cell`` (periodic: the cell
+    gradient follows from the strain derivative; molecule: zero) and ``weights`` (the
+    ``"weights"`` part of the vector-Jacobian product, computed only when ``weights``
+    requires a gradient). The backward pass is ``calculator.vector_jacobian_product``; it
+    cannot itself be differentiated (a second derivative raises ``RuntimeError``). CUDA
+    tensors are copied to the CPU and back.
     """
     if not isinstance(calculator, CALCULATOR_TYPES):
         raise InputError(
             f"`calculator` is {describe(calculator)}; expected a SphericalExpansion or a "
             "LodeSphericalExpansion"
         )
-    if weights is not None:
-        raise InputError(
-            f"`weights` is {describe(weights)}; per-atom weights are not supported yet: "
-            "leave it None"
-        )
     if not isinstance(positions, torch.Tensor) or positions.ndim != 2:
         raise InputError(
             f"`positions` is {describe(positions)}; expected a torch.Tensor of shape (n_atoms, 3)"
         )
     positions = float64_tensor("positions", positions, (positions.shape[0], 3))
+    if weights is not None:
+        weights = float64_tensor("weights", weights, (positions.shape[0],))
     if cell is None:
         cell = torch.zeros((3, 3), dtype=torch.float64, device=positions.device)
     cell = float64_tensor("cell", cell, (3, 3))
@@ -222,9 +235,11 @@ class ExpansionLayer(torch.nn.Module):
         self.calculator = calculator
         self.species = None if species is None else checked_species(species)
 
-    def forward(self, positions, cell, types, pbc=True):
+    def forward(self, positions, cell, types, pbc=True, weights=None):
         """Coefficients (n_atoms, n_species, (max_angular+1)^2, n_radial); see :func:`expansion`."""
-        return expansion(self.calculator, positions, cell, types, pbc, species=self.species)
+        return expansion(
+            self.calculator, positions, cell, types, pbc, species=self.species, weights=weights
+        )
 
     def extra_repr(self) -> str:
         return f"{self.calculator!r}, species={self.species}"
