@@ -43,8 +43,10 @@ __all__ = ["MIN_SHELL_SIZE", "ShellTables", "shell_sum", "shell_tables", "shell_
 MIN_SHELL_SIZE = 7
 
 
-#: Shells whose Q is held at once by :func:`shell_sum`.
+#: Shells whose Q is held at once by :func:`shell_sum`: at least ``_SHELL_GROUP``, more while
+#: Q stays within ``_Q_BYTES``.
 _SHELL_GROUP = 8
+_Q_BYTES = 1 << 22
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,6 +169,10 @@ def shell_sum(
     acc.fill(0.0)
     bounds = tables.starts
     axes = axis_tables(frac, tables.hkl)
+    l_blocks = _l_blocks(layout)
+    # shells per group: at least _SHELL_GROUP, more while Q stays within _Q_BYTES (small
+    # structures: one group, few products)
+    group_size = max(_SHELL_GROUP, _Q_BYTES // (8 * width * n_centres))
     for first, last, k0, k1 in _shell_chunks(tables, chunk):
         n_k = k1 - k0
         phases = phase_factors(
@@ -189,9 +195,9 @@ def shell_sum(
         np.multiply(y_even, b_im, out=g[:, 1, :n_even])
         np.multiply(y_odd, a_re, out=g[:, 1, n_even:])
         g = g.reshape(2 * n_k, width)
-        # Q of a few shells at a time: its buffer stays a few MiB whatever the chunk
-        for group in range(first, last, _SHELL_GROUP):
-            end = min(group + _SHELL_GROUP, last)
+        # Q of a group of shells at a time: its buffer stays a few MiB whatever the chunk
+        for group in range(first, last, group_size):
+            end = min(group + group_size, last)
             q = scratch("shells.q", (end - group, width, n_centres))
             for s in range(group, end):
                 lo, hi = 2 * (int(bounds[s]) - k0), 2 * (int(bounds[s + 1]) - k0)
@@ -199,7 +205,7 @@ def shell_sum(
                 np.matmul(g[lo:hi].T, trig[:, lo:hi].T, out=q[s - group])
             q = q.reshape(end - group, n_lm, n_species * n_centres)
             radial = tables.radial[group:end]
-            for l, a, b in _l_blocks(layout):
+            for l, a, b in l_blocks:
                 # sum over shells: (lm block x species x centres, shells) @ (shells, n)
                 block = q[:, a:b].reshape(end - group, -1)
                 product = scratch("shells.product", (block.shape[1], n_rad))
