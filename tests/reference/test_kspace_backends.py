@@ -249,6 +249,8 @@ def test_shell_by_shell_sum_of_a_cubic_cell_matches_brute_force(monkeypatch, cen
     tables = shells.shell_tables(problem.layout(), problem.kvectors())
     assert tables is not None and tables.n_shells < len(tables.hkl) / shells.MIN_SHELL_SIZE
     monkeypatch.setattr(direct, "CHUNK_ELEMENTS", 40 * len(atoms))  # about 40 k per pass
+    monkeypatch.setattr(shells, "_SHELL_GROUP", 3)  # groups of 3 shells within a pass
+    monkeypatch.setattr(shells, "_Q_BYTES", 0)
     reference = _brute_force(problem)
     assert np.abs(direct.kspace_sum(problem) - reference).max() < 1e-10 * np.abs(reference).max()
 
