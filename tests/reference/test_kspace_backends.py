@@ -272,3 +272,22 @@ def test_shell_by_shell_vjp_of_a_cubic_cell_matches_brute_force(monkeypatch):
     fd_gradient, fd_strain = _brute_force_gradients(atoms, 1, centres, upstream)
     assert np.abs(gradient - fd_gradient).max() < 1e-7 * np.abs(fd_gradient).max()
     assert np.abs(strain - fd_strain).max() < 1e-7 * np.abs(fd_strain).max()
+
+
+def test_shell_by_shell_dense_jacobian_of_a_cubic_cell_matches_brute_force(monkeypatch):
+    """Every atom a centre of a cubic cell: the dense Jacobian's pair terms summed shell by
+    shell, contracted with an upstream gradient, against central differences of the
+    brute-force sum."""
+    from lodekit.expansion.kspace import direct
+
+    monkeypatch.setattr(direct, "_KEPT", type(direct._KEPT)())
+    rng = np.random.default_rng(37)
+    atoms = cubic_box(rng)
+    centres = np.arange(len(atoms))
+    problem = _problem(atoms, 1, centres)
+    assert isinstance(direct._tables_of_cell(problem)[2], direct.ShellTables)
+    upstream = rng.normal(size=problem.coefficient_shape)
+    positions, _ = KSPACE_BACKENDS["direct"].jacobian(problem, with_strain=False)
+    contracted = np.einsum("ijxalm,ialm->jx", positions, upstream)
+    fd_gradient, _ = _brute_force_gradients(atoms, 1, centres, upstream)
+    assert np.abs(contracted - fd_gradient).max() < 1e-7 * np.abs(fd_gradient).max()

@@ -181,5 +181,9 @@ class DirectBackend(KspaceBackend):
 
     def jacobian(self, problem: KspaceProblem, with_strain: bool):
         strain = kspace_strain_gradient(problem) if with_strain else None
-        positions = weighted_pair_terms(kspace_gradient(problem), problem.centres, problem.weights)
+        _, _, tables = _tables_of_cell(problem)
+        shells = tables if isinstance(tables, ShellTables) else None
+        positions = weighted_pair_terms(
+            kspace_gradient(problem, shells), problem.centres, problem.weights
+        )
         return positions, strain

@@ -201,8 +201,11 @@ def strain_from_projections(kvec, ylm, d_ylm, a_lm, b_lm) -> np.ndarray:
     return -np.eye(3) * np.sum(ylm * a_lm) - kvec.T @ along
 
 
-def kspace_gradient(problem: KspaceProblem) -> np.ndarray:
+def kspace_gradient(problem: KspaceProblem, shells=None) -> np.ndarray:
     """Dense Jacobian d c_kspace[i, a, lm, n] / d r_j.
+
+    ``shells``, the :class:`~lodekit.expansion.kspace.shells.ShellTables` of the problem's
+    cell, sums the pair terms shell by shell when every atom is a centre.
 
     Returns
     -------
@@ -230,8 +233,9 @@ def kspace_gradient(problem: KspaceProblem) -> np.ndarray:
     pair = np.empty((n_centres, 3, n_lm * n_rad))  # parity-sorted lm
 
     chunk = max(32, CHUNK_ELEMENTS // max(n_atoms * 3, n_lm * n_rad))
+    symmetric = np.array_equal(centres, np.arange(n_atoms))
     blocks = []
-    for start in range(0, len(hkl), chunk):
+    for start in range(0, len(hkl) if not (symmetric and shells is not None) else 0, chunk):
         block = hkl[start : start + chunk]
         kvec, factor = layout.factor(block)
         f_even, f_odd = _split(layout, factor)
@@ -240,8 +244,12 @@ def kspace_gradient(problem: KspaceProblem) -> np.ndarray:
         fk_odd = (kvec[:, :, None] * f_odd[:, None, :]).reshape(len(block), -1)
         phases = phase_factors(frac, block)
         blocks.append((fk_even, fk_odd, phases, phases[centres]))
-    if np.array_equal(centres, np.arange(n_atoms)):
-        _symmetric_pairs(out, by_species, blocks, species_index, n_even, lm_order)
+    if symmetric:
+        if shells is not None:
+            pair_terms = _shell_pair_terms(shells, layout, frac, n_rad)
+        else:
+            pair_terms = _block_pair_terms(blocks, n_even)
+        _symmetric_pairs(out, by_species, pair_terms, species_index, n_even, lm_order)
         j_range = range(0)
     else:
         j_range = range(n_atoms)
@@ -262,39 +270,18 @@ def kspace_gradient(problem: KspaceProblem) -> np.ndarray:
     return out
 
 
-def _symmetric_pairs(out, by_species, blocks, species_index, n_even, lm_order) -> None:
+def _symmetric_pairs(out, by_species, pair_terms, species_index, n_even, lm_order) -> None:
     """The pair terms of :func:`kspace_gradient` when every atom is a centre, from the pairs
     i > j only: exp(i k·(r_j - r_i)) is the conjugate of exp(i k·(r_i - r_j)), so the term of
     (j, i) is that of (i, j) with its even-l part (from the imaginary part) negated. Half the
-    products of the general loop."""
+    products of the general loop. ``pair_terms(j, pair)`` writes the terms of the pairs
+    (i > j, j) into ``pair`` (rows i > j, 3, lm sorted by parity x n)."""
     n_atoms, n_species = out.shape[1], out.shape[3]
     n_lm, n_rad = out.shape[4], out.shape[5]
-    # cos and sin of k·r as contiguous arrays: Re and Im of exp(i k·(r_i - r_j)) are then
-    # made in kept work arrays, ready for BLAS, without a complex temporary per atom
-    parts = [
-        (fk_even, fk_odd, np.ascontiguousarray(phases.real), np.ascontiguousarray(phases.imag))
-        for fk_even, fk_odd, phases, _ in blocks
-    ]
     for j in range(n_atoms - 1):
         below = np.arange(j + 1, n_atoms)
         pair = scratch("gradient.pair", (len(below), 3, n_lm * n_rad))  # rows i > j
-        pair.fill(0.0)
-        for fk_even, fk_odd, cos, sin in parts:
-            n_k = cos.shape[1]
-            real = scratch("gradient.real", (len(below), n_k))
-            imag = scratch("gradient.imag", (len(below), n_k))
-            work = scratch("gradient.work", (len(below), n_k))
-            # exp(i k·(r_i - r_j)) = (cos_i cos_j + sin_i sin_j) + i (sin_i cos_j - cos_i sin_j)
-            np.multiply(sin[j + 1 :], cos[j], out=imag)
-            imag -= np.multiply(cos[j + 1 :], sin[j], out=work)
-            product = scratch("gradient.even", (len(below), fk_even.shape[1]))
-            np.matmul(imag, fk_even, out=product)
-            pair[:, :, :n_even] += product.reshape(len(below), 3, -1)
-            np.multiply(cos[j + 1 :], cos[j], out=real)
-            real += np.multiply(sin[j + 1 :], sin[j], out=work)
-            product = scratch("gradient.odd", (len(below), fk_odd.shape[1]))
-            np.matmul(real, fk_odd, out=product)
-            pair[:, :, n_even:] -= product.reshape(len(below), 3, -1)
+        pair_terms(j, pair)
         a = species_index[j]
         by_species[a, j + 1 :] += pair
         out[j + 1 :, j, :, a] = pair.reshape(len(below), 3, n_lm, n_rad)[:, :, lm_order]
@@ -303,6 +290,84 @@ def _symmetric_pairs(out, by_species, blocks, species_index, n_even, lm_order) -
         out[j, below, :, species_below] = pair.reshape(len(below), 3, n_lm, n_rad)[:, :, lm_order]
         for b in range(n_species):
             by_species[b, j] += pair[species_below == b].sum(axis=0)
+
+
+def _pair_phases(cos, sin, j: int):
+    """(Re, Im) of exp(i k·(r_i - r_j)) for the atoms i > j, (rows, k) each, in kept work
+    arrays: (cos_i cos_j + sin_i sin_j) + i (sin_i cos_j - cos_i sin_j)."""
+    rows, n_k = cos.shape[0] - j - 1, cos.shape[1]
+    real = scratch("gradient.real", (rows, n_k))
+    imag = scratch("gradient.imag", (rows, n_k))
+    work = scratch("gradient.work", (rows, n_k))
+    np.multiply(sin[j + 1 :], cos[j], out=imag)
+    imag -= np.multiply(cos[j + 1 :], sin[j], out=work)
+    np.multiply(cos[j + 1 :], cos[j], out=real)
+    real += np.multiply(sin[j + 1 :], sin[j], out=work)
+    return real, imag
+
+
+def _block_pair_terms(blocks, n_even: int):
+    """``pair_terms`` of :func:`_symmetric_pairs` from k-chunks of F_k k_alpha."""
+    # cos and sin of k·r as contiguous arrays: Re and Im of exp(i k·(r_i - r_j)) are then
+    # made in kept work arrays, ready for BLAS, without a complex temporary per atom
+    parts = [
+        (fk_even, fk_odd, np.ascontiguousarray(phases.real), np.ascontiguousarray(phases.imag))
+        for fk_even, fk_odd, phases, _ in blocks
+    ]
+
+    def pair_terms(j: int, pair: np.ndarray) -> None:
+        pair.fill(0.0)
+        rows = pair.shape[0]
+        for fk_even, fk_odd, cos, sin in parts:
+            real, imag = _pair_phases(cos, sin, j)
+            product = scratch("gradient.even", (rows, fk_even.shape[1]))
+            np.matmul(imag, fk_even, out=product)
+            pair[:, :, :n_even] += product.reshape(rows, 3, -1)
+            product = scratch("gradient.odd", (rows, fk_odd.shape[1]))
+            np.matmul(real, fk_odd, out=product)
+            pair[:, :, n_even:] -= product.reshape(rows, 3, -1)
+
+    return pair_terms
+
+
+def _shell_pair_terms(shells, layout: KspaceLayout, frac: np.ndarray, n_rad: int):
+    """``pair_terms`` of :func:`_symmetric_pairs` shell by shell: F_k k_alpha = Y_lm(k̂)
+    k_alpha R_ln(|k|), so the pair sum over the k of a shell is one product against
+    Y k_alpha (no radial index), and the radial factor is applied once per shell: about
+    n_radial times fewer multiply-adds (cells whose k-vectors share norms)."""
+    hkl, bounds = shells.hkl, shells.starts
+    kvec = hkl @ layout.recip
+    n_even_lm = layout.n_even
+    n_lm = shells.ylm.shape[1]
+    # (Y_lm k_alpha)^T as (lm x 3, k): rows (lm, alpha), the odd part negated (its term is
+    # minus Re[...] F k, module docstring)
+    yk = shells.ylm[:, :, None] * kvec[:, None, :]
+    yk[:, n_even_lm:] *= -1.0
+    yk_t = np.ascontiguousarray(yk.reshape(len(hkl), -1).T)
+    split = 3 * n_even_lm
+    phases = phase_factors(frac, hkl)
+    cos, sin = np.ascontiguousarray(phases.real), np.ascontiguousarray(phases.imag)
+    n_shells = shells.n_shells
+    l_blocks = layout.l_blocks()
+
+    def pair_terms(j: int, pair: np.ndarray) -> None:
+        rows = pair.shape[0]
+        real, imag = _pair_phases(cos, sin, j)
+        # per shell, (lm x 3, m_s) @ (m_s, rows): projected (shells, lm, 3, rows)
+        projected = scratch("gradient.shells", (n_shells, 3 * n_lm, rows))
+        for s in range(n_shells):
+            lo, hi = int(bounds[s]), int(bounds[s + 1])
+            np.matmul(yk_t[:split, lo:hi], imag[:, lo:hi].T, out=projected[s, :split])
+            np.matmul(yk_t[split:, lo:hi], real[:, lo:hi].T, out=projected[s, split:])
+        projected = projected.reshape(n_shells, n_lm, 3 * rows)
+        terms = pair.reshape(rows, 3, n_lm, n_rad)
+        for l, a, b in l_blocks:
+            # the shells' projections times R_ln(k_s): ((lm, alpha, rows), shells) @ (shells, n)
+            block = projected[:, a:b].reshape(n_shells, -1)
+            product = (block.T @ shells.radial[:, l, :]).reshape(b - a, 3, rows, n_rad)
+            terms[:, :, a:b, :] = product.transpose(2, 1, 0, 3)
+
+    return pair_terms
 
 
 def weighted_pair_terms(

@@ -209,6 +209,14 @@ class KspaceLayout:
         self.sign = sign[self.parity]
         self.l_sorted = l_of_lm[self.parity]
 
+    def l_blocks(self) -> list[tuple[int, int, int]]:
+        """(l, first, last) of the lm entries of every l, lm sorted by parity (each l is one
+        contiguous run there)."""
+        breaks = np.flatnonzero(np.diff(self.l_sorted)) + 1
+        starts = np.concatenate([[0], breaks]).tolist()
+        stops = np.append(breaks, len(self.l_sorted)).tolist()
+        return [(int(self.l_sorted[a]), a, b) for a, b in zip(starts, stops, strict=True)]
+
     def factor_parts(self, hkl: np.ndarray) -> dict:
         """The pieces of F and of dF/dk, lm sorted by parity, signs and 8 pi / V included.
 

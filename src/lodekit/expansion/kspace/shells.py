@@ -120,16 +120,6 @@ def _shell_chunks(tables: ShellTables, chunk: int):
         first = last
 
 
-def _l_blocks(layout: KspaceLayout) -> list[tuple[int, int, int]]:
-    """(l, first, last) of the lm entries of every l, lm sorted by parity (each l is one
-    contiguous run there)."""
-    l_sorted = layout.l_sorted
-    breaks = np.flatnonzero(np.diff(l_sorted)) + 1
-    starts = np.concatenate([[0], breaks]).tolist()
-    stops = np.append(breaks, len(l_sorted)).tolist()
-    return [(int(l_sorted[a]), a, b) for a, b in zip(starts, stops, strict=True)]
-
-
 def shell_sum(
     tables: ShellTables,
     layout: KspaceLayout,
@@ -169,7 +159,7 @@ def shell_sum(
     acc.fill(0.0)
     bounds = tables.starts
     axes = axis_tables(frac, tables.hkl)
-    l_blocks = _l_blocks(layout)
+    l_blocks = layout.l_blocks()
     # shells per group: at least _SHELL_GROUP, more while Q stays within _Q_BYTES (small
     # structures: one group, few products)
     group_size = max(_SHELL_GROUP, _Q_BYTES // (8 * width * n_centres))
@@ -245,7 +235,7 @@ def shell_vjp(
     strain = np.zeros((3, 3)) if with_strain else None
     g = np.ascontiguousarray(upstream[:, :, layout.parity, :])  # (centres, species, lm, n)
     rows = n_centres * n_species
-    blocks = _l_blocks(layout)
+    blocks = layout.l_blocks()
     # G per l as (centres x species x (2l + 1), n): the left side of the radial products
     g_by_l = [(l, a, b, g[:, :, a:b, :].reshape(-1, n_rad)) for l, a, b in blocks]
     radial_tables = [tables.radial] + ([tables.d_radial] if with_strain else [])
