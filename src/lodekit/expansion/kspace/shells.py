@@ -2,7 +2,7 @@
 
 The factor F_k[lm, n] = Y_lm(k̂) R_ln(|k|) (signs and 8 pi / V in Y) depends on |k| only
 through R. In a cubic, tetragonal or hexagonal cell many k-vectors share one norm (a shell:
-water512's 6 900 half-sphere vectors lie on 220 shells), and the sum of
+water512's 6 902 half-sphere vectors lie on 186 shells), and the sum of
 :mod:`~lodekit.expansion.kspace.direct` factorises:
 
     c[i, a, lm, n] = sum_s R_ln(k_s) Q_s[i, a, lm],
@@ -137,7 +137,7 @@ def shell_sum(
     frac : ndarray (n_atoms, 3)
         Fractional coordinates.
     indicator : ndarray (n_species, n_atoms)
-        Channel membership of every atom.
+        Channel membership of every atom (its weight, with per-atom weights).
     centres : ndarray of int (n_centres,) or None
         None when every atom is a centre, in order.
     chunk : int
