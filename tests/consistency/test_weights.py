@@ -96,8 +96,18 @@ def test_unit_weights_reproduce_the_unweighted_numbers_exactly(path):
     gradients = ["positions", "strain"]
     a = calculator.compute(plain, gradients=gradients)
     b = calculator.compute(ones, gradients=gradients)
+    # finufft spreads in threads: two calls of the same NUFFT differ by ~1e-16 (the order
+    # of the threads' sums), so that path is compared to 1e-14, every other bit for bit
+    exact = "nufft" not in path.name
+
+    def same(x, y):
+        if exact:
+            np.testing.assert_array_equal(x, y)
+        else:
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-14 * np.abs(x).max())
+
     for x, y in zip(a.values, b.values, strict=True):
-        np.testing.assert_array_equal(x, y)
+        same(x, y)
     for name in gradients:
         np.testing.assert_array_equal(a.gradients[name].samples, b.gradients[name].samples)
         for x, y in zip(a.gradients[name].values, b.gradients[name].values, strict=True):
@@ -108,8 +118,8 @@ def test_unit_weights_reproduce_the_unweighted_numbers_exactly(path):
     vjp_a = calculator.vector_jacobian_product(plain, upstream)
     vjp_b = calculator.vector_jacobian_product(ones, upstream)
     assert set(vjp_a) == {"positions", "strain"}
-    np.testing.assert_array_equal(vjp_a["positions"][0], vjp_b["positions"][0])
-    np.testing.assert_array_equal(vjp_a["strain"], vjp_b["strain"])
+    same(vjp_a["positions"][0], vjp_b["positions"][0])
+    same(vjp_a["strain"], vjp_b["strain"])
 
 
 @pytest.mark.parametrize(
