@@ -112,7 +112,8 @@ def _tables_of_cell(problem: KspaceProblem):
 
     The tables are :class:`ShellTables` when the cell's k-vectors share norms enough for the
     shell-by-shell sum (the Miller indices are then sorted by norm), else F (n_k, lm sorted by
-    parity, n) when it fits one chunk, else None: the caller builds F chunk by chunk.
+    parity, n) when it fits one chunk, else None: the caller builds F chunk by chunk. Each
+    is kept when small enough.
     """
     layout = problem.layout()
     if problem.miller is not None:
@@ -139,11 +140,15 @@ def _tables_of_cell(problem: KspaceProblem):
     else:
         chunk = max(32, CHUNK_ELEMENTS // max(problem.n_atoms, problem.n_species * n_columns))
         if len(hkl) > chunk or 8 * len(hkl) * n_columns > _KEPT_FACTOR_BYTES:
-            return layout, hkl, None
-        _, tables = layout.factor(hkl)
-        tables.flags.writeable = False
-        size = tables.nbytes
+            # F is built chunk by chunk; the k-vectors and the verdict "no shells" are kept,
+            # so that the next frame (and this one's gradients) skip the shell search
+            tables, size = None, hkl.nbytes
+        else:
+            _, tables = layout.factor(hkl)
+            tables.flags.writeable = False
+            size = tables.nbytes
     if size <= _KEPT_FACTOR_BYTES:
+        hkl.flags.writeable = False  # shared by the threads of later calls
         with _KEPT_LOCK:
             _KEPT[key] = (hkl, tables)
             while len(_KEPT) > _KEPT_CELLS:
