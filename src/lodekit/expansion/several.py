@@ -111,6 +111,10 @@ class SeveralExponents:
             np.repeat(np.array(self.exponents, dtype=np.int64), n_species),
         )
 
+    def _stacked_molecule_field(self) -> StackedField:
+        """The molecule tables of every exponent, radial functions side by side."""
+        return StackedField([s.molecule_field for s in self._singles_list()])
+
     def _single(self, exponent: int):
         """The single-exponent calculator of ``exponent`` (cached: it keeps its tables)."""
         with self._lock:
@@ -187,7 +191,7 @@ class SeveralExponents:
                 channels.index,
                 channels.count,
                 centres,
-                StackedField([s.molecule_field for s in singles]),
+                self._stacked_molecule_field(),
                 self.max_angular,
                 n_exp * self._basis.size,
                 channels.weights,
@@ -242,7 +246,7 @@ class SeveralExponents:
         n_lm = (self.max_angular + 1) ** 2
         singles = self._singles_list()
         if system.is_molecule:
-            field = StackedField([s.molecule_field for s in singles])
+            field = self._stacked_molecule_field()
             jacobian = molecule_jacobian(
                 system,
                 centres,
@@ -275,7 +279,7 @@ class SeveralExponents:
                 channels.index,
                 channels.count,
                 centres,
-                StackedField([s.molecule_field for s in singles]),
+                self._stacked_molecule_field(),
                 self.max_angular,
                 radial_stacked(upstream, n_exp),
                 channels.weights,
