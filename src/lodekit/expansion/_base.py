@@ -70,9 +70,7 @@ class CalculatorBase:
 
     def _neighbor_types(self, systems: list[System]) -> np.ndarray:
         """Labels of the neighbour channels: the species present, or [:data:`ALL_ATOMS`]."""
-        if not self.species_channels:
-            return np.array([ALL_ATOMS], dtype=np.int64)
-        return np.unique(np.concatenate([s.numbers for s in systems]))
+        return self._channel_types(np.unique(np.concatenate([s.numbers for s in systems])))
 
     def _channels(self, system: System, neighbor_types: np.ndarray) -> Channels:
         return Channels.of(system, neighbor_types, self.species_channels)
