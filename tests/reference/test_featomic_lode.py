@@ -8,6 +8,7 @@ from tests.helpers import (
     cubic_box,
     featomic_lode,
     max_relative_difference,
+    random_structure,
     three_species_box,
     triclinic_box,
 )
@@ -44,3 +45,42 @@ def test_lode_matches_featomic_for_several_structures_and_selection():
     for l in range(3):
         np.testing.assert_allclose(picked.values[l], full.values[l][rows], rtol=0, atol=1e-14)
     np.testing.assert_array_equal(picked.samples, full.samples[rows])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_frames_of_one_cell_summed_as_a_batch_match_featomic(monkeypatch, n_threads):
+    """Bulk frames of one cell and size share one batch of k-space products (kspace/shells.py,
+    frames axis). Frames with moved and relabelled atoms, with a structure of another cell and
+    one of the same cell but another size in between, batches of at most two frames: every
+    row against featomic's value for that frame, in the order given."""
+    from lodekit.expansion import lode
+    from lodekit.expansion.kspace import direct
+
+    batched = []
+    original = direct.shell_sum
+
+    def spy(tables, layout, frac, *args):
+        batched.append(frac.shape[0] if frac.ndim == 3 else 1)
+        return original(tables, layout, frac, *args)
+
+    monkeypatch.setattr(direct, "shell_sum", spy)
+    monkeypatch.setattr(lode, "BATCH_ATOMS", 24)  # two frames of 12 atoms
+    rng = np.random.default_rng(21)
+    base = cubic_box(rng)
+    frames = []
+    for _ in range(5):
+        frame = base.copy()
+        frame.positions += rng.normal(scale=0.1, size=frame.positions.shape)
+        numbers = frame.numbers.copy()
+        rng.shuffle(numbers)
+        frame.numbers = numbers
+        frames.append(frame)
+    other_cell = [[6.5, 0.0, 0.0], [1.7, 6.1, 0.0], [-1.1, 0.9, 7.2]]
+    frames.insert(1, random_structure(rng, other_cell, ["Na"] * 5 + ["Cl"] * 5, 1.8))
+    frames.insert(4, base[:-1])  # the same cell, 11 atoms
+    hypers = dict(smearing=0.9, exponent=1, max_radial=4, max_angular=3, radius=4.5, k_cutoff=4.5)
+    ours = lodekit.LodeSphericalExpansion(**hypers).compute(frames, n_threads=n_threads)
+    # the five 12-atom frames went in batches of two (the threads cut them once more)
+    assert sorted(batched, reverse=True)[:3] == [2, 2, 1]
+    reference = featomic_lode(frames, weight=1.0, **hypers)
+    assert max_relative_difference(reference, ours.to_tensormap()) < 1e-10

@@ -63,6 +63,14 @@ def test_lode_integer_weights_equal_duplicated_atoms_in_featomic(exponent):
     for l in range(3):
         difference = np.abs(theirs[l][: len(atoms)] - ours.values[l]).max()
         assert difference < tolerance * scale, l
+    # the same structure behind a frame of the same cell with other weights: the two are
+    # summed as one batch on one thread (one k-space product per shell for both), rows in
+    # order
+    other = lodekit.System.from_ase(atoms, weights=np.linspace(-1.0, 2.0, len(atoms)))
+    both = calculator.compute([other, lodekit.System.from_ase(atoms, weights=weights)], n_threads=1)
+    for l in range(3):
+        difference = np.abs(theirs[l][: len(atoms)] - both.values[l][len(atoms) :]).max()
+        assert difference < tolerance * scale, l
 
 
 def test_soap_integer_weights_equal_duplicated_atoms_in_featomic():

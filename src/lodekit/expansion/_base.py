@@ -248,16 +248,30 @@ class CalculatorBase:
             One per structure.
         """
         jobs = list(zip(systems, selection, strict=True))
+        batches = self._batches(jobs, n_threads)
 
-        def run(job):
-            return self._compute_system(job[0], job[1], neighbor_types)
+        def run(batch):
+            return self._compute_batch([jobs[i] for i in batch], neighbor_types)
 
-        results = _map(run, jobs, n_threads)
+        results = [None] * len(jobs)
+        for batch, outputs in zip(batches, _map(run, batches, n_threads), strict=True):
+            for i, output in zip(batch, outputs, strict=True):
+                results[i] = output
         parts = [result[0] for result in results]
         masks = [result[1] for result in results]
         values = [np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))]
         has_neighbors = None if masks[0] is None else np.concatenate(masks)
         return values, has_neighbors, [result[2] for result in results]
+
+    def _batches(self, jobs: list, n_threads: int) -> list[list[int]]:
+        """The jobs (system, centres) grouped into batches computed by one call of
+        :meth:`_compute_batch` each: one job per batch, unless the calculator shares work
+        between structures."""
+        return [[i] for i in range(len(jobs))]
+
+    def _compute_batch(self, jobs: list, neighbor_types) -> list:
+        """:meth:`_compute_system` of every job of a batch, in order."""
+        return [self._compute_system(system, centres, neighbor_types) for system, centres in jobs]
 
     def _compute_system(self, system, centres, neighbor_types):
         raise NotImplementedError  # pragma: no cover - or _compute_values is overridden

@@ -107,6 +107,10 @@ def _backend(method: str, channels: Channels):
     return backend
 
 
+#: Most atoms (frames x atoms) in one batch of :meth:`LodeSphericalExpansion._batches`.
+BATCH_ATOMS = 2048
+
+
 def _reduced(system: System) -> System:
     """``system`` itself, or the same periodic structure described by a reduced cell
     (:func:`~lodekit.expansion.lattice.reduced_cell`): every periodic sum is a property of the
@@ -550,6 +554,39 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         coeffs, info = self._coefficients(system, centres, self._channels(system, neighbor_types))
         return split_by_l(coeffs, self.max_angular), None, info
 
+    def _batches(self, jobs: list, n_threads: int) -> list[list[int]]:
+        """Bulk structures of one cell, size and centres (the frames of a constant-volume
+        trajectory, a dataset of one box) are batched: their k-space sums share the cell's
+        tables and run as one set of products (:func:`~lodekit.expansion.kspace.shells.
+        shell_sum` of frames). A group is cut into at least ``n_threads`` batches, for the
+        threads, of at most :data:`BATCH_ATOMS` atoms each."""
+        if self.exponents is not None:
+            return super()._batches(jobs, n_threads)
+        groups: dict = {}
+        for i, (system, centres) in enumerate(jobs):
+            if system.periodic:
+                key = (system.cell.tobytes(), len(system), centres.tobytes())
+            else:
+                key = i
+            groups.setdefault(key, []).append(i)
+        batches = []
+        for members in groups.values():
+            n_atoms = len(jobs[members[0]][0])
+            parts = max(min(n_threads, len(members)), -(-len(members) * n_atoms // BATCH_ATOMS))
+            batches.extend(part.tolist() for part in np.array_split(members, parts))
+        return batches
+
+    def _compute_batch(self, jobs: list, neighbor_types) -> list:
+        if self.exponents is not None or len(jobs) == 1:
+            return super()._compute_batch(jobs, neighbor_types)
+        batch = [
+            (system, centres, self._channels(system, neighbor_types)) for system, centres in jobs
+        ]
+        return [
+            (split_by_l(coeffs, self.max_angular), None, info)
+            for coeffs, info in self._periodic_coefficients(batch)
+        ]
+
     def _channel_values(self, system: System, centres: np.ndarray, channels: Channels):
         return self._coefficients(system, centres, channels)[0]
 
@@ -559,11 +596,28 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             return self._compute_molecule(system, centres, channels)
         if system.is_slab:
             return self._compute_slab(system, centres, channels)
-        system = _reduced(system)
-        plan, problem, backend, corrections = self._periodic_setup(system, centres, channels)
-        coeffs = corrections.add_values(backend.value(problem))
-        self._add_centre_term(coeffs, centres, channels, -(1.0 - self.center_atom_weight))
-        return coeffs, plan.as_dict()
+        return self._periodic_coefficients([(system, centres, channels)])[0]
+
+    def _periodic_coefficients(self, batch: list) -> list:
+        """[(coefficients, info)] of bulk structures [(system, centres, channels)]; the
+        backend sums the k-space parts of all of them in one call (:meth:`KspaceBackend.values`),
+        which batches the frames of one cell."""
+        setups = []
+        for system, centres, channels in batch:
+            setups.append(self._periodic_setup(_reduced(system), centres, channels))
+        backend = setups[0][2]
+        if len(setups) > 1 and all(setup[2] is backend for setup in setups):
+            values = backend.values([setup[1] for setup in setups])
+        else:  # one structure, or plans that differ: no batch
+            values = [backend.value(problem) for _, problem, backend, _ in setups]
+        out = []
+        for (_, centres, channels), (plan, _, _, corrections), value in zip(
+            batch, setups, values, strict=True
+        ):
+            coeffs = corrections.add_values(value)
+            self._add_centre_term(coeffs, centres, channels, -(1.0 - self.center_atom_weight))
+            out.append((coeffs, plan.as_dict()))
+        return out
 
     def _add_centre_term(
         self, coeffs: np.ndarray, centres: np.ndarray, channels: Channels, factor: float

@@ -45,6 +45,11 @@ class KspaceBackend(ABC):
         """The k-space coefficients, shape (n_centres, n_species, (max_angular+1)^2,
         n_radial)."""
 
+    def values(self, problems: list[KspaceProblem]) -> list[np.ndarray]:
+        """:meth:`value` of several problems, in order. Backends that can share work between
+        the frames of one cell (one batch of products) override it; the default is a loop."""
+        return [self.value(problem) for problem in problems]
+
     @abstractmethod
     def vjp(
         self, problem: KspaceProblem, upstream: np.ndarray, with_strain: bool

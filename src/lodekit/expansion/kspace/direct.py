@@ -42,7 +42,7 @@ from .layout import CHUNK_ELEMENTS, contract_block, phase_factors
 from .problem import KspaceProblem, KspaceWorkload
 from .shells import ShellTables, shell_sum, shell_tables, shell_vjp
 
-__all__ = ["DirectBackend", "kspace_sum"]
+__all__ = ["DirectBackend", "batched_kspace_sum", "kspace_sum"]
 
 # Rough costs on one core (seconds per unit), measured on the development machine with the
 # benchmarks of this repository: one (centre x species x k x coefficient) multiply-add of the
@@ -98,12 +98,54 @@ def kspace_sum(problem: KspaceProblem) -> np.ndarray:
     return result
 
 
+def batched_kspace_sum(problems: list[KspaceProblem]) -> list[np.ndarray] | None:
+    """:func:`kspace_sum` of frames of one cell and size, with the same centres and
+    hyperparameters, whose k-vectors go shell by shell, as one batch
+    (:func:`~lodekit.expansion.kspace.shells.shell_sum` of frames); None for problems that
+    cannot share one."""
+    if len(problems) < 2:
+        return None
+    first = problems[0]
+    layout, hkl, kept = _tables_of_cell(first)
+    if not (isinstance(kept, ShellTables) and first.n_centres and len(hkl)):
+        return None
+    for problem in problems[1:]:
+        if (
+            _table_key(problem) != _table_key(first)
+            or problem.n_atoms != first.n_atoms
+            or problem.n_species != first.n_species
+            or not np.array_equal(problem.centres, first.centres)
+        ):
+            return None
+    n_atoms = first.n_atoms
+    all_centres = first.n_centres == n_atoms and np.array_equal(first.centres, np.arange(n_atoms))
+    frac = np.stack([problem.fractional() for problem in problems])
+    indicator = np.stack([problem.indicator() for problem in problems])
+    n_columns = first.n_species * first.n_lm * first.n_radial
+    chunk = max(32, CHUNK_ELEMENTS // max(len(problems) * n_atoms, n_columns))
+    values = shell_sum(kept, layout, frac, indicator, None if all_centres else first.centres, chunk)
+    return list(values)
+
+
 #: Largest k-space tables (bytes) kept for the next structure of the same cell.
 _KEPT_FACTOR_BYTES = 1 << 23
 #: Cells whose factors are kept (the most recently used).
 _KEPT_CELLS = 4
 _KEPT: OrderedDict = OrderedDict()
 _KEPT_LOCK = threading.Lock()
+
+
+def _table_key(problem: KspaceProblem) -> tuple:
+    """What the k-space tables of ``problem`` depend on. The basis object itself is part of
+    the key: held in :data:`_KEPT`, its id cannot be reused."""
+    return (
+        problem.cell.tobytes(),
+        problem.k_cutoff,
+        problem.smearing,
+        problem.exponent,
+        problem.max_angular,
+        problem.basis,
+    )
 
 
 def _tables_of_cell(problem: KspaceProblem):
@@ -118,15 +160,7 @@ def _tables_of_cell(problem: KspaceProblem):
     layout = problem.layout()
     if problem.miller is not None:
         return layout, problem.miller, None
-    # the basis object itself is part of the key: held here, its id cannot be reused
-    key = (
-        problem.cell.tobytes(),
-        problem.k_cutoff,
-        problem.smearing,
-        problem.exponent,
-        problem.max_angular,
-        problem.basis,
-    )
+    key = _table_key(problem)
     with _KEPT_LOCK:
         kept = _KEPT.get(key)
         if kept is not None:
@@ -171,6 +205,10 @@ class DirectBackend(KspaceBackend):
 
     def value(self, problem: KspaceProblem) -> np.ndarray:
         return kspace_sum(problem)
+
+    def values(self, problems: list[KspaceProblem]) -> list[np.ndarray]:
+        batched = batched_kspace_sum(problems)
+        return [self.value(problem) for problem in problems] if batched is None else batched
 
     def vjp(self, problem: KspaceProblem, upstream: np.ndarray, with_strain: bool):
         layout, _, tables = _tables_of_cell(problem)

@@ -128,82 +128,101 @@ def shell_sum(
     centres: np.ndarray | None,
     chunk: int,
 ) -> np.ndarray:
-    """The k-space sum of :func:`~lodekit.expansion.kspace.direct.kspace_sum`, shell by shell.
+    """The k-space sum of :func:`~lodekit.expansion.kspace.direct.kspace_sum`, shell by shell,
+    of one structure or of several frames of one cell at once.
 
     Parameters
     ----------
     tables : ShellTables
     layout : KspaceLayout
-    frac : ndarray (n_atoms, 3)
-        Fractional coordinates.
-    indicator : ndarray (n_species, n_atoms)
+    frac : ndarray (n_atoms, 3), or (n_frames, n_atoms, 3)
+        Fractional coordinates (of every frame: all frames have the same number of atoms).
+    indicator : ndarray (n_species, n_atoms), or (n_frames, n_species, n_atoms)
         Channel membership of every atom (its weight, with per-atom weights).
     centres : ndarray of int (n_centres,) or None
-        None when every atom is a centre, in order.
+        None when every atom is a centre, in order; the same centres in every frame.
     chunk : int
         Most k-vectors per pass (whole shells; a larger single shell is one pass).
 
     Returns
     -------
-    ndarray (n_centres, n_species, (max_angular + 1)^2, n_radial), lm in natural order.
+    ndarray (n_centres, n_species, (max_angular + 1)^2, n_radial), lm in natural order, or
+    (n_frames, n_centres, ...) for frames.
+
+    Notes
+    -----
+    Frames are one batch of products: each product below is one numpy call over all frames
+    (a loop in C, without the GIL), so that the per-call cost of small structures is paid
+    once per batch and the threads of a multi-structure call do not queue for the GIL.
     """
-    n_species, n_atoms = indicator.shape
+    single = frac.ndim == 2
+    if single:
+        frac, indicator = frac[None], indicator[None]
+    n_frames, n_species, n_atoms = indicator.shape
     n_centres = n_atoms if centres is None else len(centres)
     n_lm = tables.ylm.shape[1]
     n_rad = tables.radial.shape[2]
     n_even = layout.n_even
     width = n_lm * n_species
-    # the sum accumulates as (lm sorted by parity, species, centres, n): each l is then one
-    # contiguous block, the output of one product over the shells
-    acc = scratch("shells.acc", (n_lm, n_species, n_centres, n_rad))
+    # the sum accumulates as (frame, lm sorted by parity, species, centres, n): each l is
+    # then one contiguous block per frame, the output of one product over the shells
+    acc = scratch("shells.acc", (n_frames, n_lm, n_species, n_centres, n_rad))
     acc.fill(0.0)
     bounds = tables.starts
-    axes = axis_tables(frac, tables.hkl)
+    every_atom = frac.reshape(-1, 3)
+    axes = axis_tables(every_atom, tables.hkl)
     l_blocks = layout.l_blocks()
     # shells per group: at least _SHELL_GROUP, more while Q stays within _Q_BYTES (small
     # structures: one group, few products)
-    group_size = max(_SHELL_GROUP, _Q_BYTES // (8 * width * n_centres))
+    group_size = max(_SHELL_GROUP, _Q_BYTES // (8 * width * n_centres * n_frames))
     for first, last, k0, k1 in _shell_chunks(tables, chunk):
         n_k = k1 - k0
         phases = phase_factors(
-            frac,
+            every_atom,
             tables.hkl[k0:k1],
-            out=scratch("shells.phases", (n_atoms, n_k), complex),
+            out=scratch("shells.phases", (n_frames * n_atoms, n_k), complex),
             tables=axes,
-        )
-        rho = indicator @ phases  # (species, k): A + i B
-        centre_phases = phases if centres is None else phases[centres]
+        ).reshape(n_frames, n_atoms, n_k)
+        rho = indicator @ phases  # (frames, species, k): A + i B
+        centre_phases = phases if centres is None else phases[:, centres]
         # (cos, sin) interleaved along k, as complex128 viewed as float64
         trig = centre_phases.view(np.float64)
         # rows 2k (multiply cos) and 2k + 1 (multiply sin) of the weights; columns (lm, a)
         ylm = tables.ylm[k0:k1]
-        a_re, b_im = rho.real.T[:, None, :], rho.imag.T[:, None, :]  # (k, 1, species)
-        y_even, y_odd = ylm[:, :n_even, None], ylm[:, n_even:, None]
-        g = scratch("shells.g", (n_k, 2, n_lm, n_species))
-        np.multiply(y_even, a_re, out=g[:, 0, :n_even])
-        np.multiply(y_odd, -b_im, out=g[:, 0, n_even:])
-        np.multiply(y_even, b_im, out=g[:, 1, :n_even])
-        np.multiply(y_odd, a_re, out=g[:, 1, n_even:])
-        g = g.reshape(2 * n_k, width)
+        a_re = rho.real.transpose(0, 2, 1)[:, :, None, :]  # (frames, k, 1, species)
+        b_im = rho.imag.transpose(0, 2, 1)[:, :, None, :]
+        y_even, y_odd = ylm[None, :, :n_even, None], ylm[None, :, n_even:, None]
+        g = scratch("shells.g", (n_frames, n_k, 2, n_lm, n_species))
+        np.multiply(y_even, a_re, out=g[:, :, 0, :n_even])
+        np.multiply(y_odd, -b_im, out=g[:, :, 0, n_even:])
+        np.multiply(y_even, b_im, out=g[:, :, 1, :n_even])
+        np.multiply(y_odd, a_re, out=g[:, :, 1, n_even:])
+        g = g.reshape(n_frames, 2 * n_k, width)
         # Q of a group of shells at a time: its buffer stays a few MiB whatever the chunk
         for group in range(first, last, group_size):
             end = min(group + group_size, last)
-            q = scratch("shells.q", (end - group, width, n_centres))
+            q = scratch("shells.q", (end - group, n_frames, width, n_centres))
             for s in range(group, end):
                 lo, hi = 2 * (int(bounds[s]) - k0), 2 * (int(bounds[s + 1]) - k0)
-                # Q_s^T = G_s^T (width, 2 m_s) @ trig_s^T (2 m_s, centres)
-                np.matmul(g[lo:hi].T, trig[:, lo:hi].T, out=q[s - group])
-            q = q.reshape(end - group, n_lm, n_species * n_centres)
+                # Q_s^T = G_s^T (width, 2 m_s) @ trig_s^T (2 m_s, centres), every frame
+                np.matmul(
+                    g[:, lo:hi].transpose(0, 2, 1),
+                    trig[:, :, lo:hi].transpose(0, 2, 1),
+                    out=q[s - group],
+                )
+            # (frames, lm x species x centres, shells): a transposed matrix per frame, which
+            # BLAS reads in place
+            q = q.reshape(end - group, n_frames, n_lm, n_species * n_centres).transpose(1, 2, 3, 0)
             radial = tables.radial[group:end]
             for l, a, b in l_blocks:
                 # sum over shells: (lm block x species x centres, shells) @ (shells, n)
-                block = q[:, a:b].reshape(end - group, -1)
-                product = scratch("shells.product", (block.shape[1], n_rad))
-                np.matmul(block.T, radial[:, l, :], out=product)
-                acc[a:b] += product.reshape(b - a, n_species, n_centres, n_rad)
-    result = np.empty((n_centres, n_species, n_lm, n_rad))
-    result[:, :, layout.parity] = acc.transpose(2, 1, 0, 3)
-    return result
+                block = q[:, a:b].reshape(n_frames, -1, end - group)
+                product = scratch("shells.product", (n_frames, block.shape[1], n_rad))
+                np.matmul(block, radial[:, l, :], out=product)
+                acc[:, a:b] += product.reshape(n_frames, b - a, n_species, n_centres, n_rad)
+    result = np.empty((n_frames, n_centres, n_species, n_lm, n_rad))
+    result[:, :, :, layout.parity] = acc.transpose(0, 3, 2, 1, 4)
+    return result[0] if single else result
 
 
 def shell_vjp(
