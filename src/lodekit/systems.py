@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 
 from .errors import InputError, describe
 
-__all__ = ["BOUNDARIES", "System", "as_systems", "stress_volume"]
+__all__ = ["BOUNDARIES", "System", "as_systems", "ase_weights", "stress_volume"]
 
 #: The kinds of boundary a structure can have: bulk ("periodic", all three axes), a slab (two)
 #: and a molecule (none); :attr:`System.boundary`. The one vocabulary for them (code paths of
@@ -266,7 +266,7 @@ class System:
             ``atoms.get_initial_charges()`` does). None: all weights 1.
         """
         if isinstance(weights, str):
-            weights = _ase_array(atoms, weights)
+            weights = ase_weights(atoms, weights)
         return cls(
             positions=atoms.get_positions(),
             types=atoms.get_atomic_numbers(),
@@ -347,16 +347,38 @@ def _as_weights(weights, n_atoms: int) -> np.ndarray:
     return values
 
 
-def _ase_array(atoms, name: str) -> np.ndarray:
-    """The per-atom array ``name`` of an ase.Atoms, as weights."""
-    if name == "initial_charges":
-        return atoms.get_initial_charges()
+def ase_weights(atoms, name: str, *, required: bool = False) -> np.ndarray:
+    """The per-atom array ``name`` of an ase.Atoms, as validated weights.
+
+    The one reading of a calculator's ``weights`` option (:meth:`System.from_ase`, the
+    recipes, the feature stores).
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+    name : str
+        A key of ``atoms.arrays`` (e.g. ``"initial_charges"``).
+    required : bool
+        Refuse an unset ``"initial_charges"`` too, which ASE otherwise reads as zeros (a
+        dataset frame without its charges column is a missing value, not a neutral frame).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_atoms,)
+
+    Raises
+    ------
+    InputError
+        No per-atom array ``name``, not one number per atom, or a non-finite value.
+    """
+    if name == "initial_charges" and not required:
+        return _as_weights(atoms.get_initial_charges(), len(atoms))
     if name not in atoms.arrays:
         present = sorted(k for k in atoms.arrays if k not in ("positions", "numbers"))
+        aside = "" if required else " (and 'initial_charges', read as zeros when unset)"
         raise InputError(
             f"`weights` is {name!r} but these atoms have no per-atom array of that name; "
-            f"arrays present: {present or 'none'} (and 'initial_charges', read as zeros "
-            "when unset)"
+            f"arrays present: {present or 'none'}{aside}"
         )
     values = np.asarray(atoms.arrays[name])
     if values.ndim != 1:
@@ -364,7 +386,7 @@ def _ase_array(atoms, name: str) -> np.ndarray:
             f"`weights` is {name!r}, an array of shape {values.shape}; a weight array must "
             "hold one number per atom (shape (n_atoms,))"
         )
-    return values
+    return _as_weights(values, len(atoms))
 
 
 def stress_volume(cell, pbc) -> float | None:

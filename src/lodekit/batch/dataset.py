@@ -3,7 +3,9 @@
 A :class:`StructureSource` numbers the structures of all its inputs consecutively (the
 *system index* of a feature store) and describes every input by its name, its number of
 frames and a SHA-256 fingerprint of the structures in it (atomic numbers, positions, cell,
-periodicity), so that a feature store can tell whether it is being resumed on the same data.
+periodicity, and the per-atom weights the features depend on: the ase arrays named by the
+recipe's ``weights`` options, a System's own weights), so that a feature store can tell
+whether it is being resumed on the same data.
 Files are read with :func:`ase.io.iread`, one pass per use: a dataset larger than memory is
 never held whole.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, describe
-from ..systems import System
+from ..systems import System, ase_weights
 
 __all__ = ["MEMORY", "StructureSource", "read_frames"]
 
@@ -46,12 +48,24 @@ class StructureSource:
         Whether every structure is bulk (all three axes periodic), in dataset order.
     argument : str
         How error messages name the inputs (``structures``, or ``INPUT`` on the command line).
+    weights : tuple of str
+        The ase per-atom arrays every ase structure was checked to carry and fingerprinted
+        with (:attr:`lodekit.features.Recipe.weight_arrays` of the recipe it is read for).
     """
 
     def __init__(
-        self, inputs, records, n_atoms, species, argument, validated=None, boundaries=None
+        self,
+        inputs,
+        records,
+        n_atoms,
+        species,
+        argument,
+        validated=None,
+        boundaries=None,
+        weights=(),
     ):
         self._inputs = inputs
+        self.weights = tuple(weights)
         # validated System copies of in-memory inputs, by input position
         self._validated = validated or {}
         self.records = records
@@ -71,7 +85,7 @@ class StructureSource:
         return len(self.n_atoms)
 
     @classmethod
-    def scan(cls, structures, *, argument: str = "structures") -> StructureSource:
+    def scan(cls, structures, *, argument: str = "structures", weights=()) -> StructureSource:
         """Read every input once: count frames and atoms, collect species, fingerprint.
 
         Parameters
@@ -81,23 +95,34 @@ class StructureSource:
             or structures in memory. A list mixes neither.
         argument : str
             Name used in error messages.
+        weights : sequence of str
+            Per-atom arrays (``atoms.arrays`` keys, e.g. ``"initial_charges"``) that every
+            ase structure must carry: those a recipe's calculators read their ``weights``
+            from (:attr:`lodekit.features.Recipe.weight_arrays`). They are fingerprinted with
+            the structures and travel with them to :meth:`systems`. A
+            :class:`~lodekit.systems.System` keeps its own weights.
 
         Raises
         ------
         InputError
-            A file is missing, unreadable, holds no structure or an invalid one (the message
-            names the file and the frame).
+            A file is missing, unreadable, holds no structure or an invalid one, or an ase
+            structure lacks one of the ``weights`` arrays (an unset ``initial_charges``
+            included: ASE would read it as zeros); the message names the file, the frame and
+            the structure's index in the dataset.
         """
+        names = _weight_names(weights)
         inputs = _normalise(structures, argument)
         records, n_atoms, species, memory, boundaries = [], [], set(), {}, []
+        index = 0
         for position, item in enumerate(inputs):
             digest, count, validated = hashlib.sha256(), 0, []
             for frame, atoms in enumerate(_frames(item, argument)):
                 # validate now, so that a bad structure stops the run before any work
-                system = _as_system(atoms, item, frame, argument)
+                structure, system, arrays = _checked(atoms, item, frame, index, argument, names)
                 if isinstance(item, list):
-                    validated.append(system)
-                numbers = _fingerprint(digest, atoms)
+                    validated.append(structure)
+                numbers = _fingerprint(digest, atoms, arrays)
+                index += 1
                 n_atoms.append(len(numbers))
                 boundaries.append(system.boundary)
                 species.update(numbers.tolist())
@@ -118,22 +143,42 @@ class StructureSource:
             argument,
             memory,
             boundaries,
+            names,
         )
 
-    def systems(self, wanted=None) -> Iterator[tuple[int, System | None]]:
-        """(system index, System) of every structure, in order, read lazily.
+    def for_weights(self, weights) -> StructureSource:
+        """This source, or the same inputs scanned again for the per-atom arrays ``weights``
+        (e.g. a source scanned for one recipe, given to another)."""
+        names = _weight_names(weights)
+        if names == self.weights:
+            return self
+        first = self._inputs[0]
+        structures = first if isinstance(first, list) else self._inputs
+        return type(self).scan(structures, argument=self.argument, weights=names)
 
+    def systems(self, wanted=None) -> Iterator[tuple[int, object]]:
+        """(system index, structure) of every structure, in order, read lazily.
+
+        The structure is a validated :class:`~lodekit.systems.System`; when the source was
+        scanned with ``weights``, an ase structure comes instead as an ``ase.Atoms`` holding
+        only the numbers, positions, cell, periodicity and those arrays, for
+        :meth:`lodekit.features.Recipe.compute` to weight every calculator by its own array.
         Structures whose index is not in ``wanted`` (when given, a container of ints) come
         as (index, None): still read, since files are read sequentially, but not validated.
         """
         index = 0
         for position, item in enumerate(self._inputs):
-            frames = self._validated.get(position) or _frames(item, self.argument)
-            for frame, atoms in enumerate(frames):
+            frames = self._validated.get(position)
+            if frames is not None:
+                for structure in frames:
+                    yield index, (None if wanted is not None and index not in wanted else structure)
+                    index += 1
+                continue
+            for frame, atoms in enumerate(_frames(item, self.argument)):
                 if wanted is not None and index not in wanted:
                     yield index, None
                 else:
-                    yield index, _as_system(atoms, item, frame, self.argument)
+                    yield index, _checked(atoms, item, frame, index, self.argument, self.weights)[0]
                 index += 1
 
     def targets(self, key: str, *, argument: str = "--target") -> np.ndarray:
@@ -192,7 +237,7 @@ def read_frames(path: str | os.PathLike, *, argument: str = "path") -> list:
     if not frames:
         raise InputError(f"`{argument}` {item!r} contains no structure")
     for frame, atoms in enumerate(frames):
-        _as_system(atoms, item, frame, argument)
+        _checked(atoms, item, frame, frame, argument, ())
     return frames
 
 
@@ -254,11 +299,15 @@ def _frames(item, argument: str):
         ) from None
 
 
-def _fingerprint(digest, atoms) -> np.ndarray:
-    """Feed one structure to ``digest``; returns its atomic numbers."""
+def _fingerprint(digest, atoms, arrays: dict) -> np.ndarray:
+    """Feed one structure and its weight ``arrays`` ({name: (n_atoms,)}) to ``digest``;
+    returns its atomic numbers. Unweighted structures hash as they always have, so stores
+    written before weights were fingerprinted keep their digests."""
     if isinstance(atoms, System):
         numbers, positions, cell = atoms.numbers, atoms.positions, atoms.cell
         pbc = np.array(atoms.pbc)
+        if atoms.weights is not None:
+            arrays = {"<System.weights>": atoms.weights}
     else:
         numbers, positions = atoms.get_atomic_numbers(), atoms.get_positions()
         cell, pbc = atoms.cell.array, atoms.pbc
@@ -271,16 +320,62 @@ def _fingerprint(digest, atoms) -> np.ndarray:
     ):
         digest.update(np.asarray(array.shape, dtype="<i8").tobytes())
         digest.update(array.tobytes())
+    for name in sorted(arrays):
+        # the name too: the same numbers read as another array are another dataset
+        digest.update(name.encode())
+        values = np.ascontiguousarray(arrays[name], dtype="<f8")
+        digest.update(np.asarray(values.shape, dtype="<i8").tobytes())
+        digest.update(values.tobytes())
     return numbers
 
 
-def _as_system(atoms, item, frame: int, argument: str) -> System:
+def _weight_names(weights) -> tuple:
+    if isinstance(weights, str) or not all(isinstance(w, str) and w for w in weights):
+        raise InputError(
+            f"`weights` is {describe(weights)}; expected a sequence of per-atom array names "
+            "(e.g. ['initial_charges'])"
+        )
+    return tuple(sorted(set(weights)))
+
+
+def _checked(atoms, item, frame: int, index: int, argument: str, names: tuple):
+    """(structure to compute, its System, its weight arrays) of one frame, validated.
+
+    ``names`` are the per-atom arrays the recipe reads weights from: with any, an ase frame
+    travels as a bare ase.Atoms carrying them (the recipe weights each calculator by its own
+    array, through :func:`lodekit.systems.ase_weights`); a System keeps its own weights.
+    """
+    where = f"`{argument}` {_label(item)!r}, frame {frame}"
     if isinstance(atoms, System):
-        return atoms
+        return atoms, atoms, {}
     try:
-        return System.from_ase(atoms)
+        system = System.from_ase(atoms)
     except InputError as err:
-        raise InputError(f"`{argument}` {_label(item)!r}, frame {frame}: {err}") from None
+        raise InputError(f"{where}: {err}") from None
+    if not names:
+        return system, system, {}
+    arrays = {}
+    for name in names:
+        try:
+            arrays[name] = ase_weights(atoms, name, required=True)
+        except InputError as err:
+            raise InputError(
+                f"{where} (structure {index}): {err}; the recipe reads per-atom weights from "
+                f"the array {name!r} (a calculator's `weights` option), so every structure "
+                "must carry it"
+            ) from None
+    from ase import Atoms
+
+    bare = Atoms(
+        numbers=atoms.get_atomic_numbers(),
+        positions=atoms.get_positions(),
+        cell=atoms.cell.array,
+        pbc=atoms.pbc,
+    )
+    for name, values in arrays.items():
+        if name not in bare.arrays:  # "positions" or "numbers" as weights: already there
+            bare.new_array(name, values)
+    return bare, system, arrays
 
 
 def _target(atoms, key: str):

@@ -117,7 +117,10 @@ def featurize(
     _check_executor(n_workers, n_threads, client)
     source = structures
     if not isinstance(source, StructureSource):
-        source = StructureSource.scan(structures)
+        source = StructureSource.scan(structures, weights=recipe.weight_arrays)
+    # the weight arrays the recipe reads are checked in every frame and fingerprinted in the
+    # store's inputs, so that a store is never resumed on other weights
+    source = source.for_weights(recipe.weight_arrays)
     # the run lock comes first: it also guards the creation of a new store
     with run_lock(store):
         target, species = _open_store(store, recipe, source, species, chunk_size)
@@ -273,6 +276,8 @@ def compute_chunks(
     """
     chunk_size = check.int_in_range("chunk_size", chunk_size, 1)
     _check_executor(n_workers, n_threads, client)
+    # frames must carry the arrays the calculators' `weights` options name, to the workers
+    source = source.for_weights(recipe.weight_arrays)
     n_chunks = -(-source.n_structures // chunk_size)
     chunks = list(range(n_chunks)) if chunks is None else sorted(set(chunks))
     if not chunks:

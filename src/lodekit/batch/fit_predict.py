@@ -260,7 +260,7 @@ def predict_structures(
         raise InputError(f"{where}: invalid metadata: {err}") from None
     source = structures
     if not isinstance(source, StructureSource):
-        source = StructureSource.scan(structures, argument=argument)
+        source = StructureSource.scan(structures, argument=argument, weights=recipe.weight_arrays)
     species = np.asarray(metadata["species"], dtype=np.int64)
     unknown = np.setdiff1d(source.species, species)
     if len(unknown):
@@ -324,8 +324,10 @@ def store_source(store, structures=None, *, argument: str = "STORE") -> Structur
         Whose frames are, in order and content, those of the store.
     """
     store.require_complete()
+    # the store fingerprinted the weight arrays its recipe reads: scan for the same ones
+    weights = Recipe.from_dict(store.recipe, name=f"recipe of {argument}").weight_arrays
     if structures:
-        source = StructureSource.scan(structures, argument="--structures")
+        source = StructureSource.scan(structures, argument="--structures", weights=weights)
         where = "`--structures`"
     else:
         names = [record["name"] for record in store.inputs]
@@ -334,7 +336,9 @@ def store_source(store, structures=None, *, argument: str = "STORE") -> Structur
                 f"`{argument}` {str(store.path)!r} was featurised from structures in memory: "
                 "give their files with --structures"
             )
-        source = StructureSource.scan(names, argument=f"input of {argument} {str(store.path)!r}")
+        source = StructureSource.scan(
+            names, argument=f"input of {argument} {str(store.path)!r}", weights=weights
+        )
         where = f"the inputs recorded in `{argument}` {str(store.path)!r}"
     theirs = [(r["n_frames"], r["sha256"]) for r in store.inputs]
     ours = [(r["n_frames"], r["sha256"]) for r in source.records]

@@ -34,8 +34,10 @@ Header (root attributes), in lodekit's one sealed header format
 ``recipe``
 (the :class:`~lodekit.features.Recipe` as a dict), ``species``, ``property_names``,
 ``sample_names``, ``inputs`` (name, frame count and SHA-256 fingerprint
-of every input), ``n_structures``, ``n_environments``, ``chunk_size``, ``n_chunks``,
-``arrays`` (digests of ``properties`` and ``n_atoms``) and ``checksum`` over all of it.
+of every input: its structures and the per-atom weights the recipe's ``weights`` options
+read, :mod:`lodekit.batch.dataset`), ``n_structures``, ``n_environments``,
+``chunk_size``, ``n_chunks``, ``arrays`` (digests of ``properties`` and ``n_atoms``) and
+``checksum`` over all of it.
 A chunk record is sealed the same way (format ``lodekit-feature-chunk``: ``chunk``,
 ``first_structure``, ``stop_structure``, ``n_rows``, digests of ``values`` and ``samples``).
 Opening a store verifies its header; reading a chunk verifies its record, and its arrays
@@ -308,7 +310,10 @@ class FeatureStore:
                     f"{len(value)} input(s), {sum(v[0] for v in value)} structures now"
                 )
                 if [m[0] for m in mine] == [v[0] for v in value]:
-                    detail += ", with different contents"
+                    detail += (
+                        ", with different contents (positions, cell, periodicity or the "
+                        "per-atom weights the recipe reads)"
+                    )
                 what = f"other structures ({detail})"
             elif key == "chunk_size":
                 raise StoreError(

@@ -17,7 +17,12 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--recipe",
         metavar="FILE",
-        help="JSON recipe of feature blocks (default: LODE power spectrum)",
+        help="JSON recipe of feature blocks (default: LODE power spectrum). A calculator's "
+        '"weights": "NAME" scales every atom by the per-atom array NAME of the frames (e.g. '
+        '"initial_charges", an extxyz column; every frame must carry it, or the command '
+        'stops naming the structure); "species_channels": false gives one neighbour channel '
+        "for all atoms, labelled 0. Both are part of the store's identity: a store is "
+        "resumed only with the same recipe and the same per-atom weights",
     )
     parser.add_argument(
         "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler, e.g. tcp://host:8786"
@@ -59,7 +64,7 @@ def _run(args) -> int:
             f"`--workers` is {args.workers} and `--scheduler` is {args.scheduler!r}: the "
             "cluster's workers do the work, give one of them"
         )
-    source = StructureSource.scan(args.inputs, argument="INPUT")
+    source = StructureSource.scan(args.inputs, argument="INPUT", weights=recipe.weight_arrays)
     client = connect(args.scheduler)
     start = time.perf_counter()
     try:

@@ -241,6 +241,14 @@ class Recipe:
         kinds = ", ".join(block.kind.name for block in self.blocks)
         return f"Recipe([{kinds}], {len(self.calculators)} calculator(s))"
 
+    @property
+    def weight_arrays(self) -> tuple:
+        """The ase per-atom arrays the calculators' ``weights`` options name (sorted,
+        distinct; empty when no calculator is weighted): what every ase structure given to
+        :meth:`compute` must carry, and what a feature store fingerprints with it."""
+        names = {getattr(c, "weights", None) for c in self.calculators}
+        return tuple(sorted(n for n in names if n is not None))
+
     # ---------------------------------------------------------------- layout
     def _block_properties(self, index: int, species) -> Features:
         block = self.blocks[index]
