@@ -236,10 +236,11 @@ def test_direct_sum_of_frames_sharing_a_cell_matches_brute_force(monkeypatch):
     assert np.abs(direct.kspace_sum(other) - reference).max() < 1e-10 * np.abs(reference).max()
 
 
-@pytest.mark.parametrize("centres", [None, [1, 4, 5, 9]])
-def test_shell_by_shell_sum_of_a_cubic_cell_matches_brute_force(monkeypatch, centres):
+@pytest.mark.parametrize("centres,n_threads", [(None, 1), ([1, 4, 5, 9], 1), (None, 3)])
+def test_shell_by_shell_sum_of_a_cubic_cell_matches_brute_force(monkeypatch, centres, n_threads):
     """A cubic cell's k-vectors share norms: the direct backend sums them shell by shell
-    (kspace/shells.py), in several passes here, for every atom or a few."""
+    (kspace/shells.py), in several passes here, for every atom or a few, the passes shared
+    out to threads or not."""
     from lodekit.expansion.kspace import direct, shells
 
     monkeypatch.setattr(direct, "_KEPT", type(direct._KEPT)())
@@ -252,6 +253,7 @@ def test_shell_by_shell_sum_of_a_cubic_cell_matches_brute_force(monkeypatch, cen
     monkeypatch.setattr(shells, "_SHELL_GROUP", 3)  # groups of 3 shells within a pass
     monkeypatch.setattr(shells, "_Q_BYTES", 0)
     reference = _brute_force(problem)
+    problem = dataclasses.replace(problem, n_threads=n_threads)
     assert np.abs(direct.kspace_sum(problem) - reference).max() < 1e-10 * np.abs(reference).max()
 
 

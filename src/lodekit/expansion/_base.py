@@ -249,9 +249,11 @@ class CalculatorBase:
         """
         jobs = list(zip(systems, selection, strict=True))
         batches = self._batches(jobs, n_threads)
+        # threads left over when there are fewer batches than threads go inside the batches
+        inner = max(1, n_threads // len(batches)) if batches else 1
 
         def run(batch):
-            return self._compute_batch([jobs[i] for i in batch], neighbor_types)
+            return self._compute_batch([jobs[i] for i in batch], neighbor_types, inner)
 
         results = [None] * len(jobs)
         for batch, outputs in zip(batches, _map(run, batches, n_threads), strict=True):
@@ -269,8 +271,9 @@ class CalculatorBase:
         between structures."""
         return [[i] for i in range(len(jobs))]
 
-    def _compute_batch(self, jobs: list, neighbor_types) -> list:
-        """:meth:`_compute_system` of every job of a batch, in order."""
+    def _compute_batch(self, jobs: list, neighbor_types, n_threads: int) -> list:
+        """:meth:`_compute_system` of every job of a batch, in order; ``n_threads`` is what a
+        batch may use inside (more than one when there are fewer batches than threads)."""
         return [self._compute_system(system, centres, neighbor_types) for system, centres in jobs]
 
     def _compute_system(self, system, centres, neighbor_types):

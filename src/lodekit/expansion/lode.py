@@ -576,15 +576,15 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             batches.extend(part.tolist() for part in np.array_split(members, parts))
         return batches
 
-    def _compute_batch(self, jobs: list, neighbor_types) -> list:
-        if self.exponents is not None or len(jobs) == 1:
-            return super()._compute_batch(jobs, neighbor_types)
+    def _compute_batch(self, jobs: list, neighbor_types, n_threads: int) -> list:
+        if self.exponents is not None or not all(system.periodic for system, _ in jobs):
+            return super()._compute_batch(jobs, neighbor_types, n_threads)
         batch = [
             (system, centres, self._channels(system, neighbor_types)) for system, centres in jobs
         ]
         return [
             (split_by_l(coeffs, self.max_angular), None, info)
-            for coeffs, info in self._periodic_coefficients(batch)
+            for coeffs, info in self._periodic_coefficients(batch, n_threads)
         ]
 
     def _channel_values(self, system: System, centres: np.ndarray, channels: Channels):
@@ -598,13 +598,16 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             return self._compute_slab(system, centres, channels)
         return self._periodic_coefficients([(system, centres, channels)])[0]
 
-    def _periodic_coefficients(self, batch: list) -> list:
+    def _periodic_coefficients(self, batch: list, n_threads: int = 1) -> list:
         """[(coefficients, info)] of bulk structures [(system, centres, channels)]; the
         backend sums the k-space parts of all of them in one call (:meth:`KspaceBackend.values`),
-        which batches the frames of one cell."""
+        which batches the frames of one cell, with ``n_threads`` threads."""
         setups = []
         for system, centres, channels in batch:
-            setups.append(self._periodic_setup(_reduced(system), centres, channels))
+            plan, problem, *rest = self._periodic_setup(_reduced(system), centres, channels)
+            if n_threads > 1:  # else the backend's default (the NUFFT's: every core)
+                problem = replace(problem, n_threads=n_threads)
+            setups.append((plan, problem, *rest))
         backend = setups[0][2]
         if len(setups) > 1 and all(setup[2] is backend for setup in setups):
             values = backend.values([setup[1] for setup in setups])

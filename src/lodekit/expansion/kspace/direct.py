@@ -69,7 +69,15 @@ def kspace_sum(problem: KspaceProblem) -> np.ndarray:
     all_centres = n_centres == n_atoms and np.array_equal(centres, np.arange(n_atoms))
     chunk = max(32, CHUNK_ELEMENTS // max(n_atoms, n_species * n_lm * n_rad))
     if isinstance(kept, ShellTables):
-        return shell_sum(kept, layout, frac, indicator, None if all_centres else centres, chunk)
+        return shell_sum(
+            kept,
+            layout,
+            frac,
+            indicator,
+            None if all_centres else centres,
+            chunk,
+            max(1, problem.n_threads),
+        )
     kept_factor = kept
 
     n_even = layout.n_even
@@ -123,7 +131,8 @@ def batched_kspace_sum(problems: list[KspaceProblem]) -> list[np.ndarray] | None
     indicator = np.stack([problem.indicator() for problem in problems])
     n_columns = first.n_species * first.n_lm * first.n_radial
     chunk = max(32, CHUNK_ELEMENTS // max(len(problems) * n_atoms, n_columns))
-    values = shell_sum(kept, layout, frac, indicator, None if all_centres else first.centres, chunk)
+    centres = None if all_centres else first.centres
+    values = shell_sum(kept, layout, frac, indicator, centres, chunk, max(1, first.n_threads))
     return list(values)
 
 

@@ -73,7 +73,8 @@ class KspaceProblem:
     tolerance : float
         Relative tolerance of an approximate backend (the NUFFT's ``eps``); 0 for exact ones.
     n_threads : int
-        Threads an approximate backend may use (0: its default).
+        Threads the backend may use (0: its default; the NUFFT's is every core, the direct
+        sum's one).
     miller : ndarray of int (n_k, 3) or None
         The Miller indices summed over, when not the whole half k-sphere of ``cell`` within
         ``k_cutoff``: a slab's sum takes whole lines of constant in-plane index (h, k) from

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...basis.spherical_harmonics import real_spherical_harmonics_with_gradients
+from ..threads import one_blas_thread, thread_pool
 from ..workspace import scratch
 from .direct_gradients import add_position_terms, strain_from_projections
 from .layout import (
@@ -127,6 +128,7 @@ def shell_sum(
     indicator: np.ndarray,
     centres: np.ndarray | None,
     chunk: int,
+    n_threads: int = 1,
 ) -> np.ndarray:
     """The k-space sum of :func:`~lodekit.expansion.kspace.direct.kspace_sum`, shell by shell,
     of one structure or of several frames of one cell at once.
@@ -143,6 +145,9 @@ def shell_sum(
         None when every atom is a centre, in order; the same centres in every frame.
     chunk : int
         Most k-vectors per pass (whole shells; a larger single shell is one pass).
+    n_threads : int
+        Threads over the passes (each with one BLAS thread and a part of the sum of its
+        own): more passes are made if needed, one per thread at least.
 
     Returns
     -------
@@ -162,26 +167,62 @@ def shell_sum(
     n_centres = n_atoms if centres is None else len(centres)
     n_lm = tables.ylm.shape[1]
     n_rad = tables.radial.shape[2]
-    n_even = layout.n_even
-    width = n_lm * n_species
-    # the sum accumulates as (frame, lm sorted by parity, species, centres, n): each l is
-    # then one contiguous block per frame, the output of one product over the shells
-    acc = scratch("shells.acc", (n_frames, n_lm, n_species, n_centres, n_rad))
-    acc.fill(0.0)
-    bounds = tables.starts
     every_atom = frac.reshape(-1, 3)
-    axes = axis_tables(every_atom, tables.hkl)
-    l_blocks = layout.l_blocks()
-    # shells per group: at least _SHELL_GROUP, more while Q stays within _Q_BYTES (small
-    # structures: one group, few products)
-    group_size = max(_SHELL_GROUP, _Q_BYTES // (8 * width * n_centres * n_frames))
-    for first, last, k0, k1 in _shell_chunks(tables, chunk):
+    sums = _SumOfPasses(tables, layout, every_atom, indicator, centres)
+    if n_threads > 1:
+        # at least one pass per thread: passes are independent sums over disjoint shells
+        chunk = min(chunk, -(-len(tables.hkl) // n_threads))
+    passes = list(_shell_chunks(tables, chunk))
+    n_parts = min(n_threads, len(passes))
+    # the sum accumulates as (frame, lm sorted by parity, species, centres, n): each l is
+    # then one contiguous block per frame, the output of one product over the shells. Each
+    # thread adds its passes into its own part; the parts belong to the calling thread.
+    parts = scratch("shells.parts", (n_parts, n_frames, n_lm, n_species, n_centres, n_rad))
+    parts.fill(0.0)
+    if n_parts == 1:
+        for bounds in passes:
+            sums.add(parts[0], *bounds)
+    else:
+
+        def run(part):
+            for bounds in passes[part::n_parts]:
+                sums.add(parts[part], *bounds)
+
+        with one_blas_thread():
+            list(thread_pool("kspace", n_parts).map(run, range(n_parts)))
+    acc = parts[0] if n_parts == 1 else parts.sum(axis=0)
+    result = np.empty((n_frames, n_centres, n_species, n_lm, n_rad))
+    result[:, :, :, layout.parity] = acc.transpose(0, 3, 2, 1, 4)
+    return result[0] if single else result
+
+
+class _SumOfPasses:
+    """The passes of :func:`shell_sum`: each adds the shells of one range of k-vectors."""
+
+    def __init__(self, tables, layout, every_atom, indicator, centres):
+        self.tables, self.layout = tables, layout
+        self.every_atom, self.indicator, self.centres = every_atom, indicator, centres
+        self.axes = axis_tables(every_atom, tables.hkl)
+        self.l_blocks = layout.l_blocks()
+
+    def add(self, acc: np.ndarray, first: int, last: int, k0: int, k1: int) -> None:
+        """Add shells ``first:last`` (k-vectors ``k0:k1``) to ``acc`` (frames, lm sorted by
+        parity, species, centres, n), with this thread's work arrays."""
+        tables, indicator, centres = self.tables, self.indicator, self.centres
+        n_frames, n_lm, n_species, n_centres, n_rad = acc.shape
+        n_atoms = indicator.shape[2]
+        n_even = self.layout.n_even
+        width = n_lm * n_species
+        bounds = tables.starts
+        # shells per group: at least _SHELL_GROUP, more while Q stays within _Q_BYTES (small
+        # structures: one group, few products)
+        group_size = max(_SHELL_GROUP, _Q_BYTES // (8 * width * n_centres * n_frames))
         n_k = k1 - k0
         phases = phase_factors(
-            every_atom,
+            self.every_atom,
             tables.hkl[k0:k1],
             out=scratch("shells.phases", (n_frames * n_atoms, n_k), complex),
-            tables=axes,
+            tables=self.axes,
         ).reshape(n_frames, n_atoms, n_k)
         rho = indicator @ phases  # (frames, species, k): A + i B
         centre_phases = phases if centres is None else phases[:, centres]
@@ -214,15 +255,12 @@ def shell_sum(
             # BLAS reads in place
             q = q.reshape(end - group, n_frames, n_lm, n_species * n_centres).transpose(1, 2, 3, 0)
             radial = tables.radial[group:end]
-            for l, a, b in l_blocks:
+            for l, a, b in self.l_blocks:
                 # sum over shells: (lm block x species x centres, shells) @ (shells, n)
                 block = q[:, a:b].reshape(n_frames, -1, end - group)
                 product = scratch("shells.product", (n_frames, block.shape[1], n_rad))
                 np.matmul(block, radial[:, l, :], out=product)
                 acc[:, a:b] += product.reshape(n_frames, b - a, n_species, n_centres, n_rad)
-    result = np.empty((n_frames, n_centres, n_species, n_lm, n_rad))
-    result[:, :, :, layout.parity] = acc.transpose(0, 3, 2, 1, 4)
-    return result[0] if single else result
 
 
 def shell_vjp(
