@@ -138,3 +138,26 @@ def test_killed_run_resumes_to_the_identical_store(tmp_path):
     features = load_features(store)
     expected = np.column_stack([np.repeat(np.arange(12), 192), np.tile(np.arange(192), 12)])
     np.testing.assert_array_equal(features.samples[:, :2], expected)  # none lost, none twice
+
+
+def test_spherical_harmonics_stay_on_one_openmp_thread_beside_torch():
+    """sphericart parallelises each call with OpenMP, which for the few thousand vectors of a
+    call costs far more than the work. With torch imported first (vesin imports it), torch's
+    libgomp is in the global symbol scope and sphericart's parallel regions run on it: the
+    thread count must be set there too. A team of more than one thread would start new OS
+    threads at the first call; none may appear."""
+    pytest.importorskip("torch")
+    script = (
+        "import os, torch, numpy as np\n"
+        "from lodekit.basis.spherical_harmonics import real_spherical_harmonics\n"
+        "count = lambda: len(os.listdir(f'/proc/{os.getpid()}/task'))\n"
+        "before = count()\n"
+        "real_spherical_harmonics(np.random.default_rng(0).normal(size=(4000, 3)), 6)\n"
+        "print(before, count())\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="4")  # a team of four unless the call is limited
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    before, after = map(int, out.stdout.split())
+    assert after == before, out.stdout

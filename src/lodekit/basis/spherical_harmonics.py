@@ -33,21 +33,38 @@ def _calculator(max_angular: int):
 
 
 @lru_cache(maxsize=1)
-def _single_thread_openmp():
-    """``omp_set_num_threads`` of the OpenMP runtime that the sphericart wheel bundles.
+def _openmp_setters() -> tuple:
+    """``omp_set_num_threads`` of every OpenMP runtime that sphericart's calls may bind to.
 
     sphericart parallelises every call with OpenMP; for the few thousand vectors of one call
     here, waking the OpenMP team costs 100x the work (measured: 8 ms instead of 30 µs for 900
-    vectors on 2 cores, worse when BLAS threads are spinning). The setting is per calling
-    thread and only touches sphericart's private copy of libgomp.
+    vectors on 2 cores, worse when BLAS threads are spinning), so every call runs on one
+    thread. The wheel bundles its own libgomp, but a libgomp loaded into the global symbol
+    scope first wins the binding: torch loads its own so (vesin imports torch when it is
+    installed), and sphericart's parallel regions then run on torch's runtime, whose thread
+    count the bundled copy does not set (measured with torch 2.13: a second OpenMP thread,
+    and 8-10 ms per call on a loaded machine). Both are set: the setting is per calling
+    thread and touches only those runtimes' defaults for this thread.
     """
+    setters = []
     libs = Path(sphericart.__file__).parent.parent / "sphericart.libs"
     for path in sorted(libs.glob("libgomp*.so*")):
         try:
-            return ctypes.CDLL(str(path)).omp_set_num_threads
+            setters.append(ctypes.CDLL(str(path)).omp_set_num_threads)
+            break
         except (OSError, AttributeError):  # pragma: no cover - other platforms
             continue
-    return None
+    try:
+        # the global scope's definition, if any (RTLD_GLOBAL libraries such as torch's)
+        setters.append(ctypes.CDLL(None).omp_set_num_threads)
+    except (OSError, AttributeError):
+        pass
+    return tuple(setters)
+
+
+def _one_openmp_thread() -> None:
+    for set_threads in _openmp_setters():
+        set_threads(1)
 
 
 def real_spherical_harmonics(vectors: np.ndarray, max_angular: int) -> np.ndarray:
@@ -65,9 +82,7 @@ def real_spherical_harmonics(vectors: np.ndarray, max_angular: int) -> np.ndarra
     ndarray, shape (n, (max_angular + 1)^2)
     """
     xyz = np.ascontiguousarray(vectors, dtype=np.float64).reshape(-1, 3)
-    set_threads = _single_thread_openmp()
-    if set_threads is not None:
-        set_threads(1)
+    _one_openmp_thread()
     return _calculator(int(max_angular)).compute(xyz)
 
 
@@ -82,7 +97,5 @@ def real_spherical_harmonics_with_gradients(
         The gradient is d Y_lm(r / |r|) / d r_alpha (units 1/length of r).
     """
     xyz = np.ascontiguousarray(vectors, dtype=np.float64).reshape(-1, 3)
-    set_threads = _single_thread_openmp()
-    if set_threads is not None:
-        set_threads(1)
+    _one_openmp_thread()
     return _calculator(int(max_angular)).compute_with_gradients(xyz)
