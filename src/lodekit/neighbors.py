@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from vesin import NeighborList
 
 from .systems import System
 
@@ -32,7 +31,7 @@ def neighbor_pairs(system: System, cutoff: float) -> tuple[np.ndarray, np.ndarra
     if system.is_slab:
         return _slab_pairs(system, cutoff)
     box = system.cell if system.periodic else np.zeros((3, 3))
-    calculator = NeighborList(cutoff=float(cutoff), full_list=True)
+    calculator = _neighbor_list(cutoff)
     i, j, vectors = calculator.compute(
         points=system.positions, box=box, periodic=system.periodic, quantities="ijD"
     )
@@ -48,8 +47,17 @@ def _slab_pairs(system: System, cutoff: float):
     frame = np.array([x, np.cross(normal, x), normal])  # rows: orthonormal, right-handed
     box = np.vstack([lattice @ frame.T, [0.0, 0.0, 1.0]])
     box[:2, 2] = 0.0  # in the plane to rounding: exactly
-    calculator = NeighborList(cutoff=float(cutoff), full_list=True)
+    calculator = _neighbor_list(cutoff)
     i, j, vectors = calculator.compute(
         points=system.positions @ frame.T, box=box, periodic=[True, True, False], quantities="ijD"
     )
     return i.astype(np.int64), j.astype(np.int64), np.asarray(vectors, dtype=np.float64) @ frame
+
+
+def _neighbor_list(cutoff: float):
+    """vesin's full neighbour list. Imported on first use: vesin imports torch when it is
+    installed (3 s), which every command line that computes nothing (--help, an input
+    error) would otherwise pay."""
+    from vesin import NeighborList
+
+    return NeighborList(cutoff=float(cutoff), full_list=True)
