@@ -30,6 +30,17 @@ def _nacl4(seed=3):
     return random_structure(rng, SKEWED, ["Na", "Cl", "Na", "Cl"], min_distance=1.6)
 
 
+#: A unimodular change of basis: the same lattice, a cell the calculator reduces (its Miller
+#: indices differ from those of the given cell; the torch path works in the given one).
+SHEAR = np.array([[1.0, 0.0, 0.0], [2.0, 1.0, 0.0], [-1.0, 1.0, 1.0]])
+
+
+def _unreduced(atoms):
+    atoms = atoms.copy()
+    atoms.set_cell(SHEAR @ atoms.cell.array, scale_atoms=False)
+    return atoms
+
+
 def _tensors(atoms, grad=False):
     positions = torch.tensor(atoms.positions, dtype=torch.float64, requires_grad=grad)
     cell = torch.tensor(atoms.cell.array, dtype=torch.float64, requires_grad=grad)
@@ -59,6 +70,7 @@ CASES = {
     "water24-p6": (_water_small, dict(exponent=6, center_atom_weight=0.3), None),
     "triclinic-p0": (lambda: triclinic_box(np.random.default_rng(5)), dict(exponent=0), None),
     "skewed-p3-weights": (_nacl4, dict(exponent=3, center_atom_weight=0.0), "random"),
+    "unreduced-p2": (lambda: _unreduced(_nacl4()), dict(exponent=2), None),
     "nacl64-charges": (
         lambda: bench_system("nacl64"),
         dict(smearing=1.5, k_cutoff=2.4, species_channels=False),
@@ -87,14 +99,13 @@ def test_coefficients_equal_the_numpy_calculator(name):
     np.testing.assert_allclose(ours.numpy(), expected, rtol=0, atol=1e-12 * scale)
 
 
-def test_other_exponents_and_cells_after_a_kept_cell():
-    """The tables kept for a cell are not reused for another cell or exponent."""
+def test_a_kept_cell_is_not_reused_for_another():
+    """The tables kept for a cell are not reused for another cell or calculator."""
     atoms = _nacl4()
-    positions, cell = _tensors(atoms)
-    for exponent, factor in ((1, 1.0), (1, 1.1), (4, 1.1), (1, 1.0)):
+    p1, p4 = _lode(), _lode(exponent=4)
+    for calculator, factor in ((p1, 1.0), (p1, 1.1), (p4, 1.1), (p1, 1.0), (p1, 1.1)):
         scaled = atoms.copy()
         scaled.set_cell(atoms.cell.array * factor, scale_atoms=True)
-        calculator = _lode(exponent=exponent)
         positions, cell = _tensors(scaled)
         ours = expansion(calculator, positions, cell, scaled.numbers, kspace="torch")
         np.testing.assert_allclose(ours.numpy(), _reference(calculator, scaled), atol=1e-12)
@@ -131,15 +142,17 @@ def test_gradcheck_positions_cell_weights():
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gradients_equal_the_numpy_vjp(weighted):
-    """Unweighted with species channels; weighted with one channel for all atoms (p = 1)."""
+    """Unweighted with species channels; weighted with one channel for all atoms (p = 1),
+    in a cell that the calculator reduces (dE/dH is that of the given rows)."""
     atoms = triclinic_box(np.random.default_rng(11))
     calculator = _lode(species_channels=not weighted, center_atom_weight=0.6, exponent=5)
-    positions, cell = _tensors(atoms, grad=True)
     weights = None
     if weighted:
+        atoms = _unreduced(atoms)
         calculator = _lode(species_channels=False, center_atom_weight=0.6)
         rng = np.random.default_rng(2)
         weights = torch.tensor(rng.normal(size=len(atoms)), requires_grad=True)
+    positions, cell = _tensors(atoms, grad=True)
     inputs = [positions, cell] + ([weights] if weighted else [])
     grads = {}
     for path in ("numpy", "torch"):
