@@ -19,8 +19,9 @@ without the volume) and, when the cell needs a gradient, their k-derivatives. Th
 copied to the device once.
 
 On the device, in torch: k = 2 pi hkl H^-T and V = |det H| from the cell tensor, the phases
-cos and sin of k·r_j, the structure factors, the contraction with F (two matrix products
-[cos | sin] (atoms, 2 n_k) @ G (2 n_k, species x lm x n)), the k = 0 term (∝ channel totals
+cos and sin of k·r_j, the structure factors, the contraction with F (four matrix products of
+cos and sin (atoms, n_k) with A_a F and B_a F (n_k, species x lm x n), one per parity and
+phase), the k = 0 term (∝ channel totals
 of the weights / V) and the centre term (∝ each centre's weight). Gradients with respect to
 positions and weights are torch autograd through these operations; the cell gradient adds,
 through k, the derivative of the tables, which a small ``autograd.Function`` supplies from
@@ -247,20 +248,27 @@ def lode_coefficients(calculator, system: System, positions, cell, weights, term
         system.cell, problem.basis, problem.max_angular, problem.smearing, problem.exponent
     )
     n_even = layout.n_even
-    out = positions.new_zeros((n_atoms, n_species * n_lm * n_rad))
+    n_odd = n_lm - n_even
     if n_k:
         theta = positions @ kvec.T  # k·r_j, (atoms, n_k)
         cos, sin = torch.cos(theta), torch.sin(theta)
-        a_part = weighted.T @ cos  # sum_j w_j cos(k·r_j) per channel, (a, n_k)
-        b_part = weighted.T @ sin
-        # even l take Re[exp(i k·r_i) conj(rho_a)] = cos_i A + sin_i B, odd l its Im
-        # sin_i A - cos_i B: G_cos and G_sin are the factors of cos_i and sin_i
+        a_part = (weighted.T @ cos).T[:, :, None, None]  # sum_j w_j cos(k·r_j), (n_k, a, 1, 1)
+        b_part = (weighted.T @ sin).T[:, :, None, None]
         f_even, f_odd = factor[:, None, :n_even], factor[:, None, n_even:]
-        a_k, b_k = a_part.T[:, :, None, None], b_part.T[:, :, None, None]
-        g_cos = torch.cat([a_k * f_even, -b_k * f_odd], dim=2).reshape(n_k, -1)
-        g_sin = torch.cat([b_k * f_even, a_k * f_odd], dim=2).reshape(n_k, -1)
-        out = cos @ g_cos + sin @ g_sin
-    sorted_lm = out.reshape(n_atoms, n_species, n_lm, n_rad)
+        # even l take Re[exp(i k·r_i) conj(rho_a)] = cos_i A + sin_i B, odd l its Im
+        # sin_i A - cos_i B
+        even = cos @ (a_part * f_even).reshape(n_k, -1) + sin @ (b_part * f_even).reshape(n_k, -1)
+        odd = sin @ (a_part * f_odd).reshape(n_k, -1) - cos @ (b_part * f_odd).reshape(n_k, -1)
+    else:
+        even = positions.new_zeros((n_atoms, n_species * n_even * n_rad))
+        odd = positions.new_zeros((n_atoms, n_species * n_odd * n_rad))
+    sorted_lm = torch.cat(
+        [
+            even.reshape(n_atoms, n_species, n_even, n_rad),
+            odd.reshape(n_atoms, n_species, n_odd, n_rad),
+        ],
+        dim=2,
+    )
     order = torch.from_numpy(np.argsort(layout.parity)).to(device)
     coefficients = sorted_lm[:, :, order]
 
