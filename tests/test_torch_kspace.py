@@ -177,6 +177,22 @@ def test_auto_uses_numpy_on_the_cpu():
     assert "_Expansion" not in type(forced.grad_fn).__name__
 
 
+def test_second_derivatives_positions_weights_gradgradcheck():
+    """With a fixed cell the path is plain autograd: forces can be trained on."""
+    atoms = _nacl4()
+    calculator = _lode(max_radial=1, max_angular=1, smearing=0.9, k_cutoff=3.0, exponent=4)
+    positions, cell = _tensors(atoms)
+    positions.requires_grad_()
+    weights = torch.tensor([0.7, -1.2, 1.1, -0.4], dtype=torch.float64, requires_grad=True)
+
+    def function(r, w):
+        return expansion(calculator, r, cell, atoms.numbers, weights=w, kspace="torch")
+
+    assert torch.autograd.gradgradcheck(
+        function, (positions, weights), eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True
+    )
+
+
 def test_second_derivative_through_the_cell_raises():
     atoms = _nacl4()
     positions, cell = _tensors(atoms, grad=True)

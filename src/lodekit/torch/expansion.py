@@ -218,7 +218,8 @@ def expansion(
     requires a gradient). The backward pass is ``calculator.vector_jacobian_product``; it
     cannot itself be differentiated (a second derivative raises ``RuntimeError``). On the
     torch k-space path (``kspace``) the backward pass is torch autograd and a small Function
-    for the cell (:mod:`lodekit.torch.kspace`).
+    for the cell: second derivatives with respect to positions and weights work there, not
+    through the cell (:mod:`lodekit.torch.kspace`).
     """
     if not isinstance(calculator, CALCULATOR_TYPES):
         raise InputError(

@@ -12,17 +12,18 @@ with rho_a(k) = sum_{j in a} w_j exp(i k·r_j) and F_k = (8 pi / V) s_l Y_lm(k̂
 
 What runs where
 ---------------
-On the CPU, in numpy, once per cell and kept for the next call with the same cell (the
-frames of a constant-volume trajectory): the plan and work limits of the calculator, the
-Miller indices of the k-vectors, and the cell-only tables Y_lm(k̂) ĝ_p I_nl (V / 8 pi, so
-without the volume) and, when the cell needs a gradient, their k-derivatives. They are
-copied to the device once.
+On the CPU, in numpy, on every call: a copy of the positions, cell and weights to build the
+:class:`~lodekit.System` (its checks), the calculator's plan and work limits, the channels.
+On the CPU once per cell, kept for the next call with the same cell (the frames of a
+constant-volume trajectory) and copied to the device once: the Miller indices of the
+k-vectors and the cell-only tables Y_lm(k̂) ĝ_p I_nl (times V / 8 pi: the volume is applied
+on the device) and, when the cell needs a gradient, their k-derivatives.
 
 On the device, in torch: k = 2 pi hkl H^-T and V = |det H| from the cell tensor, the phases
-cos and sin of k·r_j, the structure factors, the contraction with F (four matrix products of
-cos and sin (atoms, n_k) with A_a F and B_a F (n_k, species x lm x n), one per parity and
-phase), the k = 0 term (∝ channel totals
-of the weights / V) and the centre term (∝ each centre's weight). Gradients with respect to
+cos and sin of k·r_j, the structure factors A_a = sum_j w_j cos, B_a = sum_j w_j sin, the
+contraction with F (four matrix products of cos and sin (atoms, n_k) with A_a F and B_a F
+(n_k, species x lm x n), one per parity and phase), the k = 0 term (∝ the channels' total
+weights / V) and the centre term (∝ each centre's weight). Gradients with respect to
 positions and weights are torch autograd through these operations; the cell gradient adds,
 through k, the derivative of the tables, which a small ``autograd.Function`` supplies from
 the numpy tables of dY/dk and d(ĝ I)/dk.
@@ -34,12 +35,14 @@ separation). Range-separated plans, the NUFFT backend, slabs, molecules, several
 and SOAP keep the numpy path (:func:`plan_torch_kspace` says why); forcing this path on
 them is an :class:`~lodekit.errors.InputError`.
 
-Memory: the phases, the structure-factor products G and their autograd copies hold about
-(2 n_atoms + 4 n_species x (L+1)^2 x n_radial) x n_k doubles; there is no chunking over k.
+Memory: the phases, the products A_a F and B_a F and their autograd copies hold about
+(4 n_atoms + 4 n_species x (L+1)^2 x n_radial) x n_k doubles; there is no chunking over k.
 
-Derivatives: once. A second derivative through the cell raises ``RuntimeError`` (the tables'
-derivative Function is once differentiable); higher derivatives with respect to positions
-and weights are not tested and not supported.
+Derivatives: first derivatives with respect to positions, cell and weights. Second
+derivatives with respect to positions and weights at a fixed cell (``create_graph=True``, e.g.
+training on forces) are torch autograd too and are checked by gradgradcheck
+(tests/test_torch_kspace.py); a second derivative through the cell raises ``RuntimeError``
+(the tables' derivative Function is once differentiable).
 """
 
 from __future__ import annotations
