@@ -111,6 +111,22 @@ def test_a_kept_cell_is_not_reused_for_another():
         np.testing.assert_allclose(ours.numpy(), _reference(calculator, scaled), atol=1e-12)
 
 
+def test_kept_tables_carry_no_graph():
+    """A call with a cell gradient, then one without on the same cell: the second's backward
+    must not run into the first's (freed) graph through the kept tables."""
+    atoms = _nacl4()
+    calculator = _lode()
+    positions, cell = _tensors(atoms)
+    cell.requires_grad_()
+    expansion(calculator, positions, cell, atoms.numbers, kspace="torch").square().sum().backward()
+    first = cell.grad.clone()
+    positions.requires_grad_()
+    out = expansion(calculator, positions, cell.detach(), atoms.numbers, kspace="torch")
+    out.square().sum().backward()
+    assert torch.equal(cell.grad, first)
+    assert positions.grad is not None
+
+
 def test_species_widening_matches_the_numpy_path():
     atoms = _nacl4()
     calculator = _lode()

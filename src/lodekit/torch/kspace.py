@@ -186,7 +186,8 @@ class _UnitFactor(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kvec, tables):
         ctx.tables = tables
-        return tables.unit_factor
+        # a new tensor: autograd would attach this call's graph to the kept table itself
+        return tables.unit_factor.clone()
 
     @staticmethod
     @once_differentiable
