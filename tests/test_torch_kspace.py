@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 from lodekit.errors import InputError  # noqa: E402
 from lodekit.torch import ExpansionLayer, expansion  # noqa: E402
+from lodekit.torch import kspace as torch_kspace  # noqa: E402
 
 SMALL = dict(max_radial=2, max_angular=2, radius=3.5)
 
@@ -156,19 +157,13 @@ def test_gradcheck_positions_cell_weights():
     )
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-def test_gradients_equal_the_numpy_vjp(weighted):
-    """Unweighted with species channels; weighted with one channel for all atoms (p = 1),
-    in a cell that the calculator reduces (dE/dH is that of the given rows)."""
-    atoms = triclinic_box(np.random.default_rng(11))
-    calculator = _lode(species_channels=not weighted, center_atom_weight=0.6, exponent=5)
+def _assert_gradients_equal(calculator, atoms, weighted: bool):
+    """Gradients of sum(G * c) by the torch path equal those of the numpy path's VJP."""
+    positions, cell = _tensors(atoms, grad=True)
     weights = None
     if weighted:
-        atoms = _unreduced(atoms)
-        calculator = _lode(species_channels=False, center_atom_weight=0.6)
         rng = np.random.default_rng(2)
         weights = torch.tensor(rng.normal(size=len(atoms)), requires_grad=True)
-    positions, cell = _tensors(atoms, grad=True)
     inputs = [positions, cell] + ([weights] if weighted else [])
     grads = {}
     for path in ("numpy", "torch"):
@@ -182,6 +177,41 @@ def test_gradients_equal_the_numpy_vjp(weighted):
     for name, a, b in zip(names, grads["numpy"], grads["torch"], strict=True):
         scale = max(1.0, float(a.abs().max()))
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=1e-12 * scale, err_msg=name)
+
+
+def test_gradients_equal_the_numpy_vjp():
+    """Unweighted, species channels, p = 5 (a k = 0 term)."""
+    atoms = triclinic_box(np.random.default_rng(11))
+    _assert_gradients_equal(_lode(center_atom_weight=0.6, exponent=5), atoms, weighted=False)
+
+
+def test_gradients_equal_the_numpy_vjp_weighted_unreduced():
+    """Weighted, one channel for all atoms (p = 1), in a cell that the calculator reduces
+    (dE/dH is that of the given rows)."""
+    atoms = _unreduced(triclinic_box(np.random.default_rng(11)))
+    calculator = _lode(species_channels=False, center_atom_weight=0.6)
+    _assert_gradients_equal(calculator, atoms, weighted=True)
+
+
+def test_second_contraction_values_and_gradients(monkeypatch):
+    """The contraction for large systems (forced): values and gradients as the numpy path."""
+    monkeypatch.setattr(torch_kspace, "NARROW_BYTES", 0)
+    atoms = _nacl4()
+    calculator = _lode(exponent=6, center_atom_weight=0.3)
+    weights = np.random.default_rng(1).normal(size=len(atoms))
+    positions, cell = _tensors(atoms)
+    ours = expansion(
+        calculator,
+        positions,
+        cell,
+        atoms.numbers,
+        weights=torch.from_numpy(weights),
+        kspace="torch",
+    )
+    np.testing.assert_allclose(
+        ours.numpy(), _reference(calculator, atoms, weights), rtol=0, atol=1e-12
+    )
+    _assert_gradients_equal(calculator, atoms, weighted=True)
 
 
 def test_auto_uses_numpy_on_the_cpu():
