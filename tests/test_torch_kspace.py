@@ -14,7 +14,6 @@ torch = pytest.importorskip("torch")
 
 from lodekit.errors import InputError  # noqa: E402
 from lodekit.torch import ExpansionLayer, expansion  # noqa: E402
-from lodekit.torch import kspace as torch_kspace  # noqa: E402
 
 SMALL = dict(max_radial=2, max_angular=2, radius=3.5)
 
@@ -190,27 +189,6 @@ def test_gradients_equal_the_numpy_vjp_weighted_unreduced():
     (dE/dH is that of the given rows)."""
     atoms = _unreduced(triclinic_box(np.random.default_rng(11)))
     calculator = _lode(species_channels=False, center_atom_weight=0.6)
-    _assert_gradients_equal(calculator, atoms, weighted=True)
-
-
-def test_second_contraction_values_and_gradients(monkeypatch):
-    """The contraction for large systems (forced): values and gradients as the numpy path."""
-    monkeypatch.setattr(torch_kspace, "NARROW_BYTES", 0)
-    atoms = _nacl4()
-    calculator = _lode(exponent=6, center_atom_weight=0.3)
-    weights = np.random.default_rng(1).normal(size=len(atoms))
-    positions, cell = _tensors(atoms)
-    ours = expansion(
-        calculator,
-        positions,
-        cell,
-        atoms.numbers,
-        weights=torch.from_numpy(weights),
-        kspace="torch",
-    )
-    np.testing.assert_allclose(
-        ours.numpy(), _reference(calculator, atoms, weights), rtol=0, atol=1e-12
-    )
     _assert_gradients_equal(calculator, atoms, weighted=True)
 
 
