@@ -114,7 +114,7 @@ class _Tables:
     parts : dict of Tensor or None
         ``ylm``, ``d_ylm`` (n_k, 3, lm), ``radial``, ``d_radial``, ``unit`` (of
         :meth:`KspaceLayout.factor_parts`, V / 8 pi included): the derivative of
-        ``unit_factor`` with respect to k. None when not asked for.
+        ``unit_factor`` with respect to k. None when not asked for; empty without k-vectors.
     """
 
     def __init__(self, hkl, unit_factor, parts):
@@ -154,7 +154,9 @@ def _cell_tables(terms, cell: np.ndarray, device, with_derivative: bool) -> _Tab
     )
     scale = layout.volume / (8.0 * np.pi)
     parts = None
-    if with_derivative:
+    if not len(hkl):  # a cell too small for any k-vector within the cutoff
+        unit_factor, parts = np.zeros((0, problem.n_lm, problem.n_radial)), {}
+    elif with_derivative:
         numpy_parts = layout.factor_parts(hkl)
         unit_factor = (numpy_parts["ylm"] * scale)[:, :, None] * numpy_parts["radial"]
         parts = {
@@ -238,7 +240,7 @@ def lode_coefficients(calculator, system: System, positions, cell, weights, term
     recip = 2.0 * torch.pi * torch.linalg.inv(cell).T
     volume = torch.abs(torch.linalg.det(cell))
     kvec = tables.hkl @ recip
-    if cell.requires_grad:
+    if cell.requires_grad and n_k:
         unit_factor = _UnitFactor.apply(kvec, tables)
     else:
         unit_factor = tables.unit_factor
