@@ -17,7 +17,7 @@ from lodekit.torch import ExpansionLayer, expansion  # noqa: E402
 
 SMALL = dict(max_radial=2, max_angular=2, radius=3.5)
 
-#: A skewed cell (reduced by the calculator, not by the torch path: the k-vectors must agree).
+#: A triclinic cell (already reduced: the calculator keeps it as it is).
 SKEWED = np.array([[4.6, 0.0, 0.0], [0.9, 4.4, 0.0], [-0.5, 0.6, 4.8]])
 
 
