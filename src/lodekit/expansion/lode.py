@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,7 +50,7 @@ from .realspace import (
 from .result import split_by_l
 from .several import SeveralExponents, checked_exponent
 
-__all__ = ["LodeSphericalExpansion"]
+__all__ = ["LodeSphericalExpansion", "PeriodicTerms"]
 
 #: k_cutoff * smearing must reach this: exp(-(k_c sigma)^2 / 2) <= 0.1, i.e. the truncated
 #: Fourier sum keeps at least 90 % of the smeared density's spectral weight.
@@ -109,6 +109,40 @@ def _backend(method: str, channels: Channels):
 
 #: Most atoms (frames x atoms) in one batch of :meth:`LodeSphericalExpansion._batches`.
 BATCH_ATOMS = 2048
+
+
+@dataclass(frozen=True, eq=False)
+class PeriodicTerms:
+    """The parts of one bulk structure's coefficients (every atom a centre), for code that
+    evaluates the k-space sum itself (:mod:`lodekit.torch.kspace`): the numbers are
+
+        c = kspace_sum(problem) + delta_l0 (k_zero_unit x channel totals of the weights)
+            + delta_l0 delta_{a, channel(i)} w_i centre_term
+
+    Attributes
+    ----------
+    plan : PeriodicPlan
+        The structure's plan (``method``, ``kspace_method``, ``k_cutoff``).
+    problem : KspaceProblem
+        The k-space sum, in the reduced cell of the lattice (:func:`_reduced`): its
+        k-vectors are those of the given cell, its Miller indices are not.
+    k_zero_unit : ndarray (n_radial,) or None
+        The k = 0 term of one atom of unit weight (∝ 1/V); None where it diverges.
+    centre_term : ndarray (n_radial,)
+        -(1 - center_atom_weight) C_n, added to each centre's own channel (l = 0) times
+        its weight.
+    channels : Channels
+        The channel and weight of every atom.
+    labels : ndarray of int
+        The neighbour-type label of every channel (``Expansion.neighbor_types``).
+    """
+
+    plan: PeriodicPlan
+    problem: KspaceProblem
+    k_zero_unit: np.ndarray | None
+    centre_term: np.ndarray
+    channels: Channels
+    labels: np.ndarray
 
 
 def _reduced(system: System) -> System:
@@ -621,6 +655,22 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
             self._add_centre_term(coeffs, centres, channels, -(1.0 - self.center_atom_weight))
             out.append((coeffs, plan.as_dict()))
         return out
+
+    def _periodic_terms(self, system: System) -> PeriodicTerms:
+        """The :class:`PeriodicTerms` of one bulk structure (single exponent), every atom a
+        centre, with the plan and work limits of :meth:`compute`."""
+        neighbor_types = self._neighbor_types([system])
+        channels = self._channels(system, neighbor_types)
+        centres = np.arange(len(system))
+        plan, problem, _, corrections = self._periodic_setup(_reduced(system), centres, channels)
+        return PeriodicTerms(
+            plan,
+            problem,
+            corrections.k_zero_unit,
+            -(1.0 - self.center_atom_weight) * self._centre_field(self.smearing),
+            channels,
+            self._channel_types(neighbor_types),
+        )
 
     def _add_centre_term(
         self, coeffs: np.ndarray, centres: np.ndarray, channels: Channels, factor: float

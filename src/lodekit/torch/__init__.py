@@ -16,11 +16,16 @@ torch model on lodekit features gets its forces and stress from autograd.
   charges from SOAP weighting a p = 1 LODE expansion, trained on energies and forces, with an
   ASE calculator.
 
+- :mod:`lodekit.torch.kspace`: the direct k-space sum of bulk LODE structures in torch
+  operations, used by :func:`expansion` for tensors on a GPU (``kspace="auto"``) or on
+  request (``kspace="torch"``); the cell-only tables stay numpy's.
+
 Limits: float64 only; first derivatives only (a second backward pass, e.g.
 ``create_graph=True`` to train on forces through the forces themselves, raises a
-``RuntimeError``); tensors on a GPU are copied to the CPU for the numpy code and the results
-copied back (the k-space part does not yet run on the GPU); one structure per call, every
-atom a centre.
+``RuntimeError``), except on the torch k-space path at a fixed cell; tensors on a GPU are
+copied to the CPU for the numpy code and the results copied back, except for the bulk LODE
+structures of the torch k-space path (range separation, the NUFFT, slabs, molecules, several
+exponents and SOAP stay on the CPU); one structure per call, every atom a centre.
 
 Threads: the work is numpy's (its BLAS threads, and the calculators' own). On a machine with
 few cores, torch's OpenMP threads, which spin for a while after each torch operation, compete

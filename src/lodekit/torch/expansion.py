@@ -35,10 +35,14 @@ from ..expansion import LodeSphericalExpansion, SphericalExpansion
 from ..features.channels import channel_places
 from ..systems import System
 from ._tensors import as_numbers, as_numpy, checked_species, float64_tensor
+from .kspace import lode_coefficients, plan_torch_kspace
 
 __all__ = ["ExpansionLayer", "cell_gradient", "expansion", "split_by_l"]
 
 CALCULATOR_TYPES = (SphericalExpansion, LodeSphericalExpansion)
+
+#: Values of ``kspace`` (:func:`expansion`).
+KSPACE_PATHS = ("auto", "numpy", "torch")
 
 
 def cell_gradient(
@@ -75,6 +79,43 @@ def cell_gradient(
     return out
 
 
+def _channel_layout(calculator, own, exponents, species):
+    """(index of each of the calculator's channels ``own`` among the output channels, or
+    None when they are the output channels; the number of output channels)."""
+    # several LODE exponents repeat the species once per exponent (channels per
+    # (exponent, species), docs/conventions.md), each exponent widened alike; the single
+    # channel of species_channels=False is labelled 0, whatever `species` says
+    if species is None or not calculator.species_channels:
+        present = np.unique(own)
+    else:
+        present = species
+    missing = np.setdiff1d(own, present)
+    if len(missing):
+        raise InputError(
+            f"`types` contain species {missing.tolist()} that are not in `species` "
+            f"{present.tolist()}"
+        )
+    return channel_places(present, own, exponents)
+
+
+def _torch_kspace(calculator, positions, cell, weights, numbers, pbc, species, forced: bool):
+    """The coefficients by the torch k-space path (:mod:`lodekit.torch.kspace`), or None
+    when it cannot compute this structure and was not forced (an InputError when forced)."""
+    w = None if weights is None else as_numpy(weights).copy()
+    system = System(as_numpy(positions).copy(), numbers, as_numpy(cell).copy(), pbc=pbc, weights=w)
+    terms, refusal = plan_torch_kspace(calculator, system)
+    if refusal is not None:
+        if forced:
+            raise InputError(f"`kspace` is 'torch' but {refusal}")
+        return None
+    values, own = lode_coefficients(calculator, system, positions, cell, weights, terms)
+    where, n_channels = _channel_layout(calculator, own, None, species)
+    if where is None:
+        return values
+    wide = values.new_zeros((values.shape[0], n_channels, *values.shape[2:]))
+    return wide.index_copy(1, torch.from_numpy(where).to(values.device), values)
+
+
 class _Expansion(torch.autograd.Function):
     """Coefficients (n_atoms, n_species, lm, n) of ``calculator``; see :func:`expansion`."""
 
@@ -85,24 +126,12 @@ class _Expansion(torch.autograd.Function):
         w = None if weights is None else as_numpy(weights).copy()
         system = System(r, numbers, h, pbc=pbc, weights=w)
         result = calculator.compute(system)
-        own = result.neighbor_types
-        # several LODE exponents repeat the species once per exponent (channels per
-        # (exponent, species), docs/conventions.md), each exponent widened alike; the single
-        # channel of species_channels=False is labelled 0, whatever `species` says
-        if species is None or not calculator.species_channels:
-            present = np.unique(own)
-        else:
-            present = species
-        missing = np.setdiff1d(own, present)
-        if len(missing):
-            raise InputError(
-                f"`types` contain species {missing.tolist()} that are not in `species` "
-                f"{present.tolist()}"
-            )
-        where, n_channels = channel_places(present, own, result.exponents)
+        where, n_channels = _channel_layout(
+            calculator, result.neighbor_types, result.exponents, species
+        )
         flat = np.concatenate(result.values, axis=2)
         if where is None:
-            where = np.arange(len(own))
+            where = np.arange(len(result.neighbor_types))
         else:
             wide = np.zeros((flat.shape[0], n_channels, *flat.shape[2:]))
             wide[:, where] = flat
@@ -138,7 +167,9 @@ class _Expansion(torch.autograd.Function):
         return grad_positions, grad_cell, grad_weights, None, None, None, None
 
 
-def expansion(calculator, positions, cell, types, pbc=True, *, species=None, weights=None):
+def expansion(
+    calculator, positions, cell, types, pbc=True, *, species=None, weights=None, kspace="auto"
+):
     """Expansion coefficients of every atom as a differentiable torch tensor.
 
     Parameters
@@ -163,6 +194,13 @@ def expansion(calculator, positions, cell, types, pbc=True, *, species=None, wei
         (docs/conventions.md, "Per-atom weights"); None: every weight 1 (the unweighted
         code). With ``species_channels=False`` and p = 1 the coefficients expand the
         electrostatic potential of these charges.
+    kspace : {"auto", "numpy", "torch"}
+        Who computes a bulk LODE structure's coefficients: "numpy", the calculator (tensors
+        on another device are copied to the CPU and back); "torch", the torch k-space path
+        of :mod:`lodekit.torch.kspace` on the tensors' device (direct k-space sum of one
+        exponent, no range separation; anything else is an InputError); "auto" (default),
+        "torch" where it applies and the tensors are on a device other than the CPU, else
+        "numpy". The two give the same numbers (to rounding).
 
     Returns
     -------
@@ -178,8 +216,10 @@ def expansion(calculator, positions, cell, types, pbc=True, *, species=None, wei
     gradient follows from the strain derivative; molecule: zero) and ``weights`` (the
     ``"weights"`` part of the vector-Jacobian product, computed only when ``weights``
     requires a gradient). The backward pass is ``calculator.vector_jacobian_product``; it
-    cannot itself be differentiated (a second derivative raises ``RuntimeError``). CUDA
-    tensors are copied to the CPU and back.
+    cannot itself be differentiated (a second derivative raises ``RuntimeError``). On the
+    torch k-space path (``kspace``) the backward pass is torch autograd and a small Function
+    for the cell: second derivatives with respect to positions and weights work there, not
+    through the cell (:mod:`lodekit.torch.kspace`).
     """
     if not isinstance(calculator, CALCULATOR_TYPES):
         raise InputError(
@@ -198,7 +238,15 @@ def expansion(calculator, positions, cell, types, pbc=True, *, species=None, wei
     cell = float64_tensor("cell", cell, (3, 3))
     if species is not None:
         species = checked_species(species)
-    return _Expansion.apply(positions, cell, weights, calculator, as_numbers(types), pbc, species)
+    kspace = check.choice("kspace", kspace, KSPACE_PATHS)
+    numbers = as_numbers(types)
+    if kspace == "torch" or (kspace == "auto" and positions.device.type != "cpu"):
+        out = _torch_kspace(
+            calculator, positions, cell, weights, numbers, pbc, species, kspace == "torch"
+        )
+        if out is not None:
+            return out
+    return _Expansion.apply(positions, cell, weights, calculator, numbers, pbc, species)
 
 
 def split_by_l(coefficients: torch.Tensor, max_angular: int | None = None) -> list[torch.Tensor]:
@@ -223,9 +271,11 @@ class ExpansionLayer(torch.nn.Module):
     calculator : SphericalExpansion or LodeSphericalExpansion
     species : sequence of int, optional
         Neighbour channels (see :func:`expansion`).
+    kspace : {"auto", "numpy", "torch"}
+        Who computes bulk LODE structures (see :func:`expansion`).
     """
 
-    def __init__(self, calculator, species=None):
+    def __init__(self, calculator, species=None, kspace="auto"):
         super().__init__()
         if not isinstance(calculator, CALCULATOR_TYPES):
             raise InputError(
@@ -234,12 +284,20 @@ class ExpansionLayer(torch.nn.Module):
             )
         self.calculator = calculator
         self.species = None if species is None else checked_species(species)
+        self.kspace = check.choice("kspace", kspace, KSPACE_PATHS)
 
     def forward(self, positions, cell, types, pbc=True, weights=None):
         """Coefficients (n_atoms, n_species, (max_angular+1)^2, n_radial); see :func:`expansion`."""
         return expansion(
-            self.calculator, positions, cell, types, pbc, species=self.species, weights=weights
+            self.calculator,
+            positions,
+            cell,
+            types,
+            pbc,
+            species=self.species,
+            weights=weights,
+            kspace=self.kspace,
         )
 
     def extra_repr(self) -> str:
-        return f"{self.calculator!r}, species={self.species}"
+        return f"{self.calculator!r}, species={self.species}, kspace={self.kspace!r}"
