@@ -162,6 +162,20 @@ def test_single_atom_periodic_cell():
     np.testing.assert_allclose(expansion.values[2], 0, atol=1e-12)
 
 
+def test_a_k_cutoff_below_every_k_vector_of_the_cell_is_refused():
+    """A 2.6 Å cube's shortest k-vectors are 2 pi / 2.6 = 2.417 1/Å long: a k_cutoff of 2.2
+    leaves the k-space sum empty (featomic refuses it too); 2.5 keeps the six shortest."""
+    atoms = ase.Atoms("NaCl", positions=[[0, 0, 0], [1.3, 1.3, 1.3]], cell=[2.6] * 3, pbc=True)
+    with pytest.raises(InputError, match=r"`k_cutoff` is 2.2 1/Å but no reciprocal.*2.41661"):
+        LodeSphericalExpansion(**LODE_ARGS, k_cutoff=2.2).compute(atoms)
+    values = LodeSphericalExpansion(**LODE_ARGS, k_cutoff=2.5).compute(atoms).values
+    # the six k = 2 pi / a (±1, 0, 0), ... put exp(i k·(r_Cl - r_Na)) = -1: the Cl channel
+    # around Na is minus the Na channel (the k = 0 and centre terms are zero here)
+    na_channel, cl_channel = values[0][0, 0, 0], values[0][0, 1, 0]
+    assert np.abs(na_channel).max() > 1e-3
+    np.testing.assert_allclose(cl_channel, -na_channel, rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     "calculator",
     [LodeSphericalExpansion(**LODE_ARGS), SphericalExpansion(**SOAP_ARGS)],

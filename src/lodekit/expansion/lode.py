@@ -27,6 +27,7 @@ from .kspace import (
     PeriodicCorrections,
     Remainder,
     available_methods,
+    half_space_kvectors,
 )
 from .kspace.slab import NormalLine, SlabGeometry, line_constants, line_length, slab_tiers
 from .lattice import reduced_cell
@@ -105,6 +106,21 @@ def _backend(method: str, channels: Channels):
     if channels.derivative and backend.tolerance(FEATOMIC_NUFFT_EPS) > 0:
         return KSPACE_BACKENDS["direct"]
     return backend
+
+
+def _check_some_kvector(cell: np.ndarray, k_cutoff: float) -> None:
+    """Refuse a fixed ``k_cutoff`` below every reciprocal-lattice vector of ``cell``: the
+    k-space sum would be empty, the coefficients blind to the structure (featomic refuses it
+    too). With ``accuracy`` the planner's cutoff may leave nothing to sum, legitimately."""
+    recip = 2.0 * np.pi * np.linalg.inv(cell).T
+    if np.linalg.norm(recip, axis=1).min() < k_cutoff or len(half_space_kvectors(cell, k_cutoff)):
+        return
+    raise InputError(
+        f"`k_cutoff` is {k_cutoff:g} 1/Å but no reciprocal-lattice vector of the cell "
+        f"{np.round(cell, 6).tolist()} is that short (the shortest basis vector is "
+        f"{np.linalg.norm(recip, axis=1).min():.6g} 1/Å): the k-space sum would be empty; give "
+        "a larger `k_cutoff`, or `accuracy` instead"
+    )
 
 
 #: Most atoms (frames x atoms) in one batch of :meth:`LodeSphericalExpansion._batches`.
@@ -547,6 +563,8 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         plan = self._plan_system(system, len(centres), channels.planned)
         problem = self._kspace_problem(system, centres, channels, plan, system.cell)
         self._check_work(system, problem.workload, plan, self._kspace_way_out())
+        if self.k_cutoff is not None:
+            _check_some_kvector(system.cell, self.k_cutoff)
         corrections = self._periodic_corrections(system, problem, plan)
         return plan, problem, _backend(plan.kspace_method, channels), corrections
 

@@ -182,9 +182,10 @@ def _tables_of_cell(problem: KspaceProblem):
         hkl, size = tables.hkl, tables.nbytes
     else:
         chunk = max(32, CHUNK_ELEMENTS // max(problem.n_atoms, problem.n_species * n_columns))
-        if len(hkl) > chunk or 8 * len(hkl) * n_columns > _KEPT_FACTOR_BYTES:
-            # F is built chunk by chunk; the k-vectors and the verdict "no shells" are kept,
-            # so that the next frame (and this one's gradients) skip the shell search
+        if not len(hkl) or len(hkl) > chunk or 8 * len(hkl) * n_columns > _KEPT_FACTOR_BYTES:
+            # F is built chunk by chunk (or there is no k-vector: a cell smaller than the
+            # cutoff's wavelength); the k-vectors and the verdict "no shells" are kept, so
+            # that the next frame (and this one's gradients) skip the shell search
             tables, size = None, hkl.nbytes
         else:
             _, tables = layout.factor(hkl)
