@@ -191,6 +191,23 @@ def test_slab_kspace_work_is_estimated_and_refused_with_a_way_out():
     calculator.compute(slab)  # the limit is restored
 
 
+def test_a_slab_too_wide_to_list_its_lines_is_refused_before_listing_them():
+    """A 1e5 Å wide slab cell holds about A k_c^2 / (8 pi) ~ 1.5e10 in-plane lines: refused
+    from that estimate (listing them needed 144 GiB, found by the fuzz test), and the
+    estimate counts the lines of a real slab to 10 %."""
+    positions = [[3.8, 1.6, 0.2], [0.1, 4.9, 5.5], [3.6, 4.4, 3.3], [5.6, 4.9, 0.0]]
+    wide = System(positions, [1, 1, 1, 1], np.eye(3) * 1e5, pbc=(True, False, True))
+    calculator = LodeSphericalExpansion(smearing=1.0, max_radial=2, max_angular=1, radius=3.0)
+    with pytest.raises(InputError, match=r"in-plane lines .* smaller in-plane cell"):
+        calculator.compute(wide)
+    from lodekit.expansion.kspace.slab import SlabGeometry, in_plane_lines
+
+    geometry = SlabGeometry.from_system(System.from_ase(_water_like_slab()))
+    k_cutoff = 4.0
+    estimate = geometry.area * k_cutoff**2 / (8 * np.pi)
+    assert abs(len(in_plane_lines(geometry, k_cutoff)[0]) / estimate - 1) < 0.1
+
+
 def test_slab_refuses_k_cutoff_and_defaults_to_an_accuracy():
     slab = _water_like_slab()
     fixed = LodeSphericalExpansion(

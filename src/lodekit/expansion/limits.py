@@ -103,6 +103,21 @@ def check_kspace_work(volume: float, k_cutoff: float, seconds: float, way_out: s
     )
 
 
+def check_slab_lines(area: float, k_cutoff: float, way_out: str) -> None:
+    """Raise an InputError when a slab's in-plane lines alone (each holds one k-vector at
+    least) exceed ``max_kvectors``: checked before they are enumerated. A half disc of
+    radius k_c holds about A k_c^2 / (8 pi) lines of an in-plane cell of area A."""
+    n_lines = float(area * k_cutoff**2 / (8.0 * np.pi))
+    if n_lines <= WORK_LIMITS.max_kvectors:
+        return
+    raise InputError(
+        f"the slab's k-space sum with k_cutoff {k_cutoff:.4g} 1/Å over an in-plane area of "
+        f"{area:.4g} Å^2 needs about {n_lines:.3g} in-plane lines of k-vectors (estimated), "
+        f"above the limit max_kvectors={WORK_LIMITS.max_kvectors:.3g}: {way_out}; or raise "
+        "the limits with lodekit.expansion.limits.work_limits(...)"
+    )
+
+
 def check_dense_jacobian(shape: tuple[int, ...], with_strain: bool) -> None:
     """Raise an InputError when a dense Jacobian of ``shape`` (n_centres, n_atoms, 3,
     n_species, lm, n_radial) would exceed ``max_jacobian_bytes``."""

@@ -31,7 +31,13 @@ from .kspace import (
 )
 from .kspace.slab import NormalLine, SlabGeometry, line_constants, line_length, slab_tiers
 from .lattice import reduced_cell
-from .limits import check_dense_jacobian, check_kspace_work, check_pairs, estimated_pairs
+from .limits import (
+    check_dense_jacobian,
+    check_kspace_work,
+    check_pairs,
+    check_slab_lines,
+    estimated_pairs,
+)
 from .pairs import pair_contractions
 from .plan import (
     PeriodicPlan,
@@ -898,6 +904,7 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         many k-vectors as its tiers would without a split."""
         accuracy = self.accuracy if self.accuracy is not None else DEFAULT_SLAB_ACCURACY
         k_cutoff = kspace_cutoff_for(0.5 * accuracy, self.smearing)
+        check_slab_lines(geometry.area, k_cutoff, self._slab_way_out(accuracy))
         tiers = slab_tiers(geometry, k_cutoff, self._line_lengths(geometry, len(system), accuracy))
         counts = [tier.kvector_count(k_cutoff) for tier in tiers]
         total = sum(counts)
@@ -915,6 +922,13 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         )
         density = len(system) / (geometry.area * max(geometry.thickness, 1.0))
         return self._plan_split(accuracy, workload, geometry.plane_heights.min(), density)
+
+    def _slab_way_out(self, accuracy: float) -> str:
+        """What to change when a slab's k-space sum is refused."""
+        return (
+            f"a larger `accuracy` (now {accuracy}), a larger `smearing` (now "
+            f"{self.smearing}), a smaller in-plane cell, or a thinner slab"
+        )
 
     def _line_lengths(self, geometry: SlabGeometry, n_atoms: int, accuracy: float):
         """g -> the stretched length each in-plane line needs (:func:`line_length`)."""
@@ -945,10 +959,7 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         # the cube whose half k-sphere holds as many k-vectors as the tiers
         n_kvectors = sum(tier.kvector_count(plan.k_cutoff) for tier in tiers)
         side = (n_kvectors * 12 * np.pi**2 / plan.k_cutoff**3) ** (1 / 3)
-        way_out = (
-            f"a larger `accuracy` (now {plan.accuracy}), a larger `smearing` (now "
-            f"{self.smearing}), or a thinner slab"
-        )
+        way_out = self._slab_way_out(plan.accuracy)
         self._check_work(system, replace(base.workload, cell=np.eye(3) * side), plan, way_out)
         parts = []
         for tier, method in zip(tiers, methods, strict=True):
