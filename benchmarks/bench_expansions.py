@@ -261,6 +261,8 @@ def run_worker(args: argparse.Namespace) -> None:
 
             version = featomic.__version__
         else:
+            import vesin  # noqa: F401  lodekit imports it (and torch, if installed) on first use
+
             import lodekit
 
             version = lodekit.__version__
