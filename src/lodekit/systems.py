@@ -41,6 +41,11 @@ _MAX_Z = 118
 
 
 def _as_numbers(types, n_atoms: int, name: str) -> np.ndarray:
+    if isinstance(types, np.ndarray) and types.dtype.kind in "iu" and types.shape == (n_atoms,):
+        # atomic numbers as an integer array (ase's): checked at once, not atom by atom
+        inside = (types >= 1) & (types <= _MAX_Z)
+        if inside.all():
+            return types.astype(np.int64)
     values = list(types) if not isinstance(types, np.ndarray) else types.tolist()
     if len(values) != n_atoms:
         raise InputError(
