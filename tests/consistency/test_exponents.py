@@ -343,7 +343,8 @@ def test_torch_expansion_widens_every_exponent():
     ]
     reference = torch.cat(parts, dim=1)
     assert out.shape == reference.shape == (len(atoms), 6, 4, 2)
-    assert torch.equal(out, reference)
+    # to rounding: a single exponent's shell sum may share its passes out to threads
+    assert (out - reference).abs().max() <= 1e-14 * reference.abs().max()
     weights = torch.randn(
         out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
     )
