@@ -106,10 +106,6 @@ def kspace_sum(problem: KspaceProblem) -> np.ndarray:
     return result
 
 
-#: Bytes of the phases of one pass of :func:`batched_kspace_sum` (all frames).
-_BATCH_PHASE_BYTES = 1 << 22
-
-
 def batched_kspace_sum(problems: list[KspaceProblem]) -> list[np.ndarray] | None:
     """:func:`kspace_sum` of frames of one cell and size, with the same centres and
     hyperparameters, whose k-vectors go shell by shell, as one batch
@@ -134,12 +130,7 @@ def batched_kspace_sum(problems: list[KspaceProblem]) -> list[np.ndarray] | None
     frac = np.stack([problem.fractional() for problem in problems])
     indicator = np.stack([problem.indicator() for problem in problems])
     n_columns = first.n_species * first.n_lm * first.n_radial
-    # passes of fewer k-vectors than for one structure: the phases of all frames stay
-    # within _BATCH_PHASE_BYTES (a pass's fixed cost is small beside its products)
-    n_rows = len(problems) * n_atoms
-    chunk = max(
-        32, min(CHUNK_ELEMENTS // max(n_rows, n_columns), _BATCH_PHASE_BYTES // (16 * n_rows))
-    )
+    chunk = max(32, CHUNK_ELEMENTS // max(len(problems) * n_atoms, n_columns))
     centres = None if all_centres else first.centres
     values = shell_sum(kept, layout, frac, indicator, centres, chunk, max(1, first.n_threads))
     return list(values)
