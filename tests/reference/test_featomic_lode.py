@@ -84,3 +84,14 @@ def test_frames_of_one_cell_summed_as_a_batch_match_featomic(monkeypatch, n_thre
     assert sorted(batched, reverse=True)[:3] == [2, 2, 1]
     reference = featomic_lode(frames, weight=1.0, **hypers)
     assert max_relative_difference(reference, ours.to_tensormap()) < 1e-10
+    # structures larger than a batch: one per batch (a lone one too), none left empty
+    monkeypatch.setattr(lode, "BATCH_ATOMS", 5)
+    ours = lodekit.LodeSphericalExpansion(**hypers).compute(frames, n_threads=n_threads)
+    assert max_relative_difference(reference, ours.to_tensormap()) < 1e-10
+    single = lodekit.LodeSphericalExpansion(**hypers).compute(frames[0], n_threads=n_threads)
+    assert (
+        max_relative_difference(
+            featomic_lode(frames[0], weight=1.0, **hypers), single.to_tensormap()
+        )
+        < 1e-10
+    )

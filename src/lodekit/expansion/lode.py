@@ -633,8 +633,11 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         batches = []
         for members in groups.values():
             n_atoms = len(jobs[members[0]][0])
-            parts = max(min(n_threads, len(members)), -(-len(members) * n_atoms // BATCH_ATOMS))
-            batches.extend(part.tolist() for part in np.array_split(members, parts))
+            parts = max(n_threads, -(-len(members) * n_atoms // BATCH_ATOMS))
+            # no empty batch: a group of fewer structures than parts is one per batch
+            batches.extend(
+                part.tolist() for part in np.array_split(members, min(parts, len(members)))
+            )
         return batches
 
     def _compute_batch(self, jobs: list, neighbor_types, n_threads: int) -> list:
