@@ -19,6 +19,16 @@ def _json(calculator):
     return {"calculator": calculator.name, **calculator.get_hypers()}
 
 
+def _force_by_differences(potential, atoms, j, alpha, h, **options):
+    """-dE/dr_{j,alpha}: the central difference of the potential's energy with step h (Å)."""
+    energy = []
+    for sign in (1, -1):
+        moved = atoms.copy()
+        moved.positions[j, alpha] += sign * h
+        energy.append(potential.compute(moved, forces=False, **options)["energy"])
+    return -(energy[0] - energy[1]) / (2 * h)
+
+
 def _recipe(lode=None, soap=None, blocks=("nu1",), center_types=None):
     """A recipe of LodePotential's former block names: "nu1" and "power_spectrum" of the
     LODE expansion, "soap" (its power spectrum) and "rho_x_v"; ``center_types`` splits
@@ -98,12 +108,7 @@ def test_potential_forces_and_stress_are_gradients_of_its_energy(kind):
     result = potential.compute(atoms)
     h = 1e-5
     for j, alpha in [(0, 0), (4, 2), (7, 1)]:
-        energy = []
-        for sign in (1, -1):
-            moved = atoms.copy()
-            moved.positions[j, alpha] += sign * h
-            energy.append(potential.compute(moved, forces=False)["energy"])
-        fd = -(energy[0] - energy[1]) / (2 * h)
+        fd = _force_by_differences(potential, atoms, j, alpha, h)
         assert result["forces"][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-8)
     volume = atoms.get_volume()
     for a, b in [(0, 0), (1, 2), (2, 2)]:
@@ -205,12 +210,7 @@ def test_potential_with_soap_blocks_is_the_gradient_of_its_energy(features):
     # values moved it across); Richardson with 1e-3 / 2e-3 meets the analytic force to 1e-8
     h = 1e-4
     for j, alpha in [(1, 0), (6, 2)]:
-        energy = []
-        for sign in (1, -1):
-            moved = atoms.copy()
-            moved.positions[j, alpha] += sign * h
-            energy.append(potential.compute(moved, forces=False)["energy"])
-        fd = -(energy[0] - energy[1]) / (2 * h)
+        fd = _force_by_differences(potential, atoms, j, alpha, h)
         assert result["forces"][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-8)
     for a, b in [(0, 0), (0, 2)]:
         energy = []
@@ -252,12 +252,7 @@ def test_potential_on_a_molecule_gives_forces_and_no_stress():
     assert "stress" not in result
     h = 1e-5
     for j, alpha in [(2, 1), (5, 0)]:
-        energy = []
-        for sign in (1, -1):
-            moved = atoms.copy()
-            moved.positions[j, alpha] += sign * h
-            energy.append(potential.compute(moved, forces=False)["energy"])
-        fd = -(energy[0] - energy[1]) / (2 * h)
+        fd = _force_by_differences(potential, atoms, j, alpha, h)
         assert result["forces"][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-8)
     # an isolated molecule feels no net force
     assert np.abs(result["forces"].sum(axis=0)).max() < 1e-10 * np.abs(result["forces"]).max()
@@ -673,12 +668,7 @@ def test_slab_stress_is_the_strain_derivative_over_det_cell(kind):
     assert without["energy"] == pytest.approx(result["energy"], rel=1e-12)
     np.testing.assert_allclose(without["forces"], result["forces"], rtol=0, atol=1e-12 * scale)
     for j, alpha in [(0, 2), (5, 0), (11, 1)]:
-        energy = []
-        for sign in (1, -1):
-            moved = atoms.copy()
-            moved.positions[j, alpha] += sign * h
-            energy.append(potential.compute(moved, forces=False, stress=False)["energy"])
-        fd = -(energy[0] - energy[1]) / (2 * h)
+        fd = _force_by_differences(potential, atoms, j, alpha, h, stress=False)
         assert result["forces"][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-9 * scale)
 
 
@@ -768,12 +758,7 @@ def test_charge_weighted_single_channel_lode_potential_is_the_gradient_of_its_en
     assert abs(potential.compute(unit, forces=False)["energy"] - result["energy"]) > 1e-3
     h = 1e-4
     for j, alpha in [(0, 0), (3, 2), (6, 1)]:
-        energy = []
-        for sign in (1, -1):
-            moved = atoms.copy()
-            moved.positions[j, alpha] += sign * h
-            energy.append(potential.compute(moved, forces=False)["energy"])
-        fd = -(energy[0] - energy[1]) / (2 * h)
+        fd = _force_by_differences(potential, atoms, j, alpha, h)
         assert result["forces"][j, alpha] == pytest.approx(fd, rel=1e-6, abs=1e-7)
     energy = []
     h = 1e-5  # the k-sphere of a fixed k_cutoff changes under larger strains

@@ -118,13 +118,13 @@ def _check_some_kvector(cell: np.ndarray, k_cutoff: float) -> None:
     """Refuse a fixed ``k_cutoff`` below every reciprocal-lattice vector of ``cell``: the
     k-space sum would be empty, the coefficients blind to the structure (featomic refuses it
     too). With ``accuracy`` the planner's cutoff may leave nothing to sum, legitimately."""
-    recip = 2.0 * np.pi * np.linalg.inv(cell).T
-    if np.linalg.norm(recip, axis=1).min() < k_cutoff or len(half_space_kvectors(cell, k_cutoff)):
+    shortest_basis = np.linalg.norm(2.0 * np.pi * np.linalg.inv(cell).T, axis=1).min()
+    if shortest_basis < k_cutoff or len(half_space_kvectors(cell, k_cutoff)):
         return
     raise InputError(
         f"`k_cutoff` is {k_cutoff:g} 1/Å but no reciprocal-lattice vector of the cell "
         f"{np.round(cell, 6).tolist()} is that short (the shortest basis vector is "
-        f"{np.linalg.norm(recip, axis=1).min():.6g} 1/Å): the k-space sum would be empty; give "
+        f"{shortest_basis:.6g} 1/Å): the k-space sum would be empty; give "
         "a larger `k_cutoff`, or `accuracy` instead"
     )
 
@@ -676,7 +676,7 @@ class LodeSphericalExpansion(SeveralExponents, CalculatorBase):
         if len(setups) > 1 and all(setup[2] is backend for setup in setups):
             values = backend.values([setup[1] for setup in setups])
         else:  # one structure, or plans that differ: no batch
-            values = [backend.value(problem) for _, problem, backend, _ in setups]
+            values = [own.value(problem) for _, problem, own, _ in setups]
         out = []
         for (_, centres, channels), (plan, _, _, corrections), value in zip(
             batch, setups, values, strict=True

@@ -117,9 +117,10 @@ def batched_kspace_sum(problems: list[KspaceProblem]) -> list[np.ndarray] | None
     layout, hkl, kept = _tables_of_cell(first)
     if not (isinstance(kept, ShellTables) and first.n_centres and len(hkl)):
         return None
+    key = _table_key(first)
     for problem in problems[1:]:
         if (
-            _table_key(problem) != _table_key(first)
+            _table_key(problem) != key
             or problem.n_atoms != first.n_atoms
             or problem.n_species != first.n_species
             or not np.array_equal(problem.centres, first.centres)
